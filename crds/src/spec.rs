@@ -1,0 +1,388 @@
+//! The desired state of an experiment: what to run, on how much data, with which windowing.
+
+use crate::duration::GoDuration;
+use crate::status::PipelineExperimentStatus;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A power-forecasting pipeline run as a reproducible experiment: sensors → MQTT → Pulsar →
+/// windowing → LSTM forecasting → PostgreSQL, with results written back into the status.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "wattcast.io",
+    version = "v1alpha1",
+    kind = "PipelineExperiment",
+    plural = "pipelineexperiments",
+    shortname = "pe",
+    category = "wattcast",
+    namespaced,
+    status = "PipelineExperimentStatus",
+    derive = "PartialEq",
+    printcolumn = r#"{"name":"Architecture","type":"string","jsonPath":".spec.architecture"}"#,
+    printcolumn = r#"{"name":"Devices","type":"integer","jsonPath":".spec.devices.count"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Coverage","type":"number","jsonPath":".status.results.coverage"}"#,
+    printcolumn = r#"{"name":"RMSE","type":"number","jsonPath":".status.results.forecast.rmse"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineExperimentSpec {
+    /// Streaming (architecture A: one message per reading, windowed by the windower) or
+    /// Batching (architecture B: smart sensors send one 60-reading batch per minute).
+    pub architecture: Architecture,
+    /// How many devices send data, and how they join.
+    pub devices: DevicesSpec,
+    /// The data the sensors replay: a generated scenario or your own CSV.
+    pub dataset: DatasetSpec,
+    /// How fast the sensors replay the data.
+    #[serde(default)]
+    pub replay: ReplaySpec,
+    /// How readings are grouped into windows (Streaming only).
+    #[serde(default)]
+    pub windowing: WindowingSpec,
+    /// How missing seconds of a window are filled before forecasting.
+    #[serde(default)]
+    pub imputation: Imputation,
+    /// The forecasting model and its retraining schedule.
+    #[serde(default)]
+    pub forecasting: ForecastingSpec,
+    /// Where Pulsar, MQTT, PostgreSQL and the object store run: managed by the operator
+    /// (default) or existing services.
+    #[serde(default)]
+    pub infrastructure: InfrastructureSpec,
+    /// What to remove when the run completes or the experiment is deleted.
+    #[serde(default)]
+    pub cleanup: CleanupPolicy,
+}
+
+/// The two architectures the original thesis compared.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Architecture {
+    /// A: simple sensors publish every reading; the windower groups them by event time.
+    Streaming,
+    /// B: smart sensors batch a minute of readings themselves; no stream processor.
+    Batching,
+}
+
+/// The devices of an experiment.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.rampUp) || self.count > 1").message("rampUp needs more than one device"))]
+pub struct DevicesSpec {
+    /// Number of devices (1 to 10000); devices are numbered 1..=count.
+    #[schemars(range(min = 1, max = 10000))]
+    pub count: u32,
+    /// Start devices one after another instead of all at once (the scaling experiment).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ramp_up: Option<RampUpSpec>,
+}
+
+/// Devices join one at a time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.every) > duration('0s')").message("rampUp.every must be positive"))]
+pub struct RampUpSpec {
+    /// Device i starts i × every after the first (replay time, e.g. `5m`).
+    pub every: GoDuration,
+}
+
+/// The data the sensors replay.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.scenario) != has(self.source)").message("set exactly one of dataset.scenario (generated data) and dataset.source (your own CSV)"))]
+pub struct DatasetSpec {
+    /// Generate data of this kind (deterministic for the seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scenario: Option<Scenario>,
+    /// Replay your own CSV (either layout of the original project) instead of generating.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<DatasetSource>,
+    /// Seed of the generator.
+    #[serde(default = "default_seed")]
+    pub seed: u64,
+    /// How much data to generate, in whole minutes (e.g. `2h`).
+    #[serde(default = "default_dataset_duration")]
+    pub duration: GoDuration,
+    /// Delay each generated reading's arrival by a random 0..jitter, so readings cross minute
+    /// boundaries (what makes watermark bounds matter).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jitter: Option<GoDuration>,
+}
+
+/// Kinds of generated data.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum Scenario {
+    /// Every second, in order.
+    InOrder,
+    /// The original's pattern: 5–15 seconds missing per minute, 2–4 interleaved runs per
+    /// minute, one run deferred 1–3 minutes in ~30 % of minutes.
+    MissingTimestamps,
+}
+
+/// A CSV the user provides.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.configMap) != has(self.s3)").message("set exactly one of configMap and s3"))]
+pub struct DatasetSource {
+    /// A key of a ConfigMap in the experiment's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapKey>,
+    /// An object in the experiment's object store.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Object>,
+}
+
+/// A key of a ConfigMap.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct ConfigMapKey {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+    /// The key holding the CSV.
+    #[schemars(length(min = 1, max = 253))]
+    pub key: String,
+}
+
+/// An object in S3-compatible storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct S3Object {
+    /// The bucket.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// The object key.
+    #[schemars(length(min = 1, max = 1024))]
+    pub key: String,
+}
+
+/// How fast the data is replayed.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.speedup > 0.0").message("replay.speedup must be greater than 0"))]
+pub struct ReplaySpec {
+    /// Replay speed: 1 is real time (one reading per device per second), 60 replays a minute
+    /// of data per second.
+    #[serde(default = "default_speedup")]
+    pub speedup: f64,
+}
+
+/// Event-time windowing, as the original Flink job did it.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.size) >= duration('1s')").message("windowing.size must be at least 1s"))]
+#[x_kube(validation = Rule::new("self.watermark.strategy != 'BoundedOutOfOrderness' || duration(self.watermark.maxOutOfOrderness) < duration(self.size)").message("watermark.maxOutOfOrderness must be below windowing.size"))]
+pub struct WindowingSpec {
+    /// Tumbling window size (whole seconds).
+    #[serde(default = "default_window_size")]
+    pub size: GoDuration,
+    /// How the watermark follows event time.
+    #[serde(default)]
+    pub watermark: WatermarkSpec,
+}
+
+/// The watermark strategy (Apache Flink's semantics).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("self.strategy == 'Monotonous' ? !has(self.maxOutOfOrderness) : has(self.maxOutOfOrderness)").message("maxOutOfOrderness is required with BoundedOutOfOrderness and not allowed with Monotonous"))]
+pub struct WatermarkSpec {
+    /// Monotonous (watermark = highest event time − 1 ms) or BoundedOutOfOrderness.
+    #[serde(default)]
+    pub strategy: WatermarkStrategy,
+    /// How far behind the highest event time a reading may arrive and still count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_out_of_orderness: Option<GoDuration>,
+    /// Fire a device's open windows after it sent nothing for this long (processing time).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<GoDuration>,
+}
+
+/// Watermark strategies.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum WatermarkStrategy {
+    /// Flink's `forMonotonousTimestamps()`.
+    #[default]
+    Monotonous,
+    /// Flink's `forBoundedOutOfOrderness(maxOutOfOrderness)`.
+    BoundedOutOfOrderness,
+}
+
+/// How missing seconds are filled.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Imputation {
+    /// The window's mean (the original's choice).
+    #[default]
+    Mean,
+    /// Straight line between neighbouring readings.
+    Linear,
+    /// The previous reading carried forward.
+    Previous,
+}
+
+/// Forecasting and retraining.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("duration(self.retrainEvery) >= duration('1m')").message("forecasting.retrainEvery must be at least 1m"))]
+pub struct ForecastingSpec {
+    /// Readings the model looks back over.
+    #[serde(default = "default_look_back")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub look_back: u32,
+    /// Seconds forecast ahead (recursively, one step at a time).
+    #[serde(default = "default_horizon")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub horizon: u32,
+    /// Retrain each device's model after this much event time.
+    #[serde(default = "default_retrain_every")]
+    pub retrain_every: GoDuration,
+    /// The LSTM and its training recipe.
+    #[serde(default)]
+    pub model: ModelSpec,
+}
+
+/// The LSTM model: LSTM(hidden) → Dropout(0.1) → Dense(1).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelSpec {
+    /// LSTM units.
+    #[serde(default = "default_hidden")]
+    #[schemars(range(min = 1, max = 1024))]
+    pub hidden: u32,
+    /// Training epochs.
+    #[serde(default = "default_epochs")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub epochs: u32,
+    /// Mini-batch size.
+    #[serde(default = "default_batch_size")]
+    #[schemars(range(min = 1, max = 4096))]
+    pub batch_size: u32,
+}
+
+/// Where the infrastructure runs; each service left out is managed by the operator.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct InfrastructureSpec {
+    /// An existing Pulsar cluster (`pulsar://` or `pulsar+ssl://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.url.matches('^pulsar(\\\\+ssl)?://[^/]+')").message("pulsar.url must look like pulsar://host:6650"))]
+    pub pulsar: Option<ExternalService>,
+    /// An existing MQTT broker (`mqtt://` or `mqtts://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.url.matches('^mqtts?://[^/]+')").message("mqtt.url must look like mqtt://host:1883"))]
+    pub mqtt: Option<ExternalService>,
+    /// An existing PostgreSQL (`postgres://` or `postgresql://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.url.matches('^postgres(ql)?://[^/]+')").message("postgres.url must look like postgres://host:5432/db"))]
+    pub postgres: Option<ExternalService>,
+    /// An existing S3-compatible object store (`http://` or `https://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.url.matches('^https?://[^/]+')").message("objectStore.url must look like https://host:9000"))]
+    pub object_store: Option<ExternalService>,
+}
+
+/// A service the experiment uses instead of a managed one.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalService {
+    /// Where it listens, without credentials.
+    #[schemars(length(min = 1, max = 2048))]
+    pub url: String,
+    /// A Secret in the experiment's namespace with the credentials (`username`/`password`,
+    /// or `accessKey`/`secretKey` for S3).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credentials_secret: Option<String>,
+}
+
+/// What is removed when the run completes (the finalizer always removes the experiment's
+/// Pulsar namespace and S3 prefix on deletion unless `Keep`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum CleanupPolicy {
+    /// Remove the workloads when the run completes; keep infrastructure and data for inspection.
+    #[default]
+    DeleteWorkloads,
+    /// Remove workloads and managed infrastructure when the run completes.
+    DeleteAll,
+    /// Remove nothing when the run completes, and leave external side effects on deletion.
+    Keep,
+}
+
+fn duration(text: &str) -> GoDuration {
+    text.parse().expect("built-in default durations are valid")
+}
+fn default_seed() -> u64 {
+    42
+}
+fn default_dataset_duration() -> GoDuration {
+    duration("2h")
+}
+fn default_speedup() -> f64 {
+    1.0
+}
+fn default_window_size() -> GoDuration {
+    duration("1m")
+}
+fn default_look_back() -> u32 {
+    60
+}
+fn default_horizon() -> u32 {
+    60
+}
+fn default_retrain_every() -> GoDuration {
+    duration("10m")
+}
+fn default_hidden() -> u32 {
+    25
+}
+fn default_epochs() -> u32 {
+    200
+}
+fn default_batch_size() -> u32 {
+    32
+}
+
+impl Default for ReplaySpec {
+    fn default() -> Self {
+        Self {
+            speedup: default_speedup(),
+        }
+    }
+}
+
+impl Default for WindowingSpec {
+    fn default() -> Self {
+        Self {
+            size: default_window_size(),
+            watermark: WatermarkSpec::default(),
+        }
+    }
+}
+
+impl Default for WatermarkSpec {
+    fn default() -> Self {
+        Self {
+            strategy: WatermarkStrategy::Monotonous,
+            max_out_of_orderness: None,
+            idle_timeout: Some(duration("1m")),
+        }
+    }
+}
+
+impl Default for ForecastingSpec {
+    fn default() -> Self {
+        Self {
+            look_back: default_look_back(),
+            horizon: default_horizon(),
+            retrain_every: default_retrain_every(),
+            model: ModelSpec::default(),
+        }
+    }
+}
+
+impl Default for ModelSpec {
+    fn default() -> Self {
+        Self {
+            hidden: default_hidden(),
+            epochs: default_epochs(),
+            batch_size: default_batch_size(),
+        }
+    }
+}

@@ -1,0 +1,147 @@
+//! The observed state of an experiment: phase, conditions, progress and results.
+
+use kube::KubeSchema;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// What the operator observed and measured.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineExperimentStatus {
+    /// Where the experiment is in its life.
+    #[serde(default)]
+    pub phase: Phase,
+    /// The generation of the spec this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Conditions per Kubernetes API conventions (e.g. InfrastructureReady, ModelsReady, Ready).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<Condition>,
+    /// Counts so far.
+    #[serde(default)]
+    pub progress: Progress,
+    /// What was measured, once there is something to report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub results: Option<Results>,
+}
+
+/// The experiment's life: Pending → Provisioning → Training → Running → Draining →
+/// Completed, or Failed from any of them.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Phase {
+    /// Accepted, nothing created yet.
+    #[default]
+    Pending,
+    /// Infrastructure and setup (topics, schema, bucket) are being created.
+    Provisioning,
+    /// Initial models are being trained.
+    Training,
+    /// Sensors are sending data.
+    Running,
+    /// Sensors are done; the pipeline is emptying.
+    Draining,
+    /// Every reading was processed and results are final.
+    Completed,
+    /// The experiment cannot go on; see conditions and Events.
+    Failed,
+}
+
+impl Phase {
+    /// Whether the experiment has ended (no more transitions).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, Self::Completed | Self::Failed)
+    }
+}
+
+/// A condition per Kubernetes API conventions.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// CamelCase type, e.g. `Ready`.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False` or `Unknown`.
+    pub status: ConditionStatus,
+    /// CamelCase reason for the last transition.
+    pub reason: String,
+    /// Human-readable detail.
+    #[serde(default)]
+    pub message: String,
+    /// When the status last changed (RFC 3339).
+    pub last_transition_time: String,
+    /// The spec generation the condition was set for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// A condition's status.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// It does not.
+    False,
+    /// Not known yet.
+    Unknown,
+}
+
+/// Counts of what has flowed through the pipeline.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Progress {
+    /// Readings the sensors published.
+    #[serde(default)]
+    pub readings_sent: u64,
+    /// Readings stored in PostgreSQL.
+    #[serde(default)]
+    pub readings_stored: u64,
+    /// Windows emitted (by the windower, or sent by smart sensors).
+    #[serde(default)]
+    pub windows_emitted: u64,
+    /// Readings that arrived after their window fired.
+    #[serde(default)]
+    pub late_readings: u64,
+    /// Forecast points stored.
+    #[serde(default)]
+    pub forecasts: u64,
+    /// Models retrained.
+    #[serde(default)]
+    pub retrains: u64,
+}
+
+/// What the experiment measured.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Results {
+    /// Readings placed in windows / expected readings, in [0, 1].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub coverage: Option<f64>,
+    /// Reading published → stored, milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<LatencySummary>,
+    /// Forecasts against the actual readings that arrived later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<ForecastAccuracy>,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+pub struct LatencySummary {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Forecast error in watts (MAPE in percent).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+pub struct ForecastAccuracy {
+    /// Mean absolute error, W.
+    pub mae: f64,
+    /// Root mean squared error, W.
+    pub rmse: f64,
+    /// Mean absolute percentage error, %.
+    pub mape: f64,
+}

@@ -1,0 +1,16 @@
+//! The committed CRD YAML must be what the Rust types generate.
+
+#[test]
+fn committed_crd_yaml_matches_the_types() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(wattcast_crds::CRD_PATH);
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}; run `make crd`", path.display()));
+    let generated = wattcast_crds::crd_yaml().unwrap();
+    assert!(
+        committed == generated,
+        "{} is stale: run `make crd` and commit the result",
+        path.display()
+    );
+}
