@@ -17,8 +17,16 @@ build: ## Build every crate, binary, test and bench
 	$(CARGO) build --workspace --all-targets
 
 .PHONY: test
-test: lint crd-check ## Run every test (lint, CRD freshness, unit, property and integration tests)
+test: test-env lint crd-check ## Start the test services, then run every test (lint, CRD, unit, property, integration)
 	$(CARGO) test --workspace
+
+.PHONY: test-env
+test-env: ## Install and start the real services the tests use (idempotent; writes test-env/.env)
+	test-env/up
+
+.PHONY: test-env-down
+test-env-down: ## Stop the test services (data and downloads stay cached)
+	test-env/down
 
 .PHONY: lint
 lint: ## cargo fmt --check and clippy with warnings as errors

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod imputation;
 pub mod preview;
 pub mod reading;
+pub mod services;
 pub mod window;
 pub mod windowing;
 

@@ -1,0 +1,38 @@
+# Mosquitto from Debian's package: our own config on 127.0.0.1:1883, password auth only.
+# shellcheck shell=bash
+
+MOSQUITTO_DIR=$RUN_DIR/mosquitto
+
+start_mosquitto() {
+  local pidfile=$MOSQUITTO_DIR/mosquitto.pid
+  if pid_alive "$pidfile"; then
+    log "mosquitto already running"
+    return 0
+  fi
+  port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another MQTT broker; stop it or point the tests at it (docs/testing.md)"
+  mkdir -p "$MOSQUITTO_DIR"
+  # mosquitto_passwd hashes with the installed version's scheme, so the file always matches.
+  rm -f "$MOSQUITTO_DIR/passwd"
+  touch "$MOSQUITTO_DIR/passwd"
+  chmod 600 "$MOSQUITTO_DIR/passwd"
+  mosquitto_passwd -b "$MOSQUITTO_DIR/passwd" "$MQTT_USERNAME" "$MQTT_PASSWORD"
+  cat >"$MOSQUITTO_DIR/mosquitto.conf" <<CONF
+# Written by test-env/up.
+listener $MQTT_PORT 127.0.0.1
+allow_anonymous false
+password_file $MOSQUITTO_DIR/passwd
+persistence false
+pid_file $pidfile
+log_dest file $MOSQUITTO_DIR/mosquitto.log
+max_queued_messages 100000
+CONF
+  if [[ $(id -u) -eq 0 ]]; then
+    # As root, Mosquitto drops to its own user, which must read its files.
+    chown -R mosquitto: "$MOSQUITTO_DIR"
+  fi
+  mosquitto -c "$MOSQUITTO_DIR/mosquitto.conf" -d
+  wait_until 30 mosquitto mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -u "$MQTT_USERNAME" -P "$MQTT_PASSWORD" -t wattcast/health -m up -q 1 \
+    || die "mosquitto did not start; see $MOSQUITTO_DIR/mosquitto.log"
+}
+
+stop_mosquitto() { stop_pidfile mosquitto "$MOSQUITTO_DIR/mosquitto.pid"; }

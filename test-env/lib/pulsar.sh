@@ -1,0 +1,75 @@
+# Apache Pulsar standalone assembled from Maven Central: broker + embedded BookKeeper + RocksDB
+# metadata, functions worker and stream storage off, heap bounded; 6650 binary, 8080 admin.
+# shellcheck shell=bash
+
+PULSAR_HOME=$CACHE_DIR/pulsar-$PULSAR_VERSION
+PULSAR_DIR=$RUN_DIR/pulsar
+
+install_pulsar() {
+  [[ -f $PULSAR_HOME/.complete ]] && return 0
+  log "resolving Apache Pulsar $PULSAR_VERSION from Maven Central (first run only)"
+  rm -rf "$PULSAR_HOME"
+  mkdir -p "$PULSAR_HOME"
+  mvn -B -q -s "$TEST_ENV_DIR/pulsar/settings.xml" -f "$TEST_ENV_DIR/pulsar/pom.xml" \
+    -Dmaven.repo.local="$CACHE_DIR/m2" -Dpulsar.version="$PULSAR_VERSION" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$PULSAR_HOME/lib" \
+    >"$CACHE_DIR/pulsar-resolve.log" 2>&1 || die "resolving Pulsar failed; see $CACHE_DIR/pulsar-resolve.log"
+  touch "$PULSAR_HOME/.complete"
+  log "pulsar resolved ($(elapsed)s)"
+}
+
+pulsar_healthy() {
+  [[ $(curl -fsS -m 5 "http://127.0.0.1:$PULSAR_ADMIN_PORT/admin/v2/brokers/health" 2>/dev/null) == ok ]]
+}
+
+start_pulsar() {
+  local pidfile=$PULSAR_DIR/pulsar.pid
+  if pid_alive "$pidfile" && pulsar_healthy; then
+    log "pulsar already running"
+    return 0
+  fi
+  stop_pidfile pulsar "$pidfile"
+  port_open "$PULSAR_PORT" && die "port $PULSAR_PORT is taken by another process; stop it or point the tests at your Pulsar (docs/testing.md)"
+  install_pulsar
+  mkdir -p "$PULSAR_DIR/data"
+  cat >"$PULSAR_DIR/standalone.conf" <<CONF
+# Written by test-env/up.
+clusterName=standalone
+bindAddress=127.0.0.1
+advertisedAddress=127.0.0.1
+brokerServicePort=$PULSAR_PORT
+webServicePort=$PULSAR_ADMIN_PORT
+managedLedgerDefaultEnsembleSize=1
+managedLedgerDefaultWriteQuorum=1
+managedLedgerDefaultAckQuorum=1
+functionsWorkerEnabled=false
+allowAutoTopicCreation=true
+allowAutoTopicCreationType=non-partitioned
+brokerDeleteInactiveTopicsEnabled=false
+# Small machine: fewer threads and caches.
+numIOThreads=2
+numHttpServerThreads=4
+managedLedgerCacheSizeMB=64
+dbStorage_writeCacheMaxSizeMb=32
+dbStorage_readAheadCacheMaxSizeMb=32
+dbStorage_rocksDB_blockCacheSize=16777216
+journalMaxSizeMB=256
+CONF
+  (
+    cd "$PULSAR_DIR"
+    nohup java -Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
+      --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED \
+      --add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED \
+      --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
+      --add-opens java.base/jdk.internal.platform=ALL-UNNAMED \
+      -Dpulsar.allocator.exit_on_oom=true -Dio.netty.recycler.maxCapacityPerThread=4096 \
+      -cp "$PULSAR_HOME/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
+      --config "$PULSAR_DIR/standalone.conf" --no-functions-worker --no-stream-storage \
+      --bookkeeper-dir "$PULSAR_DIR/data/bookkeeper" --metadata-dir "$PULSAR_DIR/data/metadata" \
+      >"$PULSAR_DIR/pulsar.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+  )
+  wait_until 180 pulsar pulsar_healthy || die "pulsar did not become healthy; see $PULSAR_DIR/pulsar.log"
+}
+
+stop_pulsar() { stop_pidfile pulsar "$PULSAR_DIR/pulsar.pid"; }

@@ -1,0 +1,39 @@
+//! Shared by the integration tests that use real services: where they are, and failing with a
+//! message that says how to start them.
+
+#![allow(dead_code)]
+
+use std::future::Future;
+use std::path::Path;
+use std::time::Duration;
+use wattcast::services::{Services, find_test_env_file};
+
+/// The services from the environment or `test-env/.env`; panics naming `make test-env`.
+pub fn services() -> Services {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let env_file = find_test_env_file(&repo);
+    Services::load(env_file.as_deref()).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// Awaits `future` for at most `seconds`; on time-out panics naming the service and how to start it.
+pub async fn within<T>(seconds: u64, service: &str, future: impl Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(seconds), future)
+        .await
+        .unwrap_or_else(|_| panic!("{service} did not answer within {seconds}s; is it running? Start the test services with `make test-env`"))
+}
+
+/// Panics with the error, naming the service and how to start it.
+pub fn reachable<T, E: std::fmt::Display>(service: &str, result: Result<T, E>) -> T {
+    result.unwrap_or_else(|error| {
+        panic!("cannot use {service}: {error}; start the test services with `make test-env`")
+    })
+}
+
+/// A name no other test run uses.
+pub fn unique(prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{prefix}-{}-{nanos}", std::process::id())
+}

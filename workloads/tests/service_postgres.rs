@@ -1,0 +1,72 @@
+//! PostgreSQL is real: a round trip through sqlx with password authentication.
+
+mod common;
+
+use sqlx::postgres::PgPoolOptions;
+use std::time::Duration;
+
+#[tokio::test]
+async fn round_trip_through_sqlx() {
+    let services = common::services();
+    let pool = common::reachable(
+        "PostgreSQL",
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect(&services.postgres_url)
+            .await,
+    );
+    let mut connection = pool.acquire().await.unwrap();
+    sqlx::query(
+        "CREATE TEMPORARY TABLE smoke_readings (device integer, at bigint, watts double precision, PRIMARY KEY (device, at))",
+    )
+    .execute(&mut *connection)
+    .await
+    .unwrap();
+    for _ in 0..2 {
+        // Inserting twice changes nothing: the primary key makes redelivery harmless.
+        sqlx::query("INSERT INTO smoke_readings VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(3_i32)
+            .bind(1_765_152_000_i64)
+            .bind(732.8_f64)
+            .execute(&mut *connection)
+            .await
+            .unwrap();
+    }
+    let rows: Vec<(i32, i64, f64)> = sqlx::query_as("SELECT device, at, watts FROM smoke_readings")
+        .fetch_all(&mut *connection)
+        .await
+        .unwrap();
+    assert_eq!(rows, vec![(3, 1_765_152_000, 732.8)]);
+
+    let server_version: String = sqlx::query_scalar("SHOW server_version")
+        .fetch_one(&mut *connection)
+        .await
+        .unwrap();
+    assert!(!server_version.is_empty());
+}
+
+#[tokio::test]
+async fn a_wrong_password_is_refused() {
+    let services = common::services();
+    let (credentials, address) = services
+        .postgres_url
+        .rsplit_once('@')
+        .expect("postgres://user:password@host/db");
+    let user = credentials
+        .trim_start_matches("postgres://")
+        .split(':')
+        .next()
+        .unwrap();
+    let wrong = format!("postgres://{user}:not-the-password@{address}");
+    let error = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(15))
+        .connect(&wrong)
+        .await
+        .expect_err("a wrong password must be refused");
+    assert!(
+        error.to_string().contains("password authentication failed"),
+        "expected PostgreSQL to refuse the password, got: {error}; is it running? Start the test services with `make test-env`"
+    );
+}
