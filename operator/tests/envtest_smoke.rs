@@ -1,60 +1,12 @@
 //! A real kube-apiserver (envtest, binaries built by test-env/up) installs the
 //! PipelineExperiment CRD, serves Namespaces, and enforces the CRD's schema and CEL rules.
 
+mod common;
+
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::CustomResourceExt;
 use kube::api::{Api, PostParams};
-use std::path::Path;
 use wattcast_crds::PipelineExperiment;
-
-/// KUBEBUILDER_ASSETS from the environment or test-env/.env; panics naming `make test-env`.
-fn kubebuilder_assets() -> String {
-    if let Some(assets) = std::env::var("KUBEBUILDER_ASSETS")
-        .ok()
-        .filter(|value| !value.is_empty())
-    {
-        return assets;
-    }
-    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-env/.env");
-    dotenvy::from_path_iter(&env_file)
-        .ok()
-        .and_then(|entries| entries.flatten().find(|(key, _)| key == "KUBEBUILDER_ASSETS"))
-        .map(|(_, value)| value)
-        .unwrap_or_else(|| {
-            panic!(
-                "KUBEBUILDER_ASSETS is not set and {} does not define it; build kube-apiserver and etcd with `make test-env`",
-                env_file.display()
-            )
-        })
-}
-
-async fn start() -> envtest::Server {
-    // Built together with the workloads, rustls has both ring and aws-lc-rs enabled and cannot
-    // pick one by itself; kube's default is ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let assets = kubebuilder_assets();
-    for binary in ["kube-apiserver", "etcd"] {
-        assert!(
-            Path::new(&assets).join(binary).exists(),
-            "{assets}/{binary} is missing; build it with `make test-env`"
-        );
-    }
-    let environment = envtest::Environment {
-        binary_assets_settings: envtest::BinaryAssetsSettings {
-            download_binary_assets: false,
-            binary_assets_directory: Some(assets),
-            ..Default::default()
-        },
-        ..Default::default()
-    }
-    .with_crds(PipelineExperiment::crd())
-    .expect("the CRD serialises");
-    environment
-        .create()
-        .await
-        .unwrap_or_else(|error| panic!("envtest could not start kube-apiserver and etcd: {error}"))
-}
 
 fn experiment(name: &str, spec: serde_json::Value) -> serde_json::Value {
     serde_json::json!({
@@ -67,7 +19,7 @@ fn experiment(name: &str, spec: serde_json::Value) -> serde_json::Value {
 
 #[tokio::test]
 async fn the_api_server_installs_the_crd_and_serves_namespaces() {
-    let server = start().await;
+    let server = common::start_api_server().await;
     let client = server.client().expect("a client for the envtest API server");
 
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());

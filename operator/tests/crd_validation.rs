@@ -1,0 +1,207 @@
+//! The API server itself refuses bad PipelineExperiment specs (schema and CEL rules), each with
+//! a message that says what is wrong.
+
+mod common;
+
+use kube::api::{Api, DynamicObject, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use serde_json::{Value, json};
+
+/// A valid spec to break one thing at a time.
+fn valid() -> Value {
+    json!({
+        "architecture": "Streaming",
+        "devices": { "count": 3, "rampUp": { "every": "5m" } },
+        "dataset": { "scenario": "MissingTimestamps", "seed": 7, "duration": "30m", "jitter": "8s" },
+        "replay": { "speedup": 60 },
+        "windowing": { "size": "1m", "watermark": { "strategy": "BoundedOutOfOrderness", "maxOutOfOrderness": "5s", "idleTimeout": "1m" } },
+        "imputation": "Linear",
+        "forecasting": { "lookBack": 60, "horizon": 60, "retrainEvery": "10m", "model": { "hidden": 25, "epochs": 200, "batchSize": 32 } },
+        "infrastructure": { "pulsar": { "url": "pulsar://pulsar.example:6650" } },
+        "cleanup": "DeleteWorkloads"
+    })
+}
+
+/// Sets `path` (dot-separated) in a copy of the valid spec; `null` removes the field.
+fn with(path: &str, value: Value) -> Value {
+    let mut spec = valid();
+    let mut node = &mut spec;
+    let parts: Vec<&str> = path.split('.').collect();
+    for part in &parts[..parts.len() - 1] {
+        node = node
+            .as_object_mut()
+            .unwrap()
+            .entry(*part)
+            .or_insert_with(|| json!({}));
+    }
+    let object = node.as_object_mut().unwrap();
+    let last = parts[parts.len() - 1];
+    if value.is_null() {
+        object.remove(last);
+    } else {
+        object.insert(last.to_owned(), value);
+    }
+    spec
+}
+
+/// (what is wrong, the spec, text the API server's refusal must contain)
+fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
+    vec![
+        (
+            "no devices",
+            with("devices.count", json!(0)),
+            "should be greater than or equal to 1",
+        ),
+        (
+            "too many devices",
+            with("devices.count", json!(10001)),
+            "should be less than or equal to 10000",
+        ),
+        (
+            "ramp-up with one device",
+            with("devices.count", json!(1)),
+            "rampUp needs more than one device",
+        ),
+        (
+            "ramp-up every 0s",
+            with("devices.rampUp.every", json!("0s")),
+            "rampUp.every must be positive",
+        ),
+        (
+            "unknown architecture",
+            with("architecture", json!("Lambda")),
+            "Unsupported value: \"Lambda\"",
+        ),
+        (
+            "architecture missing",
+            with("architecture", Value::Null),
+            "spec.architecture: Required value",
+        ),
+        (
+            "neither scenario nor source",
+            with("dataset.scenario", Value::Null),
+            "set exactly one of dataset.scenario (generated data) and dataset.source",
+        ),
+        (
+            "both scenario and source",
+            with(
+                "dataset.source",
+                json!({ "configMap": { "name": "data", "key": "device_1.csv" } }),
+            ),
+            "set exactly one of dataset.scenario (generated data) and dataset.source",
+        ),
+        (
+            "malformed duration",
+            with("dataset.duration", json!("2 hours")),
+            "spec.dataset.duration",
+        ),
+        (
+            "speed-up 0",
+            with("replay.speedup", json!(0)),
+            "replay.speedup must be greater than 0",
+        ),
+        (
+            "negative speed-up",
+            with("replay.speedup", json!(-5)),
+            "replay.speedup must be greater than 0",
+        ),
+        (
+            "window of 0s",
+            with("windowing.size", json!("0s")),
+            "windowing.size must be at least 1s",
+        ),
+        (
+            "watermark bound equal to the window",
+            with("windowing.watermark.maxOutOfOrderness", json!("1m")),
+            "watermark.maxOutOfOrderness must be below windowing.size",
+        ),
+        (
+            "bounded watermark without a bound",
+            with("windowing.watermark.maxOutOfOrderness", Value::Null),
+            "maxOutOfOrderness is required with BoundedOutOfOrderness",
+        ),
+        (
+            "monotonous watermark with a bound",
+            with("windowing.watermark.strategy", json!("Monotonous")),
+            "not allowed with Monotonous",
+        ),
+        (
+            "unknown imputation",
+            with("imputation", json!("Spline")),
+            "Unsupported value: \"Spline\"",
+        ),
+        (
+            "retrain every 30s",
+            with("forecasting.retrainEvery", json!("30s")),
+            "forecasting.retrainEvery must be at least 1m",
+        ),
+        (
+            "zero look-back",
+            with("forecasting.lookBack", json!(0)),
+            "should be greater than or equal to 1",
+        ),
+        (
+            "pulsar URL with the wrong scheme",
+            with("infrastructure.pulsar", json!({ "url": "http://pulsar:8080" })),
+            "pulsar.url must look like pulsar://host:6650",
+        ),
+        (
+            "postgres URL with the wrong scheme",
+            with("infrastructure.postgres", json!({ "url": "mysql://db:3306/x" })),
+            "postgres.url must look like postgres://host:5432/db",
+        ),
+        (
+            "object store URL without a host",
+            with("infrastructure.objectStore", json!({ "url": "https://" })),
+            "objectStore.url must look like https://host:9000",
+        ),
+        (
+            "unknown cleanup policy",
+            with("cleanup", json!("Sometimes")),
+            "Unsupported value: \"Sometimes\"",
+        ),
+    ]
+}
+
+#[tokio::test]
+async fn the_api_server_refuses_bad_specs_and_accepts_the_good_one() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, "validation").await;
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("wattcast.io", "v1alpha1", "PipelineExperiment"),
+        "pipelineexperiments",
+    );
+    let api: Api<DynamicObject> = Api::namespaced_with(client, "validation", &resource);
+    let object = |name: &str, spec: Value| -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "wattcast.io/v1alpha1",
+            "kind": "PipelineExperiment",
+            "metadata": { "name": name },
+            "spec": spec,
+        }))
+        .unwrap()
+    };
+
+    api.create(&PostParams::default(), &object("valid", valid()))
+        .await
+        .expect("the valid spec is accepted");
+
+    let cases = invalid_specs();
+    assert!(cases.len() >= 10);
+    let mut failures = Vec::new();
+    for (index, (what, spec, expected)) in cases.into_iter().enumerate() {
+        match api
+            .create(&PostParams::default(), &object(&format!("invalid-{index}"), spec))
+            .await
+        {
+            Ok(_) => failures.push(format!("{what}: accepted")),
+            Err(error) if error.to_string().contains(expected) => {}
+            Err(error) => failures.push(format!(
+                "{what}: refused, but the message lacks `{expected}`: {error}"
+            )),
+        }
+    }
+    server.destroy().await.unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
