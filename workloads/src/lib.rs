@@ -2,12 +2,19 @@
 //! event-time windowing engine and imputation. The `wattcast` binary's subcommands use it.
 
 pub mod dataset;
+pub mod experiment;
 pub mod imputation;
+pub mod local;
 pub mod preview;
+pub mod pulsar_admin;
 pub mod reading;
 pub mod services;
+pub mod store;
+pub mod topics;
 pub mod window;
 pub mod windowing;
+pub mod wire;
+pub mod workload;
 
 pub use reading::{DeviceId, Reading};
 pub use window::Window;

@@ -314,3 +314,16 @@ fn invalid_configurations_are_refused() {
     assert!(WindowConfig::new(Duration::from_secs(60), monotonous, Some(Duration::ZERO)).is_err());
     assert!(WindowConfig::new(Duration::from_secs(60), monotonous, Some(Duration::from_secs(60))).is_ok());
 }
+
+#[test]
+fn finishing_one_device_fires_only_its_windows() {
+    let mut engine = WindowEngine::new(WindowConfig::one_minute(WatermarkStrategy::Monotonous));
+    let mut out = Vec::new();
+    engine.push(Reading::new(DeviceId(1), 0, 0.0), 0, &mut out);
+    engine.push(Reading::new(DeviceId(2), 0, 0.0), 0, &mut out);
+    engine.finish_device(DeviceId(1), &mut out);
+    assert_eq!(out.iter().map(describe).collect::<Vec<_>>(), ["W1[0,60):0"]);
+    engine.push(Reading::new(DeviceId(1), 5, 5.0), 0, &mut out);
+    assert!(matches!(out.last(), Some(WindowEvent::Late(_))));
+    assert_eq!(engine.open_windows(), 1);
+}

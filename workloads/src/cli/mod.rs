@@ -1,6 +1,7 @@
 //! Command-line parsing, logging set-up and error reporting for the `wattcast` binary.
 
 mod dataset;
+mod local;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -29,6 +30,8 @@ enum Command {
     /// Generate, inspect and window datasets.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Run an experiment's whole pipeline in this process against running services.
+    Local(local::LocalArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -37,6 +40,7 @@ pub fn run() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
+        Command::Local(args) => local::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -252,6 +252,15 @@ impl WindowEngine {
         }
     }
 
+    /// Ends one device's bounded input (its sensor said it is done): fires the device's open
+    /// windows; anything the device sends afterwards is late.
+    pub fn finish_device(&mut self, device: DeviceId, out: &mut Vec<WindowEvent>) {
+        if let Some(state) = self.devices.get_mut(&device) {
+            state.watermark_ms = i64::MAX;
+            fire_ready(device, state, &self.config, &mut self.stats, out);
+        }
+    }
+
     /// Ends a bounded input: fires every open window, in device order, as Flink does when its
     /// source finishes (it emits the maximum watermark). Anything pushed afterwards is late.
     pub fn finish(&mut self, out: &mut Vec<WindowEvent>) {

@@ -1,0 +1,50 @@
+//! `wattcast local EXPERIMENT.yaml`: run an experiment's whole pipeline in this process.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::path::PathBuf;
+use std::time::Duration;
+use wattcast::experiment::read_experiment;
+use wattcast::local::{LocalOptions, run_local};
+use wattcast::services::{Services, find_test_env_file};
+
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// The PipelineExperiment YAML (the same file `kubectl apply` takes).
+    experiment: PathBuf,
+    /// Also write the summary as JSON to this file.
+    #[arg(long)]
+    summary_out: Option<PathBuf>,
+    /// Give up if the pipeline has not drained this long after the sensors finished.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "5m")]
+    drain_timeout: Duration,
+    /// A `.env` file with the services (default: the test env's `test-env/.env`, found from the
+    /// current directory upwards). WATTCAST_* environment variables take precedence.
+    #[arg(long)]
+    env_file: Option<PathBuf>,
+}
+
+pub fn run(args: LocalArgs) -> Result<()> {
+    let experiment = read_experiment(&args.experiment)?;
+    let env_file = args.env_file.or_else(|| {
+        std::env::current_dir()
+            .ok()
+            .and_then(|dir| find_test_env_file(&dir))
+    });
+    let services = Services::load(env_file.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let summary = runtime.block_on(run_local(
+        &experiment,
+        LocalOptions {
+            services,
+            drain_timeout: args.drain_timeout,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+        },
+    ))?;
+    let json = serde_json::to_string_pretty(&summary)?;
+    println!("{json}");
+    if let Some(path) = args.summary_out {
+        std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}

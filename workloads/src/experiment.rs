@@ -1,0 +1,107 @@
+//! From a `PipelineExperiment` spec (the crds crate's types) to the settings of the workloads.
+
+use crate::dataset::generate::{DEFAULT_START, GapPattern, GenerateOptions, Scenario};
+use crate::imputation::ImputationMethod;
+use crate::windowing::{WatermarkStrategy, WindowConfig, WindowConfigError};
+use wattcast_crds::{
+    Imputation, PipelineExperiment, PipelineExperimentSpec, Scenario as SpecScenario,
+    WatermarkStrategy as SpecStrategy,
+};
+
+/// Why a spec cannot be run as it is.
+#[derive(Debug, thiserror::Error)]
+pub enum SpecError {
+    /// The experiment has no name.
+    #[error("the experiment has no metadata.name")]
+    Unnamed,
+    /// A field the API server would have refused.
+    #[error("spec.{field}: {problem}")]
+    Field {
+        /// The field's path under `spec`.
+        field: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+    /// The windowing settings are not usable.
+    #[error("spec.windowing: {0}")]
+    Windowing(#[from] WindowConfigError),
+}
+
+/// Reads a `PipelineExperiment` from YAML, naming the file in errors.
+pub fn read_experiment(path: &std::path::Path) -> anyhow::Result<PipelineExperiment> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    serde_yaml::from_str(&text).with_context(|| format!("{}: not a PipelineExperiment", path.display()))
+}
+
+/// The experiment's name.
+pub fn name(experiment: &PipelineExperiment) -> Result<&str, SpecError> {
+    experiment.metadata.name.as_deref().ok_or(SpecError::Unnamed)
+}
+
+/// The windower's window size, watermark and idle timeout.
+pub fn window_config(spec: &PipelineExperimentSpec) -> Result<WindowConfig, SpecError> {
+    let watermark = &spec.windowing.watermark;
+    let strategy = match watermark.strategy {
+        SpecStrategy::Monotonous => WatermarkStrategy::Monotonous,
+        SpecStrategy::BoundedOutOfOrderness => WatermarkStrategy::BoundedOutOfOrderness {
+            max_out_of_orderness: watermark
+                .max_out_of_orderness
+                .as_ref()
+                .ok_or_else(|| SpecError::Field {
+                    field: "windowing.watermark.maxOutOfOrderness",
+                    problem: "required with BoundedOutOfOrderness".to_owned(),
+                })?
+                .get(),
+        },
+    };
+    Ok(WindowConfig::new(
+        spec.windowing.size.get(),
+        strategy,
+        watermark.idle_timeout.as_ref().map(|timeout| timeout.get()),
+    )?)
+}
+
+/// The imputation method.
+pub fn imputation(spec: &PipelineExperimentSpec) -> ImputationMethod {
+    match spec.imputation {
+        Imputation::Mean => ImputationMethod::Mean,
+        Imputation::Linear => ImputationMethod::Linear,
+        Imputation::Previous => ImputationMethod::Previous,
+    }
+}
+
+/// The generator settings of a generated dataset.
+pub fn generate_options(spec: &PipelineExperimentSpec) -> Result<GenerateOptions, SpecError> {
+    let scenario = match spec.dataset.scenario {
+        Some(SpecScenario::InOrder) => Scenario::InOrder,
+        Some(SpecScenario::MissingTimestamps) => Scenario::MissingTimestamps,
+        None => {
+            return Err(SpecError::Field {
+                field: "dataset.source",
+                problem: "a dataset source (ConfigMap or S3 CSV) is read by the sensors in the cluster; locally, use a generated scenario".to_owned(),
+            });
+        }
+    };
+    let duration = spec.dataset.duration.get();
+    if duration.as_secs() == 0 || !duration.as_secs().is_multiple_of(60) || duration.subsec_nanos() != 0 {
+        return Err(SpecError::Field {
+            field: "dataset.duration",
+            problem: format!(
+                "must be a positive whole number of minutes (got {})",
+                spec.dataset.duration
+            ),
+        });
+    }
+    Ok(GenerateOptions {
+        scenario,
+        devices: spec.devices.count,
+        minutes: (duration.as_secs() / 60) as u32,
+        seed: spec.dataset.seed,
+        start: DEFAULT_START,
+        jitter_ms: spec.dataset.jitter.as_ref().map_or(0, |jitter| {
+            jitter.get().as_millis().min(u128::from(u32::MAX)) as u32
+        }),
+        pattern: GapPattern::default(),
+    })
+}

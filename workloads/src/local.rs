@@ -1,0 +1,266 @@
+//! `wattcast local EXPERIMENT.yaml`: the whole pipeline as tasks of one process against running
+//! services — sensor → MQTT → bridge → Pulsar → windower → coordinator → PostgreSQL — until
+//! every reading sent has been stored (or counted late), then a summary.
+
+use crate::dataset::generate::generate_device;
+use crate::experiment;
+use crate::pulsar_admin::PulsarAdmin;
+use crate::reading::DeviceId;
+use crate::services::Services;
+use crate::store::Store;
+use crate::store::summary::Percentiles;
+use crate::topics::ExperimentNames;
+use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
+use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use crate::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wattcast_crds::{Architecture, PipelineExperiment};
+
+/// How `wattcast local` runs.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The services to use.
+    pub services: Services,
+    /// Give up when the data has not drained after this long.
+    pub drain_timeout: Duration,
+    /// Show a progress spinner on stderr.
+    pub progress: bool,
+}
+
+/// What a local run measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalSummary {
+    /// The experiment.
+    pub experiment: String,
+    /// Streaming or Batching.
+    pub architecture: String,
+    /// Devices.
+    pub devices: u32,
+    /// Readings the sensors sent.
+    pub readings_sent: u64,
+    /// Measured readings stored.
+    pub readings_stored: i64,
+    /// Seconds filled by imputation.
+    pub readings_imputed: i64,
+    /// Readings that came after their window fired (stored in `late_readings`).
+    pub late: i64,
+    /// Windows stored.
+    pub windows: i64,
+    /// Windows with every second measured.
+    pub complete_windows: i64,
+    /// Measured readings in windows / expected readings.
+    pub coverage: Option<f64>,
+    /// Sensor publish → stored, milliseconds.
+    pub latency_ms: Option<Percentiles>,
+    /// Messages refused along the way.
+    pub dead_letters: u64,
+    /// Retrain requests sent.
+    pub retrain_requests: u64,
+    /// Wall-clock duration of the run, seconds.
+    pub duration_s: f64,
+}
+
+/// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace
+/// and PostgreSQL schema are recreated first, so each run starts clean.
+pub async fn run_local(
+    experiment: &PipelineExperiment,
+    options: LocalOptions,
+) -> anyhow::Result<LocalSummary> {
+    let started = Instant::now();
+    let spec = &experiment.spec;
+    let names = ExperimentNames::new(experiment::name(experiment)?)?;
+    let generate = experiment::generate_options(spec)?;
+    let services = &options.services;
+
+    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
+    admin
+        .delete_experiment(&names)
+        .await
+        .context("resetting the Pulsar namespace")?;
+    admin
+        .create_experiment(&names)
+        .await
+        .context("creating the Pulsar namespace and topics")?;
+    let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 8)
+        .await
+        .context("connecting to PostgreSQL")?;
+    store.drop_schema().await.context("resetting the schema")?;
+    store.migrate().await?;
+
+    let cancel = CancellationToken::new();
+    let bridge_stats = Arc::new(BridgeStats::default());
+    let windower_stats = Arc::new(WindowerStats::default());
+    let coordinator_stats = Arc::new(CoordinatorStats::default());
+    let mut tasks = tokio::task::JoinSet::new();
+
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tasks.spawn({
+        let config = BridgeConfig {
+            names: names.clone(),
+            devices: spec.devices.count,
+            mqtt: services.mqtt.clone(),
+            pulsar_url: services.pulsar_url.clone(),
+        };
+        let (stats, cancel) = (bridge_stats.clone(), cancel.clone());
+        async move {
+            run_bridge(config, stats, ready_tx, cancel)
+                .await
+                .context("bridge")
+        }
+    });
+    if spec.architecture == Architecture::Streaming {
+        let config = WindowerConfig {
+            names: names.clone(),
+            devices: spec.devices.count,
+            window: experiment::window_config(spec)?,
+            pulsar_url: services.pulsar_url.clone(),
+        };
+        let (stats, cancel) = (windower_stats.clone(), cancel.clone());
+        tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
+    }
+    let coordinator = CoordinatorConfig {
+        names: names.clone(),
+        imputation: experiment::imputation(spec),
+        retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
+        retrain_readings: 600,
+        pulsar_url: services.pulsar_url.clone(),
+    };
+    {
+        let (store, stats, cancel) = (store.clone(), coordinator_stats.clone(), cancel.clone());
+        tasks.spawn(async move {
+            run_coordinator(coordinator, store, stats, cancel)
+                .await
+                .context("coordinator")
+        });
+    }
+
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(60), ready_rx).await,
+        Ok(Ok(()))
+    ) {
+        cancel.cancel();
+        while let Some(result) = tasks.join_next().await {
+            result.context("a workload panicked")??;
+        }
+        bail!("the bridge did not subscribe to MQTT within 60 s");
+    }
+
+    let devices: Vec<(DeviceId, Vec<_>)> = (1..=spec.devices.count)
+        .map(|device| {
+            (
+                DeviceId(device),
+                generate_device(&generate, DeviceId(device)).readings,
+            )
+        })
+        .collect();
+    let sensor = SensorConfig {
+        mode: match spec.architecture {
+            Architecture::Streaming => SensorMode::Streaming,
+            Architecture::Batching => SensorMode::Batching,
+        },
+        names: names.clone(),
+        devices,
+        speedup: spec.replay.speedup,
+        ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
+        mqtt: services.mqtt.clone(),
+        client_id: format!("wattcast-sensor-{}-{}", names.experiment(), std::process::id()),
+    };
+
+    let progress = progress_bar(options.progress);
+    let report = {
+        let sensor_run = run_sensor(sensor, cancel.clone());
+        tokio::pin!(sensor_run);
+        loop {
+            tokio::select! {
+                report = &mut sensor_run => break report.context("sensor")?,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    show(&progress, "sending", &bridge_stats, &coordinator_stats);
+                }
+                Some(result) = tasks.join_next() => {
+                    cancel.cancel();
+                    result.context("a workload panicked")??;
+                    bail!("a workload stopped while the sensors were sending");
+                }
+            }
+        }
+    };
+    let readings_sent: u64 = report.readings_sent.values().sum();
+
+    // Drained when every reading sent is stored, or stored as late.
+    let deadline = Instant::now() + options.drain_timeout;
+    loop {
+        let arrived = store.arrived().await? as u64;
+        if arrived >= readings_sent {
+            break;
+        }
+        if Instant::now() > deadline {
+            cancel.cancel();
+            bail!(
+                "not drained after {:?}: {arrived} of {readings_sent} readings stored (dead letters: {})",
+                options.drain_timeout,
+                bridge_stats.dead_letters.load(Ordering::Relaxed)
+            );
+        }
+        show(&progress, "draining", &bridge_stats, &coordinator_stats);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cancel.cancel();
+    while let Some(result) = tasks.join_next().await {
+        result.context("a workload panicked")??;
+    }
+    if let Some(progress) = progress {
+        progress.finish_and_clear();
+    }
+
+    let stored = store.summary().await?;
+    Ok(LocalSummary {
+        experiment: names.experiment().to_owned(),
+        architecture: format!("{:?}", spec.architecture),
+        devices: spec.devices.count,
+        readings_sent,
+        readings_stored: stored.readings_stored,
+        readings_imputed: stored.readings_imputed,
+        late: stored.late,
+        windows: stored.windows,
+        complete_windows: stored.complete_windows,
+        coverage: stored.coverage,
+        latency_ms: stored.latency_ms,
+        dead_letters: bridge_stats.dead_letters.load(Ordering::Relaxed)
+            + windower_stats.dead_letters.load(Ordering::Relaxed)
+            + coordinator_stats.dead_letters.load(Ordering::Relaxed),
+        retrain_requests: coordinator_stats.retrain_requests.load(Ordering::Relaxed),
+        duration_s: started.elapsed().as_secs_f64(),
+    })
+}
+
+fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
+    enabled.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    })
+}
+
+fn show(
+    progress: &Option<indicatif::ProgressBar>,
+    phase: &str,
+    bridge: &BridgeStats,
+    coordinator: &CoordinatorStats,
+) {
+    if let Some(progress) = progress {
+        progress.set_message(format!(
+            "{phase}: {} readings and {} batches bridged, {} windows stored, {} late, {} dead letters",
+            bridge.readings.load(Ordering::Relaxed),
+            bridge.batches.load(Ordering::Relaxed),
+            coordinator.windows.load(Ordering::Relaxed),
+            coordinator.late.load(Ordering::Relaxed),
+            bridge.dead_letters.load(Ordering::Relaxed),
+        ));
+    }
+}

@@ -1,0 +1,86 @@
+//! What an experiment's store says about the run: counts, coverage and latency.
+
+use super::{Store, StoreError};
+use serde::Serialize;
+
+/// Latency percentiles in milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Counts and measurements from the store.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoreSummary {
+    /// Measured readings stored.
+    pub readings_stored: i64,
+    /// Imputed seconds stored.
+    pub readings_imputed: i64,
+    /// Windows stored.
+    pub windows: i64,
+    /// Windows with every expected reading measured.
+    pub complete_windows: i64,
+    /// Late readings stored.
+    pub late: i64,
+    /// Measured readings in windows / expected readings of the windows.
+    pub coverage: Option<f64>,
+    /// Sensor publish → stored, over measured readings.
+    pub latency_ms: Option<Percentiles>,
+}
+
+impl Store {
+    /// Measured readings plus late readings stored so far (what has arrived from the sensors).
+    pub async fn arrived(&self) -> Result<i64, StoreError> {
+        let (arrived,): (i64,) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM readings WHERE NOT imputed) + (SELECT count(*) FROM late_readings)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(arrived)
+    }
+
+    /// Summarises the run.
+    pub async fn summary(&self) -> Result<StoreSummary, StoreError> {
+        let (readings_stored, readings_imputed): (i64, i64) = sqlx::query_as(
+            "SELECT count(*) FILTER (WHERE NOT imputed), count(*) FILTER (WHERE imputed) FROM readings",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let (windows, complete_windows, received, expected): (i64, i64, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT count(*), count(*) FILTER (WHERE received >= expected), sum(received)::bigint, sum(expected)::bigint FROM windows",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let (late,): (i64,) = sqlx::query_as("SELECT count(*) FROM late_readings")
+            .fetch_one(self.pool())
+            .await?;
+        let latency: (Option<f64>, Option<f64>, Option<f64>) = sqlx::query_as(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY stored_ms - published_ms),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY stored_ms - published_ms),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY stored_ms - published_ms)
+             FROM readings WHERE NOT imputed AND published_ms IS NOT NULL",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(StoreSummary {
+            readings_stored,
+            readings_imputed,
+            windows,
+            complete_windows,
+            late,
+            coverage: match (received, expected) {
+                (Some(received), Some(expected)) if expected > 0 => Some(received as f64 / expected as f64),
+                _ => None,
+            },
+            latency_ms: match latency {
+                (Some(p50), Some(p95), Some(p99)) => Some(Percentiles { p50, p95, p99 }),
+                _ => None,
+            },
+        })
+    }
+}

@@ -1,0 +1,224 @@
+//! `wattcast bridge`: Mosquitto → Pulsar, at-least-once. A sensor's message is acknowledged to
+//! the broker only after Pulsar confirmed the send; readings go to `readings`, batches to
+//! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
+
+use super::{now_ms, pulsar_client, retry};
+use crate::services::MqttEndpoint;
+use crate::topics::ExperimentNames;
+use crate::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
+use pulsar::producer::SendFuture;
+use pulsar::{Producer, TokioExecutor};
+use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the bridge needs.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// Devices 1..=devices are known; others are dead-lettered.
+    pub devices: u32,
+    /// The broker.
+    pub mqtt: MqttEndpoint,
+    /// Pulsar broker URL.
+    pub pulsar_url: String,
+}
+
+/// Running counts, shared with metrics and `wattcast local`.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// Readings forwarded to `readings`.
+    pub readings: AtomicU64,
+    /// Batches forwarded to `windows`.
+    pub batches: AtomicU64,
+    /// End-of-stream markers forwarded.
+    pub end_markers: AtomicU64,
+    /// Messages sent to `dead-letter`.
+    pub dead_letters: AtomicU64,
+}
+
+/// Why the bridge stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// Pulsar refused a producer or a message could not be encoded.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+    /// The MQTT client failed for good.
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+}
+
+struct Producers {
+    readings: Producer<TokioExecutor>,
+    windows: Producer<TokioExecutor>,
+    dead_letter: Producer<TokioExecutor>,
+}
+
+/// Runs until cancelled; `ready` fires once the MQTT subscription is in place.
+pub async fn run_bridge(
+    config: BridgeConfig,
+    stats: Arc<BridgeStats>,
+    ready: tokio::sync::oneshot::Sender<()>,
+    cancel: CancellationToken,
+) -> Result<(), BridgeError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
+        pulsar_client(&config.pulsar_url)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let producer = |topic: &str| {
+        let pulsar = pulsar.clone();
+        let topic = config.names.pulsar_topic(topic);
+        async move {
+            pulsar
+                .producer()
+                .with_topic(topic)
+                .build()
+                .await
+                .map_err(|error| BridgeError::Pulsar(error.to_string()))
+        }
+    };
+    let mut producers = Producers {
+        readings: producer("readings").await?,
+        windows: producer("windows").await?,
+        dead_letter: producer("dead-letter").await?,
+    };
+
+    // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,
+    // and messages it received but did not acknowledge are delivered again.
+    let mut options = MqttOptions::new(
+        format!("wattcast-bridge-{}", config.names.experiment()),
+        &config.mqtt.host,
+        config.mqtt.port,
+    );
+    options.set_credentials(&config.mqtt.username, &config.mqtt.password);
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_keep_alive(Duration::from_secs(15));
+    options.set_inflight(1000);
+    let (client, mut events) = AsyncClient::new(options, 1000);
+    client
+        .subscribe(config.names.mqtt_subscription(), QoS::AtLeastOnce)
+        .await
+        .map_err(|error| BridgeError::Mqtt(error.to_string()))?;
+
+    let mut ready = Some(ready);
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => break,
+            event = events.poll() => event,
+        };
+        match event {
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                backoff = Duration::from_millis(100);
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let Some(receipt) = forward(&config, &mut producers, &stats, &publish).await? else {
+                    if let Err(error) = client.ack(&publish).await {
+                        tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
+                    }
+                    continue;
+                };
+                let client = client.clone();
+                tokio::spawn(async move {
+                    match receipt.await {
+                        Ok(_) => {
+                            if let Err(error) = client.ack(&publish).await {
+                                tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(%error, "Pulsar did not confirm a send; the MQTT message stays unacknowledged")
+                        }
+                    }
+                });
+            }
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bridge MQTT connection failed; reconnecting");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    let _ = client.disconnect().await;
+    Ok(())
+}
+
+/// Sends one MQTT message to its Pulsar topic; the returned future resolves when Pulsar
+/// confirms (`None`: nothing to forward, acknowledge at once).
+async fn forward(
+    config: &BridgeConfig,
+    producers: &mut Producers,
+    stats: &BridgeStats,
+    publish: &Publish,
+) -> Result<Option<SendFuture>, BridgeError> {
+    let kind = publish.topic.rsplit('/').nth(1).unwrap_or_default();
+    let routed = match kind {
+        "readings" => parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
+            SensorPayload::Reading(reading) => {
+                stats.readings.fetch_add(1, Ordering::Relaxed);
+                (&mut producers.readings, reading.device)
+            }
+            SensorPayload::EndOfStream(end) => {
+                stats.end_markers.fetch_add(1, Ordering::Relaxed);
+                (&mut producers.readings, end.sensor_id)
+            }
+        }),
+        "batches" => match parse_sensor_payload(&publish.payload, config.devices) {
+            // Batching has no windower: the marker only documents the sensor's count.
+            Ok(SensorPayload::EndOfStream(_)) => {
+                stats.end_markers.fetch_add(1, Ordering::Relaxed);
+                return Ok(None);
+            }
+            _ => parse_batch(&publish.payload, config.devices).map(|message| {
+                stats.batches.fetch_add(1, Ordering::Relaxed);
+                (&mut producers.windows, message.window.device)
+            }),
+        },
+        other => Err(Refused::Malformed(format!("unknown topic kind `{other}`"))),
+    };
+    let send = match routed {
+        Ok((producer, device)) => {
+            producer
+                .create_message()
+                .with_content(publish.payload.to_vec())
+                .with_key(device.to_string())
+                .event_time(now_ms() as u64)
+                .send_non_blocking()
+                .await
+        }
+        Err(reason) => {
+            stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
+            let letter = DeadLetter {
+                stage: "bridge".to_owned(),
+                source: publish.topic.clone(),
+                reason: reason.to_string(),
+                payload: String::from_utf8_lossy(&publish.payload).into_owned(),
+            };
+            let payload =
+                serde_json::to_vec(&letter).map_err(|error| BridgeError::Pulsar(error.to_string()))?;
+            producers
+                .dead_letter
+                .create_message()
+                .with_content(payload)
+                .send_non_blocking()
+                .await
+        }
+    };
+    send.map(Some)
+        .map_err(|error| BridgeError::Pulsar(error.to_string()))
+}

@@ -1,0 +1,205 @@
+//! `wattcast coordinator`: consumes `windows` and `late`; per window it fills missing seconds,
+//! stores the window and its readings idempotently (retrying while PostgreSQL is away, so
+//! nothing is lost), and asks for a retrain every `retrain_every` of event time. Forecasting
+//! with the device's model joins here with the ML workloads.
+
+use super::{now_ms, pulsar_client, retry, send_dead_letter};
+use crate::imputation::{ImputationMethod, impute};
+use crate::reading::DeviceId;
+use crate::store::Store;
+use crate::topics::ExperimentNames;
+use crate::wire::{DeadLetter, LateMessage, RetrainRequest, WindowMessage};
+use futures::StreamExt;
+use pulsar::consumer::InitialPosition;
+use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use tokio_util::sync::CancellationToken;
+
+/// What the coordinator needs.
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// How missing seconds are filled.
+    pub imputation: ImputationMethod,
+    /// Ask for a retrain after this much event time per device (seconds).
+    pub retrain_every_s: i64,
+    /// Readings a retrain uses (the original: the latest 600).
+    pub retrain_readings: i64,
+    /// Pulsar broker URL.
+    pub pulsar_url: String,
+}
+
+/// Running counts.
+#[derive(Debug, Default)]
+pub struct CoordinatorStats {
+    /// Windows stored.
+    pub windows: AtomicU64,
+    /// Late readings stored.
+    pub late: AtomicU64,
+    /// Retrain requests sent.
+    pub retrain_requests: AtomicU64,
+    /// Windows that could not be used (dead-lettered).
+    pub dead_letters: AtomicU64,
+    /// Store attempts that failed and were retried.
+    pub store_retries: AtomicU64,
+}
+
+/// Why the coordinator stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum CoordinatorError {
+    /// Pulsar failed.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+}
+
+fn pulsar_error(error: impl std::fmt::Display) -> CoordinatorError {
+    CoordinatorError::Pulsar(error.to_string())
+}
+
+/// Runs until cancelled.
+pub async fn run_coordinator(
+    config: CoordinatorConfig,
+    store: Store,
+    stats: Arc<CoordinatorStats>,
+    cancel: CancellationToken,
+) -> Result<(), CoordinatorError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
+        pulsar_client(&config.pulsar_url)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let subscribe = |topic: &str| {
+        let topic = config.names.pulsar_topic(topic);
+        let pulsar = pulsar.clone();
+        async move {
+            pulsar
+                .consumer()
+                .with_topic(topic)
+                .with_subscription("coordinator")
+                .with_subscription_type(SubType::KeyShared)
+                .with_options(ConsumerOptions {
+                    initial_position: InitialPosition::Earliest,
+                    ..ConsumerOptions::default()
+                })
+                .build::<Vec<u8>>()
+                .await
+                .map_err(pulsar_error)
+        }
+    };
+    let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe("windows").await?;
+    let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe("late").await?;
+    let producer = |topic: &str| {
+        let topic = config.names.pulsar_topic(topic);
+        let pulsar = pulsar.clone();
+        async move {
+            pulsar
+                .producer()
+                .with_topic(topic)
+                .build()
+                .await
+                .map_err(pulsar_error)
+        }
+    };
+    let mut retrain: Producer<TokioExecutor> = producer("retrain").await?;
+    let mut dead_letter: Producer<TokioExecutor> = producer("dead-letter").await?;
+    // Per device: the event time up to which a retrain was last requested.
+    let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
+
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            message = windows.next() => {
+                let Some(message) = message else { break };
+                let message = message.map_err(pulsar_error)?;
+                let parsed = serde_json::from_slice::<WindowMessage>(&message.payload.data)
+                    .map_err(|error| error.to_string())
+                    .and_then(|window| {
+                        impute(&window.window, config.imputation)
+                            .map(|filled| (window, filled))
+                            .map_err(|error| error.to_string())
+                    });
+                match parsed {
+                    Ok((window, filled)) => {
+                        let stored = retry("storing a window", &cancel, || {
+                            let result = store.store_window(&window, &filled, now_ms());
+                            async {
+                                let result = result.await;
+                                if result.is_err() {
+                                    stats.store_retries.fetch_add(1, Ordering::Relaxed);
+                                }
+                                result
+                            }
+                        })
+                        .await;
+                        if stored.is_none() {
+                            break; // cancelled: the window stays unacknowledged and is redelivered
+                        }
+                        stats.windows.fetch_add(1, Ordering::Relaxed);
+                        let device = window.window.device;
+                        let until = *retrained_until.entry(device).or_insert(window.window.start);
+                        if window.window.end - until >= config.retrain_every_s {
+                            let request = RetrainRequest {
+                                device,
+                                from: window.window.end - config.retrain_readings,
+                                to: window.window.end,
+                            };
+                            let payload = serde_json::to_vec(&request).map_err(pulsar_error)?;
+                            retrain
+                                .create_message()
+                                .with_content(payload)
+                                .with_key(device.to_string())
+                                .send_non_blocking()
+                                .await
+                                .map_err(pulsar_error)?
+                                .await
+                                .map_err(pulsar_error)?;
+                            retrained_until.insert(device, window.window.end);
+                            stats.retrain_requests.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Err(reason) => {
+                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        let letter = DeadLetter {
+                            stage: "coordinator".to_owned(),
+                            source: config.names.pulsar_topic("windows"),
+                            reason,
+                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
+                        };
+                        send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                    }
+                }
+                windows.ack(&message).await.map_err(pulsar_error)?;
+            }
+            message = late.next() => {
+                let Some(message) = message else { break };
+                let message = message.map_err(pulsar_error)?;
+                match serde_json::from_slice::<LateMessage>(&message.payload.data) {
+                    Ok(reading) => {
+                        let stored = retry("storing a late reading", &cancel, || store.store_late(&reading, now_ms())).await;
+                        if stored.is_none() {
+                            break;
+                        }
+                        stats.late.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(error) => {
+                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        let letter = DeadLetter {
+                            stage: "coordinator".to_owned(),
+                            source: config.names.pulsar_topic("late"),
+                            reason: format!("malformed: {error}"),
+                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
+                        };
+                        send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                    }
+                }
+                late.ack(&message).await.map_err(pulsar_error)?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! The pipeline's workloads — sensor, bridge, windower, coordinator — as async tasks that run
+//! as their own processes (pods) or together in one process (`wattcast local`).
+
+pub mod bridge;
+pub mod coordinator;
+pub mod sensor;
+pub mod windower;
+
+use pulsar::{Pulsar, TokioExecutor};
+use std::future::Future;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio_util::sync::CancellationToken;
+
+/// Wall-clock time in epoch milliseconds (publish, emit and store stamps).
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+}
+
+/// Connects to Pulsar.
+pub async fn pulsar_client(url: &str) -> Result<Pulsar<TokioExecutor>, pulsar::Error> {
+    Pulsar::builder(url, TokioExecutor).build().await
+}
+
+/// Publishes a dead letter and waits until Pulsar confirmed it.
+pub async fn send_dead_letter(
+    producer: &mut pulsar::Producer<TokioExecutor>,
+    letter: &crate::wire::DeadLetter,
+) -> Result<(), String> {
+    let payload = serde_json::to_vec(letter).map_err(|error| error.to_string())?;
+    producer
+        .send_non_blocking(payload)
+        .await
+        .map_err(|error| error.to_string())?
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(())
+}
+
+/// Retries `attempt` with exponential backoff (100 ms doubling to 10 s) until it succeeds or
+/// `cancel` fires; logs each failure. Returns `None` when cancelled.
+pub async fn retry<T, E, F, Fut>(what: &str, cancel: &CancellationToken, mut attempt: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+    E: std::fmt::Display,
+{
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match attempt().await {
+            Ok(value) => return Some(value),
+            Err(error) => {
+                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{what} failed");
+                tokio::select! {
+                    () = cancel.cancelled() => return None,
+                    () = tokio::time::sleep(delay) => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[tokio::test]
+    async fn retry_backs_off_until_success() {
+        let calls = AtomicU32::new(0);
+        let cancel = CancellationToken::new();
+        let value = retry("flaky", &cancel, || async {
+            if calls.fetch_add(1, Ordering::SeqCst) < 2 {
+                Err("not yet")
+            } else {
+                Ok(7)
+            }
+        })
+        .await;
+        assert_eq!(value, Some(7));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn retry_stops_when_cancelled() {
+        let cancel = CancellationToken::new();
+        cancel.cancel();
+        let value: Option<()> = retry("never", &cancel, || async { Err("down") }).await;
+        assert_eq!(value, None);
+    }
+}

@@ -1,0 +1,310 @@
+//! `wattcast sensor`: replays devices' readings over MQTT at a speed-up — one message per reading
+//! (Streaming) or one batch per device per minute (Batching) — then says it is done.
+
+use super::now_ms;
+use crate::reading::{DeviceId, Reading};
+use crate::services::MqttEndpoint;
+use crate::topics::ExperimentNames;
+use crate::window::Window;
+use crate::wire::{EndOfStream, WindowMessage};
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// Simple sensors (one message per reading) or smart sensors (one batch per minute).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SensorMode {
+    /// Architecture A.
+    Streaming,
+    /// Architecture B.
+    Batching,
+}
+
+/// What one sensor process replays.
+#[derive(Debug, Clone)]
+pub struct SensorConfig {
+    /// Streaming or Batching.
+    pub mode: SensorMode,
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// Each device's readings in arrival (file) order.
+    pub devices: Vec<(DeviceId, Vec<Reading>)>,
+    /// 1 = real time (one row per device per second).
+    pub speedup: f64,
+    /// Device i (0-based, in `devices` order) starts `i × ramp_up` (replay time) after the first.
+    pub ramp_up: Option<Duration>,
+    /// The broker.
+    pub mqtt: MqttEndpoint,
+    /// MQTT client id (unique per sensor process).
+    pub client_id: String,
+}
+
+/// What a sensor sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SensorReport {
+    /// Readings sent, per device.
+    pub readings_sent: BTreeMap<DeviceId, u64>,
+    /// MQTT messages the broker acknowledged.
+    pub messages: u64,
+}
+
+/// Why a sensor stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum SensorError {
+    /// The broker connection failed for good.
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+    /// Stopped before all data was sent.
+    #[error("cancelled after {sent} of {total} messages")]
+    Cancelled {
+        /// Messages sent.
+        sent: u64,
+        /// Messages planned.
+        total: u64,
+    },
+}
+
+/// One planned publication: when (replay offset) and what.
+struct Publication {
+    due: Duration,
+    topic: String,
+    payload: Payload,
+}
+
+enum Payload {
+    Reading(Reading),
+    Batch(Window),
+}
+
+/// Plans every publication in time order. Streaming: row k of a device is due at
+/// `start(device) + k / speedup` seconds. Batching: a device's minute is due when the minute
+/// has been replayed, holding every reading of that minute (sorted), whatever its arrival order.
+fn plan(config: &SensorConfig) -> Vec<Publication> {
+    let mut plan = Vec::new();
+    for (index, (device, readings)) in config.devices.iter().enumerate() {
+        let start = config
+            .ramp_up
+            .unwrap_or_default()
+            .mul_f64(index as f64)
+            .div_f64(config.speedup);
+        match config.mode {
+            SensorMode::Streaming => {
+                for (row, reading) in readings.iter().enumerate() {
+                    plan.push(Publication {
+                        due: start + Duration::from_secs_f64(row as f64 / config.speedup),
+                        topic: config.names.mqtt_readings(*device),
+                        payload: Payload::Reading(*reading),
+                    });
+                }
+            }
+            SensorMode::Batching => {
+                let mut minutes: BTreeMap<i64, Vec<Reading>> = BTreeMap::new();
+                for reading in readings {
+                    minutes
+                        .entry(reading.event_time.div_euclid(60) * 60)
+                        .or_default()
+                        .push(*reading);
+                }
+                let first = minutes.keys().next().copied().unwrap_or(0);
+                for (minute, mut batch) in minutes {
+                    batch.sort_by_key(|reading| reading.event_time);
+                    batch.dedup_by_key(|reading| reading.event_time);
+                    let elapsed = (minute - first + 60) as f64;
+                    plan.push(Publication {
+                        due: start + Duration::from_secs_f64(elapsed / config.speedup),
+                        topic: config.names.mqtt_batches(*device),
+                        payload: Payload::Batch(Window {
+                            device: *device,
+                            start: minute,
+                            end: minute + 60,
+                            readings: batch,
+                            expected: 60,
+                            late: 0,
+                        }),
+                    });
+                }
+            }
+        }
+    }
+    plan.sort_by_key(|publication| publication.due);
+    plan
+}
+
+/// Replays the data, waits until the broker acknowledged every message, sends each device's
+/// end-of-stream marker, and disconnects.
+pub async fn run_sensor(
+    config: SensorConfig,
+    cancel: CancellationToken,
+) -> Result<SensorReport, SensorError> {
+    let mut options = MqttOptions::new(&config.client_id, &config.mqtt.host, config.mqtt.port);
+    options.set_credentials(&config.mqtt.username, &config.mqtt.password);
+    options.set_keep_alive(Duration::from_secs(15));
+    options.set_inflight(1000);
+    let (client, mut events) = AsyncClient::new(options, 1000);
+
+    let plan = plan(&config);
+    let total = plan.len() as u64 + config.devices.len() as u64;
+    let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
+    let connection = tokio::spawn(async move {
+        let mut acked = 0u64;
+        loop {
+            match events.poll().await {
+                Ok(Event::Incoming(Packet::PubAck(_))) => {
+                    acked += 1;
+                    let _ = acked_tx.send(acked);
+                }
+                Ok(Event::Outgoing(Outgoing::Disconnect)) => return Ok(acked),
+                Ok(_) => {}
+                Err(error) => {
+                    tracing::warn!(%error, "sensor MQTT connection failed; reconnecting");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    if acked_tx.is_closed() {
+                        return Err(error.to_string());
+                    }
+                }
+            }
+        }
+    });
+
+    let mut report = SensorReport::default();
+    let started = Instant::now();
+    for (sent, publication) in plan.into_iter().enumerate() {
+        let due = started + publication.due;
+        tokio::select! {
+            () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: sent as u64, total }),
+            () = tokio::time::sleep_until(due) => {}
+        }
+        let (payload, readings) = match publication.payload {
+            Payload::Reading(mut reading) => {
+                reading.published_ms = Some(now_ms());
+                (serde_json::to_vec(&reading), (reading.device, 1))
+            }
+            Payload::Batch(mut window) => {
+                let published = now_ms();
+                for reading in &mut window.readings {
+                    reading.published_ms = Some(published);
+                }
+                let count = window.readings.len() as u64;
+                let device = window.device;
+                (
+                    serde_json::to_vec(&WindowMessage {
+                        window,
+                        emitted_ms: published,
+                    }),
+                    (device, count),
+                )
+            }
+        };
+        let payload = payload.map_err(|error| SensorError::Mqtt(error.to_string()))?;
+        client
+            .publish(publication.topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .map_err(|error| SensorError::Mqtt(error.to_string()))?;
+        *report.readings_sent.entry(readings.0).or_default() += readings.1;
+    }
+    for (device, _) in &config.devices {
+        let marker = EndOfStream {
+            sensor_id: *device,
+            end_of_stream: true,
+            readings_sent: report.readings_sent.get(device).copied().unwrap_or(0),
+            message_creation_time: now_ms(),
+        };
+        let topic = match config.mode {
+            SensorMode::Streaming => config.names.mqtt_readings(*device),
+            SensorMode::Batching => config.names.mqtt_batches(*device),
+        };
+        let payload = serde_json::to_vec(&marker).map_err(|error| SensorError::Mqtt(error.to_string()))?;
+        client
+            .publish(topic, QoS::AtLeastOnce, false, payload)
+            .await
+            .map_err(|error| SensorError::Mqtt(error.to_string()))?;
+    }
+    // Wait until the broker has acknowledged everything before saying we are done.
+    tokio::select! {
+        () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: total, total }),
+        result = acked_rx.wait_for(|acked| *acked >= total) => {
+            result.map_err(|_| SensorError::Mqtt("connection task ended".to_owned()))?;
+        }
+    }
+    report.messages = total;
+    let _ = client.disconnect().await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+    Ok(report)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(mode: SensorMode, ramp_up: Option<Duration>) -> SensorConfig {
+        let readings = |device: u32, times: &[i64]| -> (DeviceId, Vec<Reading>) {
+            (
+                DeviceId(device),
+                times
+                    .iter()
+                    .map(|t| Reading::new(DeviceId(device), *t, 1.0))
+                    .collect(),
+            )
+        };
+        SensorConfig {
+            mode,
+            names: ExperimentNames::new("plan").unwrap(),
+            devices: vec![readings(1, &[0, 2, 1, 61, 60]), readings(2, &[0, 1])],
+            speedup: 2.0,
+            ramp_up,
+            mqtt: MqttEndpoint {
+                host: "unused".into(),
+                port: 1,
+                username: String::new(),
+                password: String::new(),
+            },
+            client_id: "plan".into(),
+        }
+    }
+
+    #[test]
+    fn streaming_sends_each_row_in_file_order_at_the_speedup() {
+        let plan = plan(&config(SensorMode::Streaming, Some(Duration::from_secs(10))));
+        let device_1: Vec<(Duration, i64)> = plan
+            .iter()
+            .filter(|p| p.topic.ends_with("/1"))
+            .map(|p| match &p.payload {
+                Payload::Reading(r) => (p.due, r.event_time),
+                Payload::Batch(_) => unreachable!(),
+            })
+            .collect();
+        let times: Vec<i64> = device_1.iter().map(|(_, t)| *t).collect();
+        assert_eq!(times, [0, 2, 1, 61, 60]);
+        assert_eq!(device_1[4].0, Duration::from_secs(2));
+        // Device 2 starts ramp_up / speedup = 5 s later.
+        let first_of_2 = plan.iter().find(|p| p.topic.ends_with("/2")).unwrap();
+        assert_eq!(first_of_2.due, Duration::from_secs(5));
+    }
+
+    #[test]
+    fn batching_sends_each_minute_complete_and_sorted_when_it_ends() {
+        let plan = plan(&config(SensorMode::Batching, None));
+        let batches: Vec<(Duration, u32, i64, Vec<i64>)> = plan
+            .iter()
+            .map(|p| match &p.payload {
+                Payload::Batch(w) => (
+                    p.due,
+                    w.device.0,
+                    w.start,
+                    w.readings.iter().map(|r| r.event_time).collect(),
+                ),
+                Payload::Reading(_) => unreachable!(),
+            })
+            .collect();
+        assert_eq!(
+            batches,
+            vec![
+                (Duration::from_secs(30), 1, 0, vec![0, 1, 2]),
+                (Duration::from_secs(30), 2, 0, vec![0, 1]),
+                (Duration::from_secs(60), 1, 60, vec![60, 61]),
+            ]
+        );
+    }
+}

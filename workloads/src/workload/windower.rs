@@ -1,0 +1,249 @@
+//! `wattcast windower`: `readings` → the windowing engine → `windows`; late readings → `late`.
+//!
+//! At-least-once: a reading's Pulsar message is acknowledged only after the window holding it
+//! (or, for a late reading, its `late` message) was confirmed by Pulsar. If the windower dies,
+//! unacknowledged readings are redelivered and windowed again; the coordinator's primary keys
+//! make a window stored twice change nothing. A Key_Shared subscription lets replicas split
+//! the devices, so each device's readings stay in order on one replica.
+
+use super::{now_ms, pulsar_client, retry, send_dead_letter};
+use crate::reading::DeviceId;
+use crate::topics::ExperimentNames;
+use crate::windowing::{WindowConfig, WindowEngine, WindowEvent};
+use crate::wire::{DeadLetter, LateMessage, SensorPayload, WindowMessage, parse_sensor_payload};
+use futures::StreamExt;
+use pulsar::consumer::InitialPosition;
+use pulsar::proto::MessageIdData;
+use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// What the windower needs.
+#[derive(Debug, Clone)]
+pub struct WindowerConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// Devices 1..=devices are known.
+    pub devices: u32,
+    /// Window size, watermark and idle timeout.
+    pub window: WindowConfig,
+    /// Pulsar broker URL.
+    pub pulsar_url: String,
+}
+
+/// Running counts.
+#[derive(Debug, Default)]
+pub struct WindowerStats {
+    /// Readings taken from `readings`.
+    pub readings: AtomicU64,
+    /// Windows published.
+    pub windows: AtomicU64,
+    /// Late readings published.
+    pub late: AtomicU64,
+    /// Messages sent to `dead-letter`.
+    pub dead_letters: AtomicU64,
+}
+
+/// Why the windower stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum WindowerError {
+    /// Pulsar failed.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+}
+
+fn pulsar_error(error: impl std::fmt::Display) -> WindowerError {
+    WindowerError::Pulsar(error.to_string())
+}
+
+struct Outputs {
+    windows: Producer<TokioExecutor>,
+    late: Producer<TokioExecutor>,
+    dead_letter: Producer<TokioExecutor>,
+}
+
+/// Runs until cancelled.
+pub async fn run_windower(
+    config: WindowerConfig,
+    stats: Arc<WindowerStats>,
+    cancel: CancellationToken,
+) -> Result<(), WindowerError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
+        pulsar_client(&config.pulsar_url)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let readings_topic = config.names.pulsar_topic("readings");
+    let mut consumer: Consumer<Vec<u8>, TokioExecutor> = pulsar
+        .consumer()
+        .with_topic(&readings_topic)
+        .with_subscription("windower")
+        .with_subscription_type(SubType::KeyShared)
+        .with_consumer_name(format!("windower-{}", std::process::id()))
+        .with_options(ConsumerOptions {
+            initial_position: InitialPosition::Earliest,
+            ..ConsumerOptions::default()
+        })
+        .build()
+        .await
+        .map_err(pulsar_error)?;
+    let producer = |topic: &str| {
+        let topic = config.names.pulsar_topic(topic);
+        let pulsar = pulsar.clone();
+        async move {
+            pulsar
+                .producer()
+                .with_topic(topic)
+                .build()
+                .await
+                .map_err(pulsar_error)
+        }
+    };
+    let mut outputs = Outputs {
+        windows: producer("windows").await?,
+        late: producer("late").await?,
+        dead_letter: producer("dead-letter").await?,
+    };
+
+    let mut engine = WindowEngine::new(config.window);
+    // Message ids of the readings in each open window, acknowledged once it is published.
+    let mut pending: HashMap<(DeviceId, i64), Vec<MessageIdData>> = HashMap::new();
+    let mut events = Vec::new();
+    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            _ = idle_check.tick() => {
+                engine.flush_idle(now_ms(), &mut events);
+            }
+            message = consumer.next() => {
+                let Some(message) = message else { break };
+                let message = message.map_err(pulsar_error)?;
+                let id = message.message_id().clone();
+                match parse_sensor_payload(&message.payload.data, config.devices) {
+                    Ok(SensorPayload::Reading(reading)) => {
+                        stats.readings.fetch_add(1, Ordering::Relaxed);
+                        let before = events.len();
+                        engine.push(reading, now_ms(), &mut events);
+                        let is_late = events[before..].iter().any(|event| {
+                            matches!(event, WindowEvent::Late(late) if late.reading == reading)
+                        });
+                        if is_late {
+                            // Acknowledged with its late message below.
+                            publish_late_then_ack(&mut outputs, &mut consumer, &readings_topic, &mut events, before, id, &stats).await?;
+                        } else {
+                            let start = engine.config().window_start(reading.event_time);
+                            pending.entry((reading.device, start)).or_default().push(id);
+                        }
+                    }
+                    Ok(SensorPayload::EndOfStream(end)) => {
+                        engine.finish_device(end.sensor_id, &mut events);
+                        publish_windows(&mut outputs, &mut consumer, &readings_topic, &mut events, &mut pending, &stats).await?;
+                        consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                    }
+                    Err(reason) => {
+                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        let letter = DeadLetter {
+                            stage: "windower".to_owned(),
+                            source: readings_topic.clone(),
+                            reason: reason.to_string(),
+                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
+                        };
+                        send_dead_letter(&mut outputs.dead_letter, &letter).await.map_err(pulsar_error)?;
+                        consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                    }
+                }
+            }
+        }
+        publish_windows(
+            &mut outputs,
+            &mut consumer,
+            &readings_topic,
+            &mut events,
+            &mut pending,
+            &stats,
+        )
+        .await?;
+    }
+    Ok(())
+}
+
+/// Publishes the late reading just produced (events from `from` on), then acknowledges it.
+async fn publish_late_then_ack(
+    outputs: &mut Outputs,
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    topic: &str,
+    events: &mut Vec<WindowEvent>,
+    from: usize,
+    id: MessageIdData,
+    stats: &WindowerStats,
+) -> Result<(), WindowerError> {
+    let position = events[from..]
+        .iter()
+        .position(|event| matches!(event, WindowEvent::Late(_)))
+        .map(|offset| from + offset);
+    if let Some(WindowEvent::Late(late)) = position.map(|index| events.remove(index)) {
+        let message = LateMessage {
+            reading: late.reading,
+            window_start: late.window_start,
+            watermark_ms: late.watermark_ms,
+        };
+        let payload = serde_json::to_vec(&message).map_err(pulsar_error)?;
+        outputs
+            .late
+            .create_message()
+            .with_content(payload)
+            .with_key(late.reading.device.to_string())
+            .send_non_blocking()
+            .await
+            .map_err(pulsar_error)?
+            .await
+            .map_err(pulsar_error)?;
+        stats.late.fetch_add(1, Ordering::Relaxed);
+        consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
+    }
+    Ok(())
+}
+
+/// Publishes every emitted window waiting in `events`, and acknowledges its readings once
+/// Pulsar confirmed it.
+async fn publish_windows(
+    outputs: &mut Outputs,
+    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
+    topic: &str,
+    events: &mut Vec<WindowEvent>,
+    pending: &mut HashMap<(DeviceId, i64), Vec<MessageIdData>>,
+    stats: &WindowerStats,
+) -> Result<(), WindowerError> {
+    for event in events.drain(..) {
+        let WindowEvent::Emitted(window) = event else {
+            continue;
+        };
+        let key = (window.device, window.start);
+        let message = WindowMessage {
+            window,
+            emitted_ms: now_ms(),
+        };
+        let payload = serde_json::to_vec(&message).map_err(pulsar_error)?;
+        outputs
+            .windows
+            .create_message()
+            .with_content(payload)
+            .with_key(key.0.to_string())
+            .send_non_blocking()
+            .await
+            .map_err(pulsar_error)?
+            .await
+            .map_err(pulsar_error)?;
+        stats.windows.fetch_add(1, Ordering::Relaxed);
+        for id in pending.remove(&key).unwrap_or_default() {
+            consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,163 @@
+//! `wattcast local` on the real services: every reading sent is stored exactly once (or stored
+//! as late), and the windows match what the offline preview computes for the same data.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+use wattcast::dataset::generate::generate_device;
+use wattcast::experiment::{generate_options, read_experiment, window_config};
+use wattcast::local::{LocalOptions, run_local};
+use wattcast::preview::preview;
+use wattcast::store::Store;
+use wattcast::topics::ExperimentNames;
+use wattcast::{DeviceId, Reading};
+use wattcast_crds::{Architecture, PipelineExperiment, Scenario};
+
+fn smoke(name: &str) -> PipelineExperiment {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/experiments/smoke.yaml");
+    let mut experiment = read_experiment(&path).unwrap();
+    experiment.metadata.name = Some(name.to_owned());
+    experiment
+}
+
+fn options() -> LocalOptions {
+    LocalOptions {
+        services: common::services(),
+        drain_timeout: Duration::from_secs(120),
+        progress: false,
+    }
+}
+
+async fn store_of(experiment: &PipelineExperiment) -> Store {
+    let names = ExperimentNames::new(experiment.metadata.name.as_deref().unwrap()).unwrap();
+    Store::connect(&common::services().postgres_url, &names.postgres_schema(), 2)
+        .await
+        .unwrap()
+}
+
+/// (device, second) → watts of every measured reading stored, in windows or late.
+async fn arrived(store: &Store) -> BTreeMap<(i32, i64), f64> {
+    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
+        "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
+         UNION ALL SELECT device, event_time, power_w FROM late_readings",
+    )
+    .fetch_all(store.pool())
+    .await
+    .unwrap();
+    let count = rows.len();
+    let map: BTreeMap<(i32, i64), f64> = rows.into_iter().map(|(d, t, w)| ((d, t), w)).collect();
+    assert_eq!(
+        map.len(),
+        count,
+        "a reading was stored both in a window and as late"
+    );
+    map
+}
+
+fn generated(experiment: &PipelineExperiment) -> Vec<(DeviceId, Vec<Reading>)> {
+    let options = generate_options(&experiment.spec).unwrap();
+    (1..=experiment.spec.devices.count)
+        .map(|device| {
+            (
+                DeviceId(device),
+                generate_device(&options, DeviceId(device)).readings,
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_stores_every_reading_once_and_matches_the_preview() {
+    let experiment = smoke("pipeline-streaming");
+    let summary = common::reachable("the pipeline's services", run_local(&experiment, options()).await);
+    let data = generated(&experiment);
+
+    let sent: usize = data.iter().map(|(_, readings)| readings.len()).sum();
+    assert_eq!(summary.readings_sent, sent as u64);
+    assert_eq!(summary.readings_stored + summary.late, sent as i64);
+    assert_eq!(summary.dead_letters, 0);
+
+    // Exactly the generated readings arrived, each once, with its value.
+    let store = store_of(&experiment).await;
+    let expected: BTreeMap<(i32, i64), f64> = data
+        .iter()
+        .flat_map(|(_, readings)| {
+            readings
+                .iter()
+                .map(|r| ((r.device.0 as i32, r.event_time), r.power_w))
+        })
+        .collect();
+    assert_eq!(arrived(&store).await, expected);
+
+    // Windows, their fill and the late readings are what the preview computes for the same
+    // arrival order and watermark.
+    let config = window_config(&experiment.spec).unwrap();
+    let mut expected_windows = BTreeMap::new();
+    let mut expected_late = 0;
+    for (_, readings) in &data {
+        let result = preview(readings, config);
+        expected_late += result.summary.late;
+        for line in result.windows {
+            expected_windows.insert((line.device.0 as i32, line.window_start), line.received as i32);
+        }
+    }
+    let stored_windows: BTreeMap<(i32, i64), i32> =
+        sqlx::query_as::<_, (i32, i64, i32)>("SELECT device, window_start, received FROM windows")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(device, start, received)| ((device, start), received))
+            .collect();
+    assert_eq!(stored_windows, expected_windows);
+    assert_eq!(summary.late, expected_late as i64);
+
+    // Every window is filled to 60 seconds, imputed seconds marked; latency is measured.
+    assert_eq!(
+        summary.readings_stored + summary.readings_imputed,
+        summary.windows * 60
+    );
+    let (unstamped,): (i64,) =
+        sqlx::query_as("SELECT count(*) FROM readings WHERE NOT imputed AND published_ms IS NULL")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(unstamped, 0);
+    let latency = summary.latency_ms.expect("latency measured");
+    assert!(latency.p50 >= 0.0 && latency.p50 <= latency.p95 && latency.p95 <= latency.p99);
+    assert!(
+        summary.retrain_requests >= 2,
+        "15 minutes of 2 devices with retrainEvery 10m"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batching_in_order_data_gives_complete_windows() {
+    let mut experiment = smoke("pipeline-batching");
+    experiment.spec.architecture = Architecture::Batching;
+    experiment.spec.dataset.scenario = Some(Scenario::InOrder);
+    experiment.spec.dataset.jitter = None;
+    let summary = common::reachable("the pipeline's services", run_local(&experiment, options()).await);
+
+    assert_eq!(summary.readings_sent, 2 * 15 * 60);
+    assert_eq!(summary.readings_stored, 2 * 15 * 60);
+    assert_eq!(summary.readings_imputed, 0);
+    assert_eq!(summary.late, 0);
+    assert_eq!(summary.windows, 30);
+    assert_eq!(summary.complete_windows, 30);
+    assert_eq!(summary.coverage, Some(1.0));
+    assert_eq!(summary.dead_letters, 0);
+
+    let store = store_of(&experiment).await;
+    let expected: BTreeMap<(i32, i64), f64> = generated(&experiment)
+        .iter()
+        .flat_map(|(_, readings)| {
+            readings
+                .iter()
+                .map(|r| ((r.device.0 as i32, r.event_time), r.power_w))
+        })
+        .collect();
+    assert_eq!(arrived(&store).await, expected);
+}
