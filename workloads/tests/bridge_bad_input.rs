@@ -9,7 +9,6 @@ use pulsar::{Consumer, ConsumerOptions, SubType, TokioExecutor};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast::DeviceId;
 use wattcast::pulsar_admin::PulsarAdmin;
