@@ -41,12 +41,17 @@ start_postgres() {
       rm -f "$pwfile"
     fi
     touch "$POSTGRES_OWN_MARKER"
-    as_postgres "$bin/pg_ctl" -D "$data" -l "$POSTGRES_DIR/postgres.log" -w -t 60 \
-      -o "-c listen_addresses=127.0.0.1 -c port=$POSTGRES_PORT -c unix_socket_directories=$socket -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off" \
-      start >/dev/null || die "postgres did not start; see $POSTGRES_DIR/postgres.log"
+    start_own_cluster || die "postgres did not start; see $POSTGRES_DIR/postgres.log"
   fi
   create_role_and_database as_postgres "$bin/psql" -h "$socket" -p "$POSTGRES_PORT" -U postgres -d postgres
   wait_until 30 postgres env PGPASSWORD="$POSTGRES_PASSWORD" "$bin/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d wattcast -c 'select 1'
+}
+
+# Starts the cluster test-env/up made (also used by test-env/pause-postgres).
+start_own_cluster() {
+  as_postgres "$(postgres_bin)/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/postgres.log" -w -t 60 \
+    -o "-c listen_addresses=127.0.0.1 -c port=$POSTGRES_PORT -c unix_socket_directories=$POSTGRES_DIR/socket -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off" \
+    start >/dev/null
 }
 
 # create_role_and_database PSQL-COMMAND...: idempotently makes the wattcast role and database.

@@ -5,6 +5,7 @@ pub mod dataset;
 pub mod experiment;
 pub mod imputation;
 pub mod local;
+pub mod observe;
 pub mod preview;
 pub mod pulsar_admin;
 pub mod reading;

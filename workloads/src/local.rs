@@ -17,7 +17,6 @@ use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use anyhow::{Context, bail};
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use wattcast_crds::{Architecture, PipelineExperiment};
@@ -62,6 +61,8 @@ pub struct LocalSummary {
     pub dead_letters: u64,
     /// Retrain requests sent.
     pub retrain_requests: u64,
+    /// Store attempts that failed (PostgreSQL away) and were retried.
+    pub store_retries: u64,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
 }
@@ -106,6 +107,7 @@ pub async fn run_local(
             devices: spec.devices.count,
             mqtt: services.mqtt.clone(),
             pulsar_url: services.pulsar_url.clone(),
+            readiness: Arc::default(),
         };
         let (stats, cancel) = (bridge_stats.clone(), cancel.clone());
         async move {
@@ -120,6 +122,7 @@ pub async fn run_local(
             devices: spec.devices.count,
             window: experiment::window_config(spec)?,
             pulsar_url: services.pulsar_url.clone(),
+            readiness: Arc::default(),
         };
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
         tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
@@ -130,6 +133,7 @@ pub async fn run_local(
         retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
         retrain_readings: 600,
         pulsar_url: services.pulsar_url.clone(),
+        readiness: Arc::default(),
     };
     {
         let (store, stats, cancel) = (store.clone(), coordinator_stats.clone(), cancel.clone());
@@ -195,7 +199,14 @@ pub async fn run_local(
     // Drained when every reading sent is stored, or stored as late.
     let deadline = Instant::now() + options.drain_timeout;
     loop {
-        let arrived = store.arrived().await? as u64;
+        // While PostgreSQL is away the count fails; keep waiting, the coordinator retries too.
+        let arrived = match store.arrived().await {
+            Ok(arrived) => arrived as u64,
+            Err(error) => {
+                tracing::warn!(%error, "counting stored readings failed; retrying");
+                0
+            }
+        };
         if arrived >= readings_sent {
             break;
         }
@@ -204,7 +215,7 @@ pub async fn run_local(
             bail!(
                 "not drained after {:?}: {arrived} of {readings_sent} readings stored (dead letters: {})",
                 options.drain_timeout,
-                bridge_stats.dead_letters.load(Ordering::Relaxed)
+                bridge_stats.dead_letters.get()
             );
         }
         show(&progress, "draining", &bridge_stats, &coordinator_stats);
@@ -231,10 +242,11 @@ pub async fn run_local(
         complete_windows: stored.complete_windows,
         coverage: stored.coverage,
         latency_ms: stored.latency_ms,
-        dead_letters: bridge_stats.dead_letters.load(Ordering::Relaxed)
-            + windower_stats.dead_letters.load(Ordering::Relaxed)
-            + coordinator_stats.dead_letters.load(Ordering::Relaxed),
-        retrain_requests: coordinator_stats.retrain_requests.load(Ordering::Relaxed),
+        dead_letters: bridge_stats.dead_letters.get()
+            + windower_stats.dead_letters.get()
+            + coordinator_stats.dead_letters.get(),
+        retrain_requests: coordinator_stats.retrain_requests.get(),
+        store_retries: coordinator_stats.store_retries.get(),
         duration_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -256,11 +268,11 @@ fn show(
     if let Some(progress) = progress {
         progress.set_message(format!(
             "{phase}: {} readings and {} batches bridged, {} windows stored, {} late, {} dead letters",
-            bridge.readings.load(Ordering::Relaxed),
-            bridge.batches.load(Ordering::Relaxed),
-            coordinator.windows.load(Ordering::Relaxed),
-            coordinator.late.load(Ordering::Relaxed),
-            bridge.dead_letters.load(Ordering::Relaxed),
+            bridge.readings.get(),
+            bridge.batches.get(),
+            coordinator.windows.get(),
+            coordinator.late.get(),
+            bridge.dead_letters.get(),
         ));
     }
 }

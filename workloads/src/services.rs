@@ -98,14 +98,22 @@ pub enum ServicesError {
     },
 }
 
-impl Services {
-    /// Reads the services from the process environment; variables it lacks are taken from
-    /// `env_file` when that file exists (environment wins).
+/// The service variables as found (environment over `.env` file), read one service at a time
+/// so each workload needs only its own credentials.
+#[derive(Debug, Clone)]
+pub struct ServiceEnv {
+    values: HashMap<String, String>,
+    env_file: Option<PathBuf>,
+}
+
+impl ServiceEnv {
+    /// Reads the process environment; variables it lacks are taken from `env_file` when that
+    /// file exists (environment wins).
     pub fn load(env_file: Option<&Path>) -> Result<Self, ServicesError> {
         Self::load_with(|name| std::env::var(name).ok(), env_file)
     }
 
-    /// [`Services::load`] with the environment given as a lookup function.
+    /// [`ServiceEnv::load`] with the environment given as a lookup function.
     fn load_with(
         environment: impl Fn(&str) -> Option<String>,
         env_file: Option<&Path>,
@@ -131,57 +139,96 @@ impl Services {
                 values.insert((*name).to_owned(), value);
             }
         }
-        Self::from_values(&values, file_used)
+        Ok(Self {
+            values,
+            env_file: file_used,
+        })
     }
 
-    /// Builds the services from a map of variables (`env_file` only names the source in errors).
-    pub fn from_values(
-        values: &HashMap<String, String>,
-        env_file: Option<PathBuf>,
-    ) -> Result<Self, ServicesError> {
-        let get = |name: &'static str| -> Result<String, ServicesError> {
-            values
-                .get(name)
-                .filter(|value| !value.is_empty())
-                .cloned()
-                .ok_or_else(|| {
-                    let what = VARIABLES
-                        .iter()
-                        .find(|(n, _)| *n == name)
-                        .map_or("", |(_, what)| what);
-                    ServicesError::Missing {
-                        name,
-                        what,
-                        env_file: env_file.clone(),
-                    }
-                })
-        };
-        let mqtt_url = get("WATTCAST_MQTT_URL")?;
-        let (host, port) = parse_mqtt_url(&mqtt_url).ok_or_else(|| ServicesError::Invalid {
+    /// From a map of variables (`env_file` only names the source in errors).
+    pub fn from_values(values: HashMap<String, String>, env_file: Option<PathBuf>) -> Self {
+        Self { values, env_file }
+    }
+
+    fn get(&self, name: &'static str) -> Result<String, ServicesError> {
+        self.values
+            .get(name)
+            .filter(|value| !value.is_empty())
+            .cloned()
+            .ok_or_else(|| {
+                let what = VARIABLES
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map_or("", |(_, what)| what);
+                ServicesError::Missing {
+                    name,
+                    what,
+                    env_file: self.env_file.clone(),
+                }
+            })
+    }
+
+    /// The MQTT broker.
+    pub fn mqtt(&self) -> Result<MqttEndpoint, ServicesError> {
+        let url = self.get("WATTCAST_MQTT_URL")?;
+        let (host, port) = parse_mqtt_url(&url).ok_or_else(|| ServicesError::Invalid {
             name: "WATTCAST_MQTT_URL",
-            value: mqtt_url.clone(),
+            value: url.clone(),
             problem: "expected mqtt://host:port".to_owned(),
         })?;
-        Ok(Self {
-            mqtt: MqttEndpoint {
-                host,
-                port,
-                username: get("WATTCAST_MQTT_USERNAME")?,
-                password: get("WATTCAST_MQTT_PASSWORD")?,
-            },
-            postgres_url: get("WATTCAST_POSTGRES_URL")?,
-            pulsar_url: get("WATTCAST_PULSAR_URL")?,
-            pulsar_admin_url: get("WATTCAST_PULSAR_ADMIN_URL")?,
-            s3: S3Endpoint {
-                endpoint: get("WATTCAST_S3_ENDPOINT")?,
-                access_key: get("WATTCAST_S3_ACCESS_KEY")?,
-                secret_key: get("WATTCAST_S3_SECRET_KEY")?,
-                region: values
-                    .get("WATTCAST_S3_REGION")
-                    .cloned()
-                    .unwrap_or_else(|| "us-east-1".to_owned()),
-            },
+        Ok(MqttEndpoint {
+            host,
+            port,
+            username: self.get("WATTCAST_MQTT_USERNAME")?,
+            password: self.get("WATTCAST_MQTT_PASSWORD")?,
         })
+    }
+
+    /// The PostgreSQL URL.
+    pub fn postgres_url(&self) -> Result<String, ServicesError> {
+        self.get("WATTCAST_POSTGRES_URL")
+    }
+
+    /// The Pulsar broker URL.
+    pub fn pulsar_url(&self) -> Result<String, ServicesError> {
+        self.get("WATTCAST_PULSAR_URL")
+    }
+
+    /// The Pulsar admin URL.
+    pub fn pulsar_admin_url(&self) -> Result<String, ServicesError> {
+        self.get("WATTCAST_PULSAR_ADMIN_URL")
+    }
+
+    /// The object store.
+    pub fn s3(&self) -> Result<S3Endpoint, ServicesError> {
+        Ok(S3Endpoint {
+            endpoint: self.get("WATTCAST_S3_ENDPOINT")?,
+            access_key: self.get("WATTCAST_S3_ACCESS_KEY")?,
+            secret_key: self.get("WATTCAST_S3_SECRET_KEY")?,
+            region: self
+                .values
+                .get("WATTCAST_S3_REGION")
+                .cloned()
+                .unwrap_or_else(|| "us-east-1".to_owned()),
+        })
+    }
+
+    /// Every service.
+    pub fn all(&self) -> Result<Services, ServicesError> {
+        Ok(Services {
+            mqtt: self.mqtt()?,
+            postgres_url: self.postgres_url()?,
+            pulsar_url: self.pulsar_url()?,
+            pulsar_admin_url: self.pulsar_admin_url()?,
+            s3: self.s3()?,
+        })
+    }
+}
+
+impl Services {
+    /// Every service, from the environment and `env_file` (see [`ServiceEnv::load`]).
+    pub fn load(env_file: Option<&Path>) -> Result<Self, ServicesError> {
+        ServiceEnv::load(env_file)?.all()
     }
 }
 
@@ -223,7 +270,7 @@ mod tests {
 
     #[test]
     fn reads_every_service() {
-        let services = Services::from_values(&complete(), None).unwrap();
+        let services = ServiceEnv::from_values(complete(), None).all().unwrap();
         assert_eq!(services.mqtt.host, "127.0.0.1");
         assert_eq!(services.mqtt.port, 1883);
         assert_eq!(services.mqtt.username, "value-of-WATTCAST_MQTT_USERNAME");
@@ -234,11 +281,23 @@ mod tests {
     fn a_missing_variable_says_how_to_start_the_services() {
         let mut values = complete();
         values.remove("WATTCAST_PULSAR_URL");
-        let message = Services::from_values(&values, Some(PathBuf::from("test-env/.env")))
+        let message = ServiceEnv::from_values(values, Some(PathBuf::from("test-env/.env")))
+            .all()
             .unwrap_err()
             .to_string();
         assert!(message.starts_with("WATTCAST_PULSAR_URL (Pulsar broker, pulsar://host:6650) is not set and test-env/.env does not define it"), "{message}");
         assert!(message.contains("make test-env"), "{message}");
+    }
+
+    #[test]
+    fn a_workload_needs_only_its_own_service() {
+        let values: HashMap<String, String> = complete()
+            .into_iter()
+            .filter(|(name, _)| name.starts_with("WATTCAST_MQTT"))
+            .collect();
+        let env = ServiceEnv::from_values(values, None);
+        assert_eq!(env.mqtt().unwrap().port, 1883);
+        assert!(env.postgres_url().is_err());
     }
 
     #[test]
@@ -261,7 +320,10 @@ mod tests {
         std::fs::write(&file, text).unwrap();
         let environment =
             |name: &str| (name == "WATTCAST_PULSAR_URL").then(|| "pulsar://from-env:6650".to_owned());
-        let services = Services::load_with(environment, Some(&file)).unwrap();
+        let services = ServiceEnv::load_with(environment, Some(&file))
+            .unwrap()
+            .all()
+            .unwrap();
         assert_eq!(services.pulsar_url, "pulsar://from-env:6650");
         assert_eq!(services.postgres_url, "value-of-WATTCAST_POSTGRES_URL");
         assert_eq!(services.mqtt.port, 1883);

@@ -8,7 +8,6 @@ use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, SubType, TokioExecutor};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use tokio_util::sync::CancellationToken;
 use wattcast::DeviceId;
 use wattcast::pulsar_admin::PulsarAdmin;
@@ -55,6 +54,7 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
             devices: 2,
             mqtt: services.mqtt.clone(),
             pulsar_url: services.pulsar_url.clone(),
+            readiness: Arc::default(),
         },
         stats.clone(),
         ready_tx,
@@ -130,8 +130,8 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
         readings.ack(&message).await.unwrap();
     }
     assert_eq!(forwarded, [600.5, 601.5]);
-    assert_eq!(stats.dead_letters.load(Ordering::Relaxed), 4);
-    assert_eq!(stats.readings.load(Ordering::Relaxed), 2);
+    assert_eq!(stats.dead_letters.get(), 4);
+    assert_eq!(stats.readings.get(), 2);
 
     cancel.cancel();
     common::within(30, "the bridge's shutdown", bridge)

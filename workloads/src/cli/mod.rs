@@ -2,6 +2,7 @@
 
 mod dataset;
 mod local;
+mod workloads;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::process::ExitCode;
@@ -32,6 +33,14 @@ enum Command {
     Dataset(dataset::DatasetCommand),
     /// Run an experiment's whole pipeline in this process against running services.
     Local(local::LocalArgs),
+    /// Replay devices' readings over MQTT, then exit 0 (one pod of an indexed Job per device).
+    Sensor(workloads::SensorArgs),
+    /// Forward sensor messages from MQTT to Pulsar, at-least-once.
+    Bridge(workloads::Common),
+    /// Group readings into event-time windows (Streaming).
+    Windower(workloads::Common),
+    /// Impute, store and forecast windows.
+    Coordinator(workloads::Common),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -41,6 +50,10 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Local(args) => local::run(args),
+        Command::Sensor(args) => workloads::run_sensor_command(args),
+        Command::Bridge(common) => workloads::run_bridge_command(common),
+        Command::Windower(common) => workloads::run_windower_command(common),
+        Command::Coordinator(common) => workloads::run_coordinator_command(common),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

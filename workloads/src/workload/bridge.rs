@@ -3,14 +3,16 @@
 //! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
 
 use super::{now_ms, pulsar_client, retry};
+use crate::observe::Readiness;
 use crate::services::MqttEndpoint;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use pulsar::producer::SendFuture;
 use pulsar::{Producer, TokioExecutor};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -25,19 +27,47 @@ pub struct BridgeConfig {
     pub mqtt: MqttEndpoint,
     /// Pulsar broker URL.
     pub pulsar_url: String,
+    /// Set once subscribed, cleared while the broker connection is down.
+    pub readiness: Arc<Readiness>,
 }
 
 /// Running counts, shared with metrics and `wattcast local`.
 #[derive(Debug, Default)]
 pub struct BridgeStats {
     /// Readings forwarded to `readings`.
-    pub readings: AtomicU64,
+    pub readings: Counter,
     /// Batches forwarded to `windows`.
-    pub batches: AtomicU64,
+    pub batches: Counter,
     /// End-of-stream markers forwarded.
-    pub end_markers: AtomicU64,
+    pub end_markers: Counter,
     /// Messages sent to `dead-letter`.
-    pub dead_letters: AtomicU64,
+    pub dead_letters: Counter,
+}
+
+impl BridgeStats {
+    /// Registers the counters as `wattcast_bridge_<name>_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_bridge_readings",
+            "Readings forwarded to Pulsar",
+            self.readings.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_batches",
+            "Batches forwarded to Pulsar",
+            self.batches.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_end_markers",
+            "End-of-stream markers seen",
+            self.end_markers.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_dead_letters",
+            "Messages sent to dead-letter",
+            self.dead_letters.clone(),
+        );
+    }
 }
 
 /// Why the bridge stopped.
@@ -116,6 +146,7 @@ pub async fn run_bridge(
         };
         match event {
             Ok(Event::Incoming(Packet::SubAck(_))) => {
+                config.readiness.set(true);
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
                 }
@@ -144,6 +175,7 @@ pub async fn run_bridge(
             }
             Ok(_) => {}
             Err(error) => {
+                config.readiness.set(false);
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bridge MQTT connection failed; reconnecting");
                 tokio::select! {
                     () = cancel.cancelled() => break,
@@ -169,22 +201,22 @@ async fn forward(
     let routed = match kind {
         "readings" => parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
             SensorPayload::Reading(reading) => {
-                stats.readings.fetch_add(1, Ordering::Relaxed);
+                stats.readings.inc();
                 (&mut producers.readings, reading.device)
             }
             SensorPayload::EndOfStream(end) => {
-                stats.end_markers.fetch_add(1, Ordering::Relaxed);
+                stats.end_markers.inc();
                 (&mut producers.readings, end.sensor_id)
             }
         }),
         "batches" => match parse_sensor_payload(&publish.payload, config.devices) {
             // Batching has no windower: the marker only documents the sensor's count.
             Ok(SensorPayload::EndOfStream(_)) => {
-                stats.end_markers.fetch_add(1, Ordering::Relaxed);
+                stats.end_markers.inc();
                 return Ok(None);
             }
             _ => parse_batch(&publish.payload, config.devices).map(|message| {
-                stats.batches.fetch_add(1, Ordering::Relaxed);
+                stats.batches.inc();
                 (&mut producers.windows, message.window.device)
             }),
         },
@@ -201,7 +233,7 @@ async fn forward(
                 .await
         }
         Err(reason) => {
-            stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+            stats.dead_letters.inc();
             tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
             let letter = DeadLetter {
                 stage: "bridge".to_owned(),

@@ -5,16 +5,18 @@
 
 use super::{now_ms, pulsar_client, retry, send_dead_letter};
 use crate::imputation::{ImputationMethod, impute};
+use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, LateMessage, RetrainRequest, WindowMessage};
 use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use tokio_util::sync::CancellationToken;
 
 /// What the coordinator needs.
@@ -30,21 +32,54 @@ pub struct CoordinatorConfig {
     pub retrain_readings: i64,
     /// Pulsar broker URL.
     pub pulsar_url: String,
+    /// Set once consuming.
+    pub readiness: Arc<Readiness>,
 }
 
 /// Running counts.
 #[derive(Debug, Default)]
 pub struct CoordinatorStats {
     /// Windows stored.
-    pub windows: AtomicU64,
+    pub windows: Counter,
     /// Late readings stored.
-    pub late: AtomicU64,
+    pub late: Counter,
     /// Retrain requests sent.
-    pub retrain_requests: AtomicU64,
+    pub retrain_requests: Counter,
     /// Windows that could not be used (dead-lettered).
-    pub dead_letters: AtomicU64,
+    pub dead_letters: Counter,
     /// Store attempts that failed and were retried.
-    pub store_retries: AtomicU64,
+    pub store_retries: Counter,
+}
+
+impl CoordinatorStats {
+    /// Registers the counters as `wattcast_coordinator_<name>_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_coordinator_windows",
+            "Windows stored",
+            self.windows.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_late",
+            "Late readings stored",
+            self.late.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_retrain_requests",
+            "Retrain requests sent",
+            self.retrain_requests.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_dead_letters",
+            "Messages sent to dead-letter",
+            self.dead_letters.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_store_retries",
+            "Failed store attempts that were retried",
+            self.store_retries.clone(),
+        );
+    }
 }
 
 /// Why the coordinator stopped.
@@ -107,6 +142,7 @@ pub async fn run_coordinator(
     };
     let mut retrain: Producer<TokioExecutor> = producer("retrain").await?;
     let mut dead_letter: Producer<TokioExecutor> = producer("dead-letter").await?;
+    config.readiness.set(true);
     // Per device: the event time up to which a retrain was last requested.
     let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
 
@@ -130,7 +166,7 @@ pub async fn run_coordinator(
                             async {
                                 let result = result.await;
                                 if result.is_err() {
-                                    stats.store_retries.fetch_add(1, Ordering::Relaxed);
+                                    stats.store_retries.inc();
                                 }
                                 result
                             }
@@ -139,7 +175,7 @@ pub async fn run_coordinator(
                         if stored.is_none() {
                             break; // cancelled: the window stays unacknowledged and is redelivered
                         }
-                        stats.windows.fetch_add(1, Ordering::Relaxed);
+                        stats.windows.inc();
                         let device = window.window.device;
                         let until = *retrained_until.entry(device).or_insert(window.window.start);
                         if window.window.end - until >= config.retrain_every_s {
@@ -159,11 +195,11 @@ pub async fn run_coordinator(
                                 .await
                                 .map_err(pulsar_error)?;
                             retrained_until.insert(device, window.window.end);
-                            stats.retrain_requests.fetch_add(1, Ordering::Relaxed);
+                            stats.retrain_requests.inc();
                         }
                     }
                     Err(reason) => {
-                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        stats.dead_letters.inc();
                         let letter = DeadLetter {
                             stage: "coordinator".to_owned(),
                             source: config.names.pulsar_topic("windows"),
@@ -184,10 +220,10 @@ pub async fn run_coordinator(
                         if stored.is_none() {
                             break;
                         }
-                        stats.late.fetch_add(1, Ordering::Relaxed);
+                        stats.late.inc();
                     }
                     Err(error) => {
-                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        stats.dead_letters.inc();
                         let letter = DeadLetter {
                             stage: "coordinator".to_owned(),
                             source: config.names.pulsar_topic("late"),

@@ -7,17 +7,19 @@
 //! the devices, so each device's readings stay in order on one replica.
 
 use super::{now_ms, pulsar_client, retry, send_dead_letter};
+use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::topics::ExperimentNames;
 use crate::windowing::{WindowConfig, WindowEngine, WindowEvent};
 use crate::wire::{DeadLetter, LateMessage, SensorPayload, WindowMessage, parse_sensor_payload};
 use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
 use pulsar::proto::MessageIdData;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -32,19 +34,47 @@ pub struct WindowerConfig {
     pub window: WindowConfig,
     /// Pulsar broker URL.
     pub pulsar_url: String,
+    /// Set once consuming.
+    pub readiness: Arc<Readiness>,
 }
 
 /// Running counts.
 #[derive(Debug, Default)]
 pub struct WindowerStats {
     /// Readings taken from `readings`.
-    pub readings: AtomicU64,
+    pub readings: Counter,
     /// Windows published.
-    pub windows: AtomicU64,
+    pub windows: Counter,
     /// Late readings published.
-    pub late: AtomicU64,
+    pub late: Counter,
     /// Messages sent to `dead-letter`.
-    pub dead_letters: AtomicU64,
+    pub dead_letters: Counter,
+}
+
+impl WindowerStats {
+    /// Registers the counters as `wattcast_windower_<name>_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_windower_readings",
+            "Readings consumed",
+            self.readings.clone(),
+        );
+        registry.register(
+            "wattcast_windower_windows",
+            "Windows published",
+            self.windows.clone(),
+        );
+        registry.register(
+            "wattcast_windower_late",
+            "Late readings published",
+            self.late.clone(),
+        );
+        registry.register(
+            "wattcast_windower_dead_letters",
+            "Messages sent to dead-letter",
+            self.dead_letters.clone(),
+        );
+    }
 }
 
 /// Why the windower stopped.
@@ -110,6 +140,7 @@ pub async fn run_windower(
         dead_letter: producer("dead-letter").await?,
     };
 
+    config.readiness.set(true);
     let mut engine = WindowEngine::new(config.window);
     // Message ids of the readings in each open window, acknowledged once it is published.
     let mut pending: HashMap<(DeviceId, i64), Vec<MessageIdData>> = HashMap::new();
@@ -127,7 +158,7 @@ pub async fn run_windower(
                 let id = message.message_id().clone();
                 match parse_sensor_payload(&message.payload.data, config.devices) {
                     Ok(SensorPayload::Reading(reading)) => {
-                        stats.readings.fetch_add(1, Ordering::Relaxed);
+                        stats.readings.inc();
                         let before = events.len();
                         engine.push(reading, now_ms(), &mut events);
                         let is_late = events[before..].iter().any(|event| {
@@ -147,7 +178,7 @@ pub async fn run_windower(
                         consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                     }
                     Err(reason) => {
-                        stats.dead_letters.fetch_add(1, Ordering::Relaxed);
+                        stats.dead_letters.inc();
                         let letter = DeadLetter {
                             stage: "windower".to_owned(),
                             source: readings_topic.clone(),
@@ -204,7 +235,7 @@ async fn publish_late_then_ack(
             .map_err(pulsar_error)?
             .await
             .map_err(pulsar_error)?;
-        stats.late.fetch_add(1, Ordering::Relaxed);
+        stats.late.inc();
         consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
     }
     Ok(())
@@ -240,7 +271,7 @@ async fn publish_windows(
             .map_err(pulsar_error)?
             .await
             .map_err(pulsar_error)?;
-        stats.windows.fetch_add(1, Ordering::Relaxed);
+        stats.windows.inc();
         for id in pending.remove(&key).unwrap_or_default() {
             consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
         }

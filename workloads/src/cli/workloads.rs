@@ -1,0 +1,231 @@
+//! `wattcast sensor|bridge|windower|coordinator`: each workload as its own long-running process
+//! (a pod), configured by the experiment file, flags and `WATTCAST_*` environment variables.
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use prometheus_client::registry::Registry;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use wattcast::DeviceId;
+use wattcast::dataset::generate::generate_device;
+use wattcast::dataset::{BadRowPolicy, read_dataset};
+use wattcast::experiment::{self, read_experiment};
+use wattcast::observe::{Readiness, cancel_on_signals, serve};
+use wattcast::services::{ServiceEnv, find_test_env_file};
+use wattcast::store::Store;
+use wattcast::topics::ExperimentNames;
+use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
+use wattcast::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use wattcast::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use wattcast::workload::windower::{WindowerConfig, WindowerStats, run_windower};
+use wattcast_crds::{Architecture, PipelineExperiment};
+
+/// What every workload takes.
+#[derive(Debug, Args)]
+pub struct Common {
+    /// The PipelineExperiment YAML (the operator mounts it from a ConfigMap).
+    #[arg(long, env = "WATTCAST_EXPERIMENT_FILE")]
+    experiment: PathBuf,
+    /// Where to serve /metrics, /healthz and /readyz.
+    #[arg(long, env = "WATTCAST_METRICS_ADDR", default_value = "0.0.0.0:9090")]
+    metrics_addr: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+pub struct SensorArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Replay only this device (default: JOB_COMPLETION_INDEX + 1 in an indexed Job, else all).
+    #[arg(long)]
+    device: Option<u32>,
+    /// Replay this CSV (either layout) instead of generating the experiment's dataset.
+    #[arg(long)]
+    csv: Option<PathBuf>,
+}
+
+struct Loaded {
+    experiment: PipelineExperiment,
+    names: ExperimentNames,
+    services: ServiceEnv,
+    registry: Registry,
+    readiness: Arc<Readiness>,
+    cancel: CancellationToken,
+}
+
+fn load(common: &Common) -> Result<Loaded> {
+    let experiment = read_experiment(&common.experiment)?;
+    let names = ExperimentNames::new(experiment::name(&experiment)?)?;
+    let env_file = std::env::current_dir()
+        .ok()
+        .and_then(|dir| find_test_env_file(&dir));
+    Ok(Loaded {
+        experiment,
+        names,
+        services: ServiceEnv::load(env_file.as_deref())?,
+        registry: Registry::default(),
+        readiness: Arc::default(),
+        cancel: CancellationToken::new(),
+    })
+}
+
+/// Runs `work` with the metrics server and signal handling around it.
+fn run_with_server<F>(common: &Common, loaded: Loaded, work: F) -> Result<()>
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        cancel_on_signals(loaded.cancel.clone());
+        let server = tokio::spawn(serve(
+            common.metrics_addr,
+            Arc::new(loaded.registry),
+            loaded.readiness.clone(),
+            loaded.cancel.clone(),
+        ));
+        let result = work.await;
+        loaded.cancel.cancel();
+        server
+            .await
+            .context("metrics server panicked")?
+            .context("metrics server")?;
+        result
+    })
+}
+
+pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
+    let loaded = load(&args.common)?;
+    let spec = &loaded.experiment.spec;
+    let device = args.device.or_else(|| {
+        std::env::var("JOB_COMPLETION_INDEX")
+            .ok()
+            .and_then(|index| index.parse::<u32>().ok())
+            .map(|index| index + 1)
+    });
+    let devices: Vec<(DeviceId, Vec<_>)> = match (&args.csv, device) {
+        (Some(csv), _) => {
+            let dataset = read_dataset(csv, BadRowPolicy::FailFast)?;
+            let mut by_device: std::collections::BTreeMap<DeviceId, Vec<_>> = Default::default();
+            for reading in dataset.readings {
+                if device.is_none_or(|only| reading.device == DeviceId(only)) {
+                    by_device.entry(reading.device).or_default().push(reading);
+                }
+            }
+            by_device.into_iter().collect()
+        }
+        (None, only) => {
+            let options = experiment::generate_options(spec)?;
+            let ids: Vec<u32> =
+                only.map_or_else(|| (1..=spec.devices.count).collect(), |device| vec![device]);
+            ids.into_iter()
+                .map(|id| (DeviceId(id), generate_device(&options, DeviceId(id)).readings))
+                .collect()
+        }
+    };
+    if devices.is_empty() {
+        bail!("no readings to replay for device {device:?}");
+    }
+    let first = devices[0].0.0;
+    let config = SensorConfig {
+        mode: match spec.architecture {
+            Architecture::Streaming => SensorMode::Streaming,
+            Architecture::Batching => SensorMode::Batching,
+        },
+        names: loaded.names.clone(),
+        devices,
+        speedup: spec.replay.speedup,
+        // In an indexed Job each pod is one device: the ramp-up is the pod's own delay.
+        ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
+        mqtt: loaded.services.mqtt()?,
+        client_id: format!(
+            "wattcast-sensor-{}-{first}-{}",
+            loaded.names.experiment(),
+            std::process::id()
+        ),
+    };
+    let delay = match device {
+        Some(device) => config
+            .ramp_up
+            .unwrap_or_default()
+            .mul_f64(f64::from(device - 1))
+            .div_f64(config.speedup),
+        None => std::time::Duration::ZERO,
+    };
+    let cancel = loaded.cancel.clone();
+    loaded.readiness.set(true);
+    run_with_server(&args.common, loaded, async move {
+        tokio::select! {
+            () = cancel.cancelled() => return Ok(()),
+            () = tokio::time::sleep(delay) => {}
+        }
+        let report = run_sensor(config, cancel).await?;
+        tracing::info!(
+            readings = report.readings_sent.values().sum::<u64>(),
+            messages = report.messages,
+            "sensor done"
+        );
+        Ok(())
+    })
+}
+
+pub fn run_bridge_command(common: Common) -> Result<()> {
+    let mut loaded = load(&common)?;
+    let stats = Arc::new(BridgeStats::default());
+    stats.register(&mut loaded.registry);
+    let config = BridgeConfig {
+        names: loaded.names.clone(),
+        devices: loaded.experiment.spec.devices.count,
+        mqtt: loaded.services.mqtt()?,
+        pulsar_url: loaded.services.pulsar_url()?,
+        readiness: loaded.readiness.clone(),
+    };
+    let cancel = loaded.cancel.clone();
+    let (ready, _) = tokio::sync::oneshot::channel();
+    run_with_server(&common, loaded, async move {
+        Ok(run_bridge(config, stats, ready, cancel).await?)
+    })
+}
+
+pub fn run_windower_command(common: Common) -> Result<()> {
+    let mut loaded = load(&common)?;
+    let stats = Arc::new(WindowerStats::default());
+    stats.register(&mut loaded.registry);
+    let spec = &loaded.experiment.spec;
+    let config = WindowerConfig {
+        names: loaded.names.clone(),
+        devices: spec.devices.count,
+        window: experiment::window_config(spec)?,
+        pulsar_url: loaded.services.pulsar_url()?,
+        readiness: loaded.readiness.clone(),
+    };
+    let cancel = loaded.cancel.clone();
+    run_with_server(&common, loaded, async move {
+        Ok(run_windower(config, stats, cancel).await?)
+    })
+}
+
+pub fn run_coordinator_command(common: Common) -> Result<()> {
+    let mut loaded = load(&common)?;
+    let stats = Arc::new(CoordinatorStats::default());
+    stats.register(&mut loaded.registry);
+    let spec = &loaded.experiment.spec;
+    let config = CoordinatorConfig {
+        names: loaded.names.clone(),
+        imputation: experiment::imputation(spec),
+        retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
+        retrain_readings: 600,
+        pulsar_url: loaded.services.pulsar_url()?,
+        readiness: loaded.readiness.clone(),
+    };
+    let postgres_url = loaded.services.postgres_url()?;
+    let schema = loaded.names.postgres_schema();
+    let cancel = loaded.cancel.clone();
+    run_with_server(&common, loaded, async move {
+        let store = Store::connect(&postgres_url, &schema, 8)
+            .await
+            .context("connecting to PostgreSQL")?;
+        store.migrate().await?;
+        Ok(run_coordinator(config, store, stats, cancel).await?)
+    })
+}
