@@ -41,6 +41,10 @@ fmt: ## Format the code
 bench: ## Criterion benchmarks of the core (windowing throughput, CSV parsing)
 	$(CARGO) bench -p wattcast --bench windowing --bench csv_parse
 
+.PHONY: bench-pipeline
+bench-pipeline: test-env release ## The pipeline at real time with 100..5000 devices (minutes; needs the test env)
+	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}
+
 .PHONY: crd
 crd: ## Regenerate crds/pipelineexperiment.yaml from the Rust types
 	$(CARGO) run -q -p wattcast-operator --bin crdgen > crds/pipelineexperiment.yaml

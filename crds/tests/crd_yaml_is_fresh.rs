@@ -2,9 +2,11 @@
 
 #[test]
 fn committed_crd_yaml_matches_the_types() {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("..")
-        .join(wattcast_crds::CRD_PATH);
+    let path = std::path::Path::new(
+        &std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"),
+    )
+    .join("..")
+    .join(wattcast_crds::CRD_PATH);
     let committed = std::fs::read_to_string(&path)
         .unwrap_or_else(|error| panic!("{}: {error}; run `make crd`", path.display()));
     let generated = wattcast_crds::crd_yaml().unwrap();

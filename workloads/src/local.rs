@@ -4,6 +4,7 @@
 
 use crate::dataset::generate::generate_device;
 use crate::experiment;
+use crate::observe::Readiness;
 use crate::pulsar_admin::PulsarAdmin;
 use crate::reading::DeviceId;
 use crate::services::Services;
@@ -55,8 +56,10 @@ pub struct LocalSummary {
     pub complete_windows: i64,
     /// Measured readings in windows / expected readings.
     pub coverage: Option<f64>,
-    /// Sensor publish → stored, milliseconds.
+    /// Sensor publish → stored, milliseconds (includes waiting for the window to close).
     pub latency_ms: Option<Percentiles>,
+    /// Last reading of a window published → window stored, milliseconds.
+    pub window_latency_ms: Option<Percentiles>,
     /// Messages refused along the way.
     pub dead_letters: u64,
     /// Retrain requests sent.
@@ -100,6 +103,13 @@ pub async fn run_local(
     let coordinator_stats = Arc::new(CoordinatorStats::default());
     let mut tasks = tokio::task::JoinSet::new();
 
+    // Sensors start only when every workload consumes, so no reading waits for a workload to
+    // connect (which would count as pipeline latency).
+    let windower_ready = Arc::new(Readiness::default());
+    let coordinator_ready = Arc::new(Readiness::default());
+    if spec.architecture != Architecture::Streaming {
+        windower_ready.set(true);
+    }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tasks.spawn({
         let config = BridgeConfig {
@@ -122,7 +132,7 @@ pub async fn run_local(
             devices: spec.devices.count,
             window: experiment::window_config(spec)?,
             pulsar_url: services.pulsar_url.clone(),
-            readiness: Arc::default(),
+            readiness: windower_ready.clone(),
         };
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
         tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
@@ -133,7 +143,7 @@ pub async fn run_local(
         retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
         retrain_readings: 600,
         pulsar_url: services.pulsar_url.clone(),
-        readiness: Arc::default(),
+        readiness: coordinator_ready.clone(),
     };
     {
         let (store, stats, cancel) = (store.clone(), coordinator_stats.clone(), cancel.clone());
@@ -153,6 +163,14 @@ pub async fn run_local(
             result.context("a workload panicked")??;
         }
         bail!("the bridge did not subscribe to MQTT within 60 s");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(windower_ready.is_ready() && coordinator_ready.is_ready()) {
+        if Instant::now() > deadline {
+            cancel.cancel();
+            bail!("the windower or coordinator did not start consuming within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let devices: Vec<(DeviceId, Vec<_>)> = (1..=spec.devices.count)
@@ -242,6 +260,7 @@ pub async fn run_local(
         complete_windows: stored.complete_windows,
         coverage: stored.coverage,
         latency_ms: stored.latency_ms,
+        window_latency_ms: stored.window_latency_ms,
         dead_letters: bridge_stats.dead_letters.get()
             + windower_stats.dead_letters.get()
             + coordinator_stats.dead_letters.get(),

@@ -44,15 +44,24 @@ impl PulsarAdmin {
     }
 
     /// Creates the experiment's namespace and its non-partitioned topics; what exists is kept.
+    ///
+    /// The windower acknowledges a reading only once its window is published, so it holds about
+    /// devices × (window + bound) readings unacknowledged; Pulsar's default of 50,000 unacked
+    /// messages per consumer would stop dispatching (a deadlock at ~800 devices). The namespace
+    /// therefore lifts the per-consumer and per-subscription limits (0 = none).
     pub async fn create_experiment(&self, names: &ExperimentNames) -> Result<(), PulsarAdminError> {
-        self.put(&format!("/admin/v2/namespaces/{}", names.pulsar_namespace()))
-            .await?;
+        let namespace = names.pulsar_namespace();
+        self.put(&format!("/admin/v2/namespaces/{namespace}")).await?;
+        for policy in [
+            "maxUnackedMessagesPerConsumer",
+            "maxUnackedMessagesPerSubscription",
+        ] {
+            self.post_json(&format!("/admin/v2/namespaces/{namespace}/{policy}"), "0")
+                .await?;
+        }
         for topic in PULSAR_TOPICS {
-            self.put(&format!(
-                "/admin/v2/persistent/{}/{topic}",
-                names.pulsar_namespace()
-            ))
-            .await?;
+            self.put(&format!("/admin/v2/persistent/{namespace}/{topic}"))
+                .await?;
         }
         Ok(())
     }
@@ -119,6 +128,32 @@ impl PulsarAdmin {
         }
         Err(PulsarAdminError::Status {
             method: "DELETE",
+            url,
+            status,
+            body: response.text().await.unwrap_or_default(),
+        })
+    }
+
+    /// POST with a JSON body.
+    async fn post_json(&self, path: &str, body: &'static str) -> Result<(), PulsarAdminError> {
+        let url = format!("{}{path}", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|source| PulsarAdminError::Request {
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(PulsarAdminError::Status {
+            method: "POST",
             url,
             status,
             body: response.text().await.unwrap_or_default(),

@@ -187,8 +187,9 @@ fn a_bad_row_is_reported_with_file_line_and_field() {
 
 #[test]
 fn the_reference_data_of_the_original_project_windows_completely() {
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference/thesis-data/device_3_batch_data_2025-12-08.csv");
+    let file =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../../shared/reference/thesis-data/device_3_batch_data_2025-12-08.csv");
     assert!(
         file.exists(),
         "{} is missing: the reference data lives in ../shared/reference",

@@ -16,7 +16,9 @@ use wattcast::{DeviceId, Reading};
 use wattcast_crds::{Architecture, PipelineExperiment, Scenario};
 
 fn smoke(name: &str) -> PipelineExperiment {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/experiments/smoke.yaml");
+    let path =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../data/experiments/smoke.yaml");
     let mut experiment = read_experiment(&path).unwrap();
     experiment.metadata.name = Some(name.to_owned());
     experiment

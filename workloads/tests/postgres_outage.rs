@@ -17,14 +17,18 @@ use wattcast::topics::ExperimentNames;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_retried_and_loses_nothing() {
     let services = common::services();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/experiments/smoke.yaml");
+    let path =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../data/experiments/smoke.yaml");
     let mut experiment = read_experiment(&path).unwrap();
     experiment.metadata.name = Some("postgres-outage".to_owned());
     experiment.spec.dataset.duration = "30m".parse().unwrap();
     experiment.spec.replay.speedup = 60.0;
 
     // Thirty minutes at 60x take thirty seconds; stop PostgreSQL for five of them.
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-env/pause-postgres");
+    let script =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../test-env/pause-postgres");
     let outage = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_secs(8)).await;
         tokio::process::Command::new(script).arg("5").status().await

@@ -5,7 +5,9 @@ use wattcast::dataset::generate::{Manifest, generate, manifest_path};
 
 #[test]
 fn every_committed_sample_regenerates_byte_for_byte() {
-    let samples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/samples");
+    let samples =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../data/samples");
     let mut checked = 0;
     for entry in std::fs::read_dir(&samples).expect("data/samples exists") {
         let dir = entry.unwrap().path();

@@ -16,7 +16,9 @@ pub fn kubebuilder_assets() -> String {
     {
         return assets;
     }
-    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-env/.env");
+    let env_file =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("../test-env/.env");
     dotenvy::from_path_iter(&env_file)
         .ok()
         .and_then(|entries| entries.flatten().find(|(key, _)| key == "KUBEBUILDER_ASSETS"))

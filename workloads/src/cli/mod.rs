@@ -1,5 +1,6 @@
 //! Command-line parsing, logging set-up and error reporting for the `wattcast` binary.
 
+mod bench;
 mod dataset;
 mod local;
 mod workloads;
@@ -41,6 +42,8 @@ enum Command {
     Windower(workloads::Common),
     /// Impute, store and forecast windows.
     Coordinator(workloads::Common),
+    /// Find how many devices the pipeline carries at real time on this machine.
+    BenchPipeline(bench::BenchArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -54,6 +57,7 @@ pub fn run() -> ExitCode {
         Command::Bridge(common) => workloads::run_bridge_command(common),
         Command::Windower(common) => workloads::run_windower_command(common),
         Command::Coordinator(common) => workloads::run_coordinator_command(common),
+        Command::BenchPipeline(args) => bench::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

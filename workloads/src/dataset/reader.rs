@@ -334,8 +334,9 @@ mod tests {
 
     #[test]
     fn reads_the_reference_data_of_the_original_project() {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/reference/thesis-data/device_2_batch_data_2025-12-08.csv");
+        let path =
+            Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+                .join("../../shared/reference/thesis-data/device_2_batch_data_2025-12-08.csv");
         let dataset = read_dataset(&path, BadRowPolicy::FailFast)
             .unwrap_or_else(|error| panic!("{error} (the reference data lives in ../shared/reference)"));
         assert_eq!(dataset.readings.len(), 2400);

@@ -2,7 +2,7 @@
 //! the broker only after Pulsar confirmed the send; readings go to `readings`, batches to
 //! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
 
-use super::{now_ms, pulsar_client, retry};
+use super::{now_ms, producer, pulsar_client, retry};
 use crate::observe::Readiness;
 use crate::services::MqttEndpoint;
 use crate::topics::ExperimentNames;
@@ -101,22 +101,18 @@ pub async fn run_bridge(
     else {
         return Ok(());
     };
-    let producer = |topic: &str| {
-        let pulsar = pulsar.clone();
-        let topic = config.names.pulsar_topic(topic);
+    let open_producer = |topic: &str| {
+        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
         async move {
-            pulsar
-                .producer()
-                .with_topic(topic)
-                .build()
+            producer(&pulsar, topic)
                 .await
                 .map_err(|error| BridgeError::Pulsar(error.to_string()))
         }
     };
     let mut producers = Producers {
-        readings: producer("readings").await?,
-        windows: producer("windows").await?,
-        dead_letter: producer("dead-letter").await?,
+        readings: open_producer("readings").await?,
+        windows: open_producer("windows").await?,
+        dead_letter: open_producer("dead-letter").await?,
     };
 
     // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,

@@ -3,7 +3,7 @@
 //! nothing is lost), and asks for a retrain every `retrain_every` of event time. Forecasting
 //! with the device's model joins here with the ML workloads.
 
-use super::{now_ms, pulsar_client, retry, send_dead_letter};
+use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::imputation::{ImputationMethod, impute};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
@@ -128,20 +128,12 @@ pub async fn run_coordinator(
     };
     let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe("windows").await?;
     let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe("late").await?;
-    let producer = |topic: &str| {
-        let topic = config.names.pulsar_topic(topic);
-        let pulsar = pulsar.clone();
-        async move {
-            pulsar
-                .producer()
-                .with_topic(topic)
-                .build()
-                .await
-                .map_err(pulsar_error)
-        }
+    let open_producer = |topic: &str| {
+        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
+        async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
     };
-    let mut retrain: Producer<TokioExecutor> = producer("retrain").await?;
-    let mut dead_letter: Producer<TokioExecutor> = producer("dead-letter").await?;
+    let mut retrain: Producer<TokioExecutor> = open_producer("retrain").await?;
+    let mut dead_letter: Producer<TokioExecutor> = open_producer("dead-letter").await?;
     config.readiness.set(true);
     // Per device: the event time up to which a retrain was last requested.
     let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();

@@ -23,6 +23,23 @@ pub async fn pulsar_client(url: &str) -> Result<Pulsar<TokioExecutor>, pulsar::E
     Pulsar::builder(url, TokioExecutor).build().await
 }
 
+/// A producer for one of the experiment's topics. A full send queue makes sends wait
+/// (backpressure reaches the MQTT broker and the consumers) instead of failing.
+pub async fn producer(
+    pulsar: &Pulsar<TokioExecutor>,
+    topic: String,
+) -> Result<pulsar::Producer<TokioExecutor>, pulsar::Error> {
+    pulsar
+        .producer()
+        .with_topic(topic)
+        .with_options(pulsar::ProducerOptions {
+            block_queue_if_full: true,
+            ..pulsar::ProducerOptions::default()
+        })
+        .build()
+        .await
+}
+
 /// Publishes a dead letter and waits until Pulsar confirmed it.
 pub async fn send_dead_letter(
     producer: &mut pulsar::Producer<TokioExecutor>,

@@ -79,16 +79,21 @@ enum Payload {
 }
 
 /// Plans every publication in time order. Streaming: row k of a device is due at
-/// `start(device) + k / speedup` seconds. Batching: a device's minute is due when the minute
+/// `start(device) + k / speedup` seconds, where a device's start is its ramp-up delay plus its
+/// phase within the second (device i of n at i/n s). Batching: a device's minute is due when the minute
 /// has been replayed, holding every reading of that minute (sorted), whatever its arrival order.
 fn plan(config: &SensorConfig) -> Vec<Publication> {
     let mut plan = Vec::new();
+    let count = config.devices.len().max(1) as f64;
     for (index, (device, readings)) in config.devices.iter().enumerate() {
+        // Devices are not synchronised: each sends at its own phase within the second.
+        let phase = Duration::from_secs_f64(index as f64 / count / config.speedup);
         let start = config
             .ramp_up
             .unwrap_or_default()
             .mul_f64(index as f64)
-            .div_f64(config.speedup);
+            .div_f64(config.speedup)
+            + phase;
         match config.mode {
             SensorMode::Streaming => {
                 for (row, reading) in readings.iter().enumerate() {
@@ -278,9 +283,12 @@ mod tests {
         let times: Vec<i64> = device_1.iter().map(|(_, t)| *t).collect();
         assert_eq!(times, [0, 2, 1, 61, 60]);
         assert_eq!(device_1[4].0, Duration::from_secs(2));
-        // Device 2 starts ramp_up / speedup = 5 s later.
+        // Device 2 starts ramp_up / speedup = 5 s later, at its own phase (half a second / speedup).
         let first_of_2 = plan.iter().find(|p| p.topic.ends_with("/2")).unwrap();
-        assert_eq!(first_of_2.due, Duration::from_secs(5));
+        assert_eq!(
+            first_of_2.due,
+            Duration::from_secs(5) + Duration::from_millis(250)
+        );
     }
 
     #[test]
@@ -302,7 +310,7 @@ mod tests {
             batches,
             vec![
                 (Duration::from_secs(30), 1, 0, vec![0, 1, 2]),
-                (Duration::from_secs(30), 2, 0, vec![0, 1]),
+                (Duration::from_millis(30_250), 2, 0, vec![0, 1]),
                 (Duration::from_secs(60), 1, 60, vec![60, 61]),
             ]
         );

@@ -6,7 +6,7 @@
 //! make a window stored twice change nothing. A Key_Shared subscription lets replicas split
 //! the devices, so each device's readings stay in order on one replica.
 
-use super::{now_ms, pulsar_client, retry, send_dead_letter};
+use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::topics::ExperimentNames;
@@ -122,22 +122,14 @@ pub async fn run_windower(
         .build()
         .await
         .map_err(pulsar_error)?;
-    let producer = |topic: &str| {
-        let topic = config.names.pulsar_topic(topic);
-        let pulsar = pulsar.clone();
-        async move {
-            pulsar
-                .producer()
-                .with_topic(topic)
-                .build()
-                .await
-                .map_err(pulsar_error)
-        }
+    let open_producer = |topic: &str| {
+        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
+        async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
     };
     let mut outputs = Outputs {
-        windows: producer("windows").await?,
-        late: producer("late").await?,
-        dead_letter: producer("dead-letter").await?,
+        windows: open_producer("windows").await?,
+        late: open_producer("late").await?,
+        dead_letter: open_producer("dead-letter").await?,
     };
 
     config.readiness.set(true);

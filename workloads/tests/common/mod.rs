@@ -10,7 +10,9 @@ use wattcast::services::{Services, find_test_env_file};
 
 /// The services from the environment or `test-env/.env`; panics naming `make test-env`.
 pub fn services() -> Services {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let repo =
+        Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
+            .join("..");
     let env_file = find_test_env_file(&repo);
     Services::load(env_file.as_deref()).unwrap_or_else(|error| panic!("{error}"))
 }

@@ -1,0 +1,142 @@
+//! `wattcast bench-pipeline`: `wattcast local` at real time with more and more devices, to find
+//! how many one machine carries with coverage ≥ 99.9 % and p99 latency ≤ 2 s. The latency is the
+//! window latency (last reading of a window published → window stored): a reading itself waits
+//! for its window to close, up to a minute, whatever the pipeline does.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::time::Duration;
+use wattcast::local::{LocalOptions, LocalSummary, run_local};
+use wattcast::services::{Services, find_test_env_file};
+use wattcast_crds::PipelineExperiment;
+
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Device counts to try, in order (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,5000")]
+    devices: Vec<u32>,
+    /// Data per run (replayed at real time, so also the run's length).
+    #[arg(long, default_value = "3m")]
+    duration: String,
+    /// Write the results as JSON to this file.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Stop at the first device count that misses the targets.
+    #[arg(long)]
+    stop_at_first_miss: bool,
+}
+
+/// One run's result.
+#[derive(Debug, Serialize)]
+struct BenchRow {
+    devices: u32,
+    meets_targets: bool,
+    summary: LocalSummary,
+    /// CPU seconds this process (all workloads) used, per second of run.
+    cpu_cores: f64,
+    /// Peak resident memory of this process, MiB.
+    peak_rss_mib: f64,
+}
+
+/// The experiment of one run: in-order data (so coverage can reach 100 %), real time, a
+/// monotonous watermark (in-order data needs no bound, and a bound would add its own wait).
+fn experiment(devices: u32, duration: &str) -> Result<PipelineExperiment> {
+    let yaml = format!(
+        "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {{ name: bench-{devices} }}\n\
+         spec:\n  architecture: Streaming\n  devices: {{ count: {devices} }}\n\
+         \x20 dataset: {{ scenario: InOrder, seed: 1, duration: {duration} }}\n  replay: {{ speedup: 1 }}\n\
+         \x20 windowing: {{ size: 1m, watermark: {{ strategy: Monotonous }} }}\n"
+    );
+    serde_yaml::from_str(&yaml).context("building the benchmark experiment")
+}
+
+/// CPU seconds (user + system) this process has used, from /proc/self/stat.
+fn cpu_seconds() -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| {
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some(
+                (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
+                    / ticks_per_second,
+            )
+        })
+        .unwrap_or(0.0)
+}
+
+/// Peak resident memory (VmHWM) of this process in MiB.
+fn peak_rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
+            line.split_whitespace().nth(1)?.parse::<f64>().ok()
+        })
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+pub fn run(args: BenchArgs) -> Result<()> {
+    let env_file = std::env::current_dir()
+        .ok()
+        .and_then(|dir| find_test_env_file(&dir));
+    let services = Services::load(env_file.as_deref())?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let mut rows = Vec::new();
+    for devices in args.devices {
+        let experiment = experiment(devices, &args.duration)?;
+        let cpu_before = cpu_seconds();
+        let summary = runtime.block_on(run_local(
+            &experiment,
+            LocalOptions {
+                services: services.clone(),
+                drain_timeout: Duration::from_secs(300),
+                progress: false,
+            },
+        ))?;
+        let cpu_cores = (cpu_seconds() - cpu_before) / summary.duration_s.max(1e-9);
+        let meets_targets = summary.coverage.is_some_and(|coverage| coverage >= 0.999)
+            && summary
+                .window_latency_ms
+                .is_some_and(|latency| latency.p99 <= 2000.0);
+        let row = BenchRow {
+            devices,
+            meets_targets,
+            summary,
+            cpu_cores,
+            peak_rss_mib: peak_rss_mib(),
+        };
+        let show = |latency: Option<wattcast::store::summary::Percentiles>| {
+            latency.map_or("-".to_owned(), |l| {
+                format!("{:.0}/{:.0}/{:.0}", l.p50, l.p95, l.p99)
+            })
+        };
+        eprintln!(
+            "devices {devices:>6}: coverage {:.4}, window latency p50/p95/p99 {} ms (per reading {} ms), \
+             {:.2} cores, peak RSS {:.0} MiB -> {}",
+            row.summary.coverage.unwrap_or(0.0),
+            show(row.summary.window_latency_ms),
+            show(row.summary.latency_ms),
+            row.cpu_cores,
+            row.peak_rss_mib,
+            if meets_targets {
+                "meets the targets"
+            } else {
+                "misses the targets"
+            }
+        );
+        let stop = args.stop_at_first_miss && !meets_targets;
+        rows.push(row);
+        if stop {
+            break;
+        }
+    }
+    let json = serde_json::to_string_pretty(&rows)?;
+    println!("{json}");
+    if let Some(path) = args.out {
+        std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
