@@ -1,6 +1,7 @@
 //! Creating an experiment's Pulsar namespace and topics through the admin REST API.
 
 use crate::topics::{ExperimentNames, PULSAR_TOPICS};
+use reqwest::{Method, StatusCode};
 
 /// Why the Pulsar admin API refused.
 #[derive(Debug, thiserror::Error)]
@@ -17,7 +18,7 @@ pub enum PulsarAdminError {
     #[error("Pulsar admin API: {method} {url} answered {status}: {body}")]
     Status {
         /// The HTTP method.
-        method: &'static str,
+        method: String,
         /// The URL requested.
         url: String,
         /// The status.
@@ -71,114 +72,84 @@ impl PulsarAdmin {
     /// default, so topics go one by one.
     pub async fn delete_experiment(&self, names: &ExperimentNames) -> Result<(), PulsarAdminError> {
         let namespace = names.pulsar_namespace();
-        let Some(topics) = self
-            .get_json::<Vec<String>>(&format!("/admin/v2/namespaces/{namespace}/topics"))
-            .await?
-        else {
+        let listing = self
+            .call(
+                Method::GET,
+                &format!("/admin/v2/namespaces/{namespace}/topics"),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
+        let Some(response) = listing else {
             return Ok(());
         };
+        let url = response.url().to_string();
+        let topics: Vec<String> = response
+            .json()
+            .await
+            .map_err(|source| PulsarAdminError::Request { url, source })?;
         for topic in topics {
             let path = topic.replacen("://", "/", 1);
-            self.delete(&format!("/admin/v2/{path}?force=true")).await?;
+            self.call(
+                Method::DELETE,
+                &format!("/admin/v2/{path}?force=true"),
+                None,
+                &[StatusCode::NOT_FOUND],
+            )
+            .await?;
         }
-        self.delete(&format!("/admin/v2/namespaces/{namespace}")).await
-    }
-
-    /// GET returning JSON; `None` when the resource does not exist.
-    async fn get_json<T: serde::de::DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<Option<T>, PulsarAdminError> {
-        let url = format!("{}{path}", self.base);
-        let request_error = |source| PulsarAdminError::Request {
-            url: url.clone(),
-            source,
-        };
-        let response = self.http.get(&url).send().await.map_err(request_error)?;
-        let status = response.status();
-        if status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(None);
-        }
-        if !status.is_success() {
-            return Err(PulsarAdminError::Status {
-                method: "GET",
-                url: url.clone(),
-                status,
-                body: response.text().await.unwrap_or_default(),
-            });
-        }
-        response.json().await.map(Some).map_err(request_error)
-    }
-
-    /// DELETE; 404 (already gone) counts as success.
-    async fn delete(&self, path: &str) -> Result<(), PulsarAdminError> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .delete(&url)
-            .send()
-            .await
-            .map_err(|source| PulsarAdminError::Request {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_success() || status == reqwest::StatusCode::NOT_FOUND {
-            return Ok(());
-        }
-        Err(PulsarAdminError::Status {
-            method: "DELETE",
-            url,
-            status,
-            body: response.text().await.unwrap_or_default(),
-        })
-    }
-
-    /// POST with a JSON body.
-    async fn post_json(&self, path: &str, body: &'static str) -> Result<(), PulsarAdminError> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .post(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|source| PulsarAdminError::Request {
-                url: url.clone(),
-                source,
-            })?;
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        Err(PulsarAdminError::Status {
-            method: "POST",
-            url,
-            status,
-            body: response.text().await.unwrap_or_default(),
-        })
+        self.call(
+            Method::DELETE,
+            &format!("/admin/v2/namespaces/{namespace}"),
+            None,
+            &[StatusCode::NOT_FOUND],
+        )
+        .await?;
+        Ok(())
     }
 
     /// PUT with no body; 409 (already exists) counts as success.
     async fn put(&self, path: &str) -> Result<(), PulsarAdminError> {
-        let url = format!("{}{path}", self.base);
-        let response = self
-            .http
-            .put(&url)
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .send()
+        self.call(Method::PUT, path, None, &[StatusCode::CONFLICT])
             .await
-            .map_err(|source| PulsarAdminError::Request {
-                url: url.clone(),
-                source,
-            })?;
+            .map(drop)
+    }
+
+    /// POST with a JSON body.
+    async fn post_json(&self, path: &str, body: &'static str) -> Result<(), PulsarAdminError> {
+        self.call(Method::POST, path, Some(body), &[]).await.map(drop)
+    }
+
+    /// Sends a request. A success status gives the response; a status in `tolerated` gives
+    /// `None`; any other status is an error carrying the answer's body.
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&'static str>,
+        tolerated: &[StatusCode],
+    ) -> Result<Option<reqwest::Response>, PulsarAdminError> {
+        let url = format!("{}{path}", self.base);
+        let mut request = self
+            .http
+            .request(method.clone(), &url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json");
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let response = request.send().await.map_err(|source| PulsarAdminError::Request {
+            url: url.clone(),
+            source,
+        })?;
         let status = response.status();
-        if status.is_success() || status == reqwest::StatusCode::CONFLICT {
-            return Ok(());
+        if status.is_success() {
+            return Ok(Some(response));
+        }
+        if tolerated.contains(&status) {
+            return Ok(None);
         }
         Err(PulsarAdminError::Status {
-            method: "PUT",
+            method: method.to_string(),
             url,
             status,
             body: response.text().await.unwrap_or_default(),

@@ -39,26 +39,8 @@ async fn store_of(experiment: &PipelineExperiment) -> Store {
         .unwrap()
 }
 
-/// (device, second) → watts of every measured reading stored, in windows or late.
-async fn arrived(store: &Store) -> BTreeMap<(i32, i64), f64> {
-    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
-        "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
-         UNION ALL SELECT device, event_time, power_w FROM late_readings",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    let count = rows.len();
-    let map: BTreeMap<(i32, i64), f64> = rows.into_iter().map(|(d, t, w)| ((d, t), w)).collect();
-    assert_eq!(
-        map.len(),
-        count,
-        "a reading was stored both in a window and as late"
-    );
-    map
-}
-
-fn generated(experiment: &PipelineExperiment) -> Vec<(DeviceId, Vec<Reading>)> {
+/// Each device's generated readings in arrival order.
+fn per_device(experiment: &PipelineExperiment) -> Vec<(DeviceId, Vec<Reading>)> {
     let options = generate_options(&experiment.spec).unwrap();
     (1..=experiment.spec.devices.count)
         .map(|device| {
@@ -74,7 +56,7 @@ fn generated(experiment: &PipelineExperiment) -> Vec<(DeviceId, Vec<Reading>)> {
 async fn streaming_stores_every_reading_once_and_matches_the_preview() {
     let experiment = smoke("pipeline-streaming");
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options()).await);
-    let data = generated(&experiment);
+    let data = per_device(&experiment);
 
     let sent: usize = data.iter().map(|(_, readings)| readings.len()).sum();
     assert_eq!(summary.readings_sent, sent as u64);
@@ -83,15 +65,8 @@ async fn streaming_stores_every_reading_once_and_matches_the_preview() {
 
     // Exactly the generated readings arrived, each once, with its value.
     let store = store_of(&experiment).await;
-    let expected: BTreeMap<(i32, i64), f64> = data
-        .iter()
-        .flat_map(|(_, readings)| {
-            readings
-                .iter()
-                .map(|r| ((r.device.0 as i32, r.event_time), r.power_w))
-        })
-        .collect();
-    assert_eq!(arrived(&store).await, expected);
+    let expected = common::generated(&experiment);
+    assert_eq!(common::arrived(&store).await, expected);
 
     // Windows, their fill and the late readings are what the preview computes for the same
     // arrival order and watermark.
@@ -153,13 +128,6 @@ async fn batching_in_order_data_gives_complete_windows() {
     assert_eq!(summary.dead_letters, 0);
 
     let store = store_of(&experiment).await;
-    let expected: BTreeMap<(i32, i64), f64> = generated(&experiment)
-        .iter()
-        .flat_map(|(_, readings)| {
-            readings
-                .iter()
-                .map(|r| ((r.device.0 as i32, r.event_time), r.power_w))
-        })
-        .collect();
-    assert_eq!(arrived(&store).await, expected);
+    let expected = common::generated(&experiment);
+    assert_eq!(common::arrived(&store).await, expected);
 }

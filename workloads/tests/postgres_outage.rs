@@ -4,12 +4,9 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
-use wattcast::DeviceId;
-use wattcast::dataset::generate::generate_device;
-use wattcast::experiment::{generate_options, read_experiment};
+use wattcast::experiment::read_experiment;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
@@ -58,11 +55,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
         summary.duration_s
     );
 
-    let options = generate_options(&experiment.spec).unwrap();
-    let expected: BTreeMap<(i32, i64), f64> = (1..=experiment.spec.devices.count)
-        .flat_map(|device| generate_device(&options, DeviceId(device)).readings)
-        .map(|reading| ((reading.device.0 as i32, reading.event_time), reading.power_w))
-        .collect();
+    let expected = common::generated(&experiment);
     let store = Store::connect(
         &services.postgres_url,
         &ExperimentNames::new("postgres-outage").unwrap().postgres_schema(),
@@ -70,15 +63,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
     )
     .await
     .unwrap();
-    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
-        "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
-         UNION ALL SELECT device, event_time, power_w FROM late_readings",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    let stored: BTreeMap<(i32, i64), f64> = rows.iter().map(|(d, t, w)| ((*d, *t), *w)).collect();
-    assert_eq!(stored.len(), rows.len(), "a reading was stored twice");
+    let stored = common::arrived(&store).await;
     assert_eq!(stored, expected);
     assert_eq!(summary.readings_stored + summary.late, expected.len() as i64);
 }

@@ -3,13 +3,10 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
-use wattcast::DeviceId;
-use wattcast::dataset::generate::generate_device;
-use wattcast::experiment::{generate_options, read_experiment};
+use wattcast::experiment::read_experiment;
 use wattcast::pulsar_admin::PulsarAdmin;
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
@@ -83,11 +80,7 @@ async fn killing_the_windower_and_coordinator_loses_and_duplicates_nothing() {
     let status = common::within(120, "the sensor", sensor.wait()).await.unwrap();
     assert!(status.success(), "the sensor exits 0 when its data is sent");
 
-    let options = generate_options(&experiment.spec).unwrap();
-    let expected: BTreeMap<(i32, i64), f64> = (1..=2)
-        .flat_map(|device| generate_device(&options, DeviceId(device)).readings)
-        .map(|reading| ((reading.device.0 as i32, reading.event_time), reading.power_w))
-        .collect();
+    let expected = common::generated(&experiment);
     let deadline = Instant::now() + Duration::from_secs(120);
     while (store.arrived().await.unwrap() as usize) < expected.len() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -101,19 +94,7 @@ async fn killing_the_windower_and_coordinator_loses_and_duplicates_nothing() {
         "the crash happened mid-run ({arrived_at_crash} stored)"
     );
 
-    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
-        "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
-         UNION ALL SELECT device, event_time, power_w FROM late_readings",
-    )
-    .fetch_all(store.pool())
-    .await
-    .unwrap();
-    let stored: BTreeMap<(i32, i64), f64> = rows.iter().map(|(d, t, w)| ((*d, *t), *w)).collect();
-    assert_eq!(
-        stored.len(),
-        rows.len(),
-        "a reading was stored twice (in a window and as late)"
-    );
+    let stored = common::arrived(&store).await;
     let lost: Vec<_> = expected
         .keys()
         .filter(|key| !stored.contains_key(key))

@@ -39,3 +39,39 @@ pub fn unique(prefix: &str) -> String {
         .unwrap_or_default();
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
+
+/// (device, second) → watts of every measured reading an experiment's store holds, in windows or
+/// late; panics if one is stored twice (both in a window and as late).
+pub async fn arrived(store: &wattcast::store::Store) -> std::collections::BTreeMap<(i32, i64), f64> {
+    let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
+        "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
+         UNION ALL SELECT device, event_time, power_w FROM late_readings",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("reading the stored readings");
+    let count = rows.len();
+    let map: std::collections::BTreeMap<(i32, i64), f64> = rows
+        .into_iter()
+        .map(|(device, time, watts)| ((device, time), watts))
+        .collect();
+    assert_eq!(
+        map.len(),
+        count,
+        "a reading was stored both in a window and as late"
+    );
+    map
+}
+
+/// (device, second) → watts of every reading the experiment's generated dataset holds.
+pub fn generated(
+    experiment: &wattcast_crds::PipelineExperiment,
+) -> std::collections::BTreeMap<(i32, i64), f64> {
+    let options = wattcast::experiment::generate_options(&experiment.spec).expect("a generated dataset");
+    (1..=experiment.spec.devices.count)
+        .flat_map(|device| {
+            wattcast::dataset::generate::generate_device(&options, wattcast::DeviceId(device)).readings
+        })
+        .map(|reading| ((reading.device.0 as i32, reading.event_time), reading.power_w))
+        .collect()
+}
