@@ -1,7 +1,8 @@
 //! `wattcast windower`: `readings` → the windowing engine → `windows`; late readings → `late`.
 //!
 //! At-least-once: a reading's Pulsar message is acknowledged only after the window holding it
-//! (or, for a late reading, its `late` message) was confirmed by Pulsar. If the windower dies,
+//! (or, for a late reading, its `late` message) was confirmed by Pulsar; receipts are awaited
+//! alongside the reading, not one after another. If the windower dies,
 //! unacknowledged readings are redelivered and windowed again; the coordinator's primary keys
 //! make a window stored twice change nothing. A Key_Shared subscription lets replicas split
 //! the devices, so each device's readings stay in order on one replica.
@@ -13,12 +14,16 @@ use crate::topics::ExperimentNames;
 use crate::windowing::{WindowConfig, WindowEngine, WindowEvent};
 use crate::wire::{DeadLetter, LateMessage, SensorPayload, WindowMessage, parse_sensor_payload};
 use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
+use pulsar::producer::SendFuture;
 use pulsar::proto::MessageIdData;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -136,11 +141,22 @@ pub async fn run_windower(
     let mut engine = WindowEngine::new(config.window);
     // Message ids of the readings in each open window, acknowledged once it is published.
     let mut pending: HashMap<(DeviceId, i64), Vec<MessageIdData>> = HashMap::new();
+    // Published windows and late messages whose receipts are still on their way, with the ids
+    // to acknowledge when they land. Waiting for receipts here, not inline, lets the windower
+    // go on reading while Pulsar persists what it published.
+    let mut confirmations: FuturesUnordered<Confirmation> = FuturesUnordered::new();
     let mut events = Vec::new();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     loop {
+        let mut trailing = Vec::new();
         tokio::select! {
             () = cancel.cancelled() => break,
+            Some((confirmed, ids)) = confirmations.next(), if !confirmations.is_empty() => {
+                confirmed.map_err(WindowerError::Pulsar)?;
+                for id in ids {
+                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                }
+            }
             _ = idle_check.tick() => {
                 engine.flush_idle(now_ms(), &mut events);
             }
@@ -153,21 +169,17 @@ pub async fn run_windower(
                         stats.readings.inc();
                         let before = events.len();
                         engine.push(reading, now_ms(), &mut events);
-                        let is_late = events[before..].iter().any(|event| {
-                            matches!(event, WindowEvent::Late(late) if late.reading == reading)
-                        });
-                        if is_late {
-                            // Acknowledged with its late message below.
-                            publish_late_then_ack(&mut outputs, &mut consumer, &readings_topic, &mut events, before, id, &stats).await?;
+                        if events[before..].iter().any(|event| matches!(event, WindowEvent::Late(_))) {
+                            trailing.push(id); // acknowledged with its late message
                         } else {
                             let start = engine.config().window_start(reading.event_time);
                             pending.entry((reading.device, start)).or_default().push(id);
                         }
                     }
                     Ok(SensorPayload::EndOfStream(end)) => {
+                        // Acknowledged once the device's last windows are confirmed.
                         engine.finish_device(end.sensor_id, &mut events);
-                        publish_windows(&mut outputs, &mut consumer, &readings_topic, &mut events, &mut pending, &stats).await?;
-                        consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                        trailing.push(id);
                     }
                     Err(reason) => {
                         stats.dead_letters.inc();
@@ -183,12 +195,12 @@ pub async fn run_windower(
                 }
             }
         }
-        publish_windows(
+        publish(
             &mut outputs,
-            &mut consumer,
-            &readings_topic,
             &mut events,
             &mut pending,
+            trailing,
+            &mut confirmations,
             &stats,
         )
         .await?;
@@ -196,77 +208,66 @@ pub async fn run_windower(
     Ok(())
 }
 
-/// Publishes the late reading just produced (events from `from` on), then acknowledges it.
-async fn publish_late_then_ack(
-    outputs: &mut Outputs,
-    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
-    topic: &str,
-    events: &mut Vec<WindowEvent>,
-    from: usize,
-    id: MessageIdData,
-    stats: &WindowerStats,
-) -> Result<(), WindowerError> {
-    let position = events[from..]
-        .iter()
-        .position(|event| matches!(event, WindowEvent::Late(_)))
-        .map(|offset| from + offset);
-    if let Some(WindowEvent::Late(late)) = position.map(|index| events.remove(index)) {
-        let message = LateMessage {
-            reading: late.reading,
-            window_start: late.window_start,
-            watermark_ms: late.watermark_ms,
-        };
-        let payload = serde_json::to_vec(&message).map_err(pulsar_error)?;
-        outputs
-            .late
-            .create_message()
-            .with_content(payload)
-            .with_key(late.reading.device.to_string())
-            .send_non_blocking()
-            .await
-            .map_err(pulsar_error)?
-            .await
-            .map_err(pulsar_error)?;
-        stats.late.inc();
-        consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
-    }
-    Ok(())
-}
+/// A publication's receipt, and the reading ids to acknowledge once it arrives.
+type Confirmation = Pin<Box<dyn Future<Output = (Result<(), String>, Vec<MessageIdData>)> + Send>>;
 
-/// Publishes every emitted window waiting in `events`, and acknowledges its readings once
-/// Pulsar confirmed it.
-async fn publish_windows(
+/// Publishes the windows and late readings in `events` without waiting for their receipts
+/// (those go to `confirmations` with the ids to acknowledge). `trailing` ids are acknowledged
+/// with the last publication (or at once if there is none).
+async fn publish(
     outputs: &mut Outputs,
-    consumer: &mut Consumer<Vec<u8>, TokioExecutor>,
-    topic: &str,
     events: &mut Vec<WindowEvent>,
     pending: &mut HashMap<(DeviceId, i64), Vec<MessageIdData>>,
+    trailing: Vec<MessageIdData>,
+    confirmations: &mut FuturesUnordered<Confirmation>,
     stats: &WindowerStats,
 ) -> Result<(), WindowerError> {
+    let mut published: Vec<(SendFuture, Vec<MessageIdData>)> = Vec::new();
     for event in events.drain(..) {
-        let WindowEvent::Emitted(window) = event else {
-            continue;
+        let (producer, key, payload, ids) = match event {
+            WindowEvent::Emitted(window) => {
+                let key = (window.device, window.start);
+                let message = WindowMessage {
+                    window,
+                    emitted_ms: now_ms(),
+                };
+                stats.windows.inc();
+                let ids = pending.remove(&key).unwrap_or_default();
+                (&mut outputs.windows, key.0, serde_json::to_vec(&message), ids)
+            }
+            WindowEvent::Late(late) => {
+                let message = LateMessage {
+                    reading: late.reading,
+                    window_start: late.window_start,
+                    watermark_ms: late.watermark_ms,
+                };
+                stats.late.inc();
+                (
+                    &mut outputs.late,
+                    late.reading.device,
+                    serde_json::to_vec(&message),
+                    Vec::new(),
+                )
+            }
         };
-        let key = (window.device, window.start);
-        let message = WindowMessage {
-            window,
-            emitted_ms: now_ms(),
-        };
-        let payload = serde_json::to_vec(&message).map_err(pulsar_error)?;
-        outputs
-            .windows
+        let receipt = producer
             .create_message()
-            .with_content(payload)
-            .with_key(key.0.to_string())
+            .with_content(payload.map_err(pulsar_error)?)
+            .with_key(key.to_string())
             .send_non_blocking()
             .await
-            .map_err(pulsar_error)?
-            .await
             .map_err(pulsar_error)?;
-        stats.windows.inc();
-        for id in pending.remove(&key).unwrap_or_default() {
-            consumer.ack_with_id(topic, id).await.map_err(pulsar_error)?;
-        }
+        published.push((receipt, ids));
+    }
+    match published.last_mut() {
+        Some((_, ids)) => ids.extend(trailing),
+        None if !trailing.is_empty() => confirmations.push(Box::pin(std::future::ready((Ok(()), trailing)))),
+        None => {}
+    }
+    for (receipt, ids) in published {
+        confirmations.push(Box::pin(async move {
+            (receipt.await.map(drop).map_err(|error| error.to_string()), ids)
+        }));
     }
     Ok(())
 }
