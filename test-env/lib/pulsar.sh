@@ -31,6 +31,9 @@ start_pulsar() {
   stop_pidfile pulsar "$pidfile"
   port_open "$PULSAR_PORT" && die "port $PULSAR_PORT is taken by another process; stop it or point the tests at your Pulsar (docs/testing.md)"
   install_pulsar
+  # A fresh data directory each start: tests keep nothing in Pulsar between runs, and a broker
+  # killed uncleanly (a session ending, a crash) can leave BookKeeper ledgers it cannot recover.
+  rm -rf "$PULSAR_DIR/data"
   mkdir -p "$PULSAR_DIR/data"
   cat >"$PULSAR_DIR/standalone.conf" <<CONF
 # Written by test-env/up.
