@@ -57,6 +57,11 @@ dbStorage_writeCacheMaxSizeMb=32
 dbStorage_readAheadCacheMaxSizeMb=32
 dbStorage_rocksDB_blockCacheSize=16777216
 journalMaxSizeMB=256
+# The bookie turns read-only at 95 % disk use by default, which a big shared disk with a large
+# cargo target directory reaches long before the few megabytes the tests write run out.
+diskUsageThreshold=0.99
+diskUsageWarnThreshold=0.98
+diskUsageLwmThreshold=0.98
 CONF
   (
     cd "$PULSAR_DIR"
