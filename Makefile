@@ -38,8 +38,12 @@ fmt: ## Format the code
 	$(CARGO) fmt --all
 
 .PHONY: bench
-bench: ## Criterion benchmarks of the core (windowing throughput, CSV parsing)
-	$(CARGO) bench -p wattcast --bench windowing --bench csv_parse
+bench: ## Criterion benchmarks (windowing throughput, CSV parsing, model training and forecasting)
+	$(CARGO) bench -p wattcast --bench windowing --bench csv_parse --bench model
+
+.PHONY: bench-model
+bench-model: ## Criterion benchmarks of the model only (training the original recipe, a 60-step forecast)
+	$(CARGO) bench -p wattcast --bench model
 
 .PHONY: bench-pipeline
 bench-pipeline: test-env release ## The pipeline at real time with 100..5000 devices (minutes; needs the test env)

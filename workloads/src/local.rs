@@ -1,19 +1,25 @@
 //! `wattcast local EXPERIMENT.yaml`: the whole pipeline as tasks of one process against running
-//! services — sensor → MQTT → bridge → Pulsar → windower → coordinator → PostgreSQL — until
-//! every reading sent has been stored (or counted late), then a summary.
+//! services — sensor → MQTT → bridge → Pulsar → windower → coordinator (+ forecasts) →
+//! PostgreSQL, with the trainer retraining models into the object store — until every reading
+//! sent has been stored (or counted late) and every window forecast, then a summary.
 
 use crate::dataset::generate::generate_device;
 use crate::experiment;
+use crate::model::Recipe;
+use crate::model_registry::ModelRegistry;
+use crate::object_store::ObjectStore;
 use crate::observe::Readiness;
 use crate::pulsar_admin::PulsarAdmin;
 use crate::reading::DeviceId;
 use crate::services::Services;
 use crate::store::Store;
-use crate::store::summary::Percentiles;
+use crate::store::summary::{Accuracy, Percentiles};
 use crate::topics::ExperimentNames;
 use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use crate::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
 use crate::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use crate::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use anyhow::{Context, bail};
 use serde::Serialize;
@@ -31,6 +37,11 @@ pub struct LocalOptions {
     pub drain_timeout: Duration,
     /// Show a progress spinner on stderr.
     pub progress: bool,
+    /// The bucket models are stored in.
+    pub models_bucket: String,
+    /// Train each device's initial model on its first readings before the run (without them
+    /// windows are forecast only once the trainer has made a model).
+    pub initial_models: bool,
 }
 
 /// What a local run measured.
@@ -66,6 +77,16 @@ pub struct LocalSummary {
     pub retrain_requests: u64,
     /// Store attempts that failed (PostgreSQL away) and were retried.
     pub store_retries: u64,
+    /// Windows forecast (each `horizon` seconds ahead).
+    pub forecasts: i64,
+    /// Models recorded: initial ones and retrains.
+    pub models: i64,
+    /// Models the trainer made during the run.
+    pub retrains: u64,
+    /// Forecasts against the measured readings that later arrived.
+    pub accuracy: Option<Accuracy>,
+    /// Forecasts against imputed fillers (not real data; reported apart).
+    pub accuracy_imputed: Option<Accuracy>,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
 }
@@ -96,11 +117,35 @@ pub async fn run_local(
         .context("connecting to PostgreSQL")?;
     store.drop_schema().await.context("resetting the schema")?;
     store.migrate().await?;
+    let objects = ObjectStore::new(&services.s3, &options.models_bucket);
+    objects
+        .ensure_bucket()
+        .await
+        .context("creating the models bucket")?;
+    objects
+        .delete_prefix(&format!("{}/", names.experiment()))
+        .await
+        .context("removing the experiment's old models")?;
+    let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
+    let recipe = Recipe::from_spec(&spec.forecasting);
+    let devices: Vec<(DeviceId, Vec<_>)> = (1..=spec.devices.count)
+        .map(|device| {
+            (
+                DeviceId(device),
+                generate_device(&generate, DeviceId(device)).readings,
+            )
+        })
+        .collect();
+    if options.initial_models {
+        crate::setup::train_initial_models(&registry, &recipe, &devices).await?;
+    }
 
     let cancel = CancellationToken::new();
     let bridge_stats = Arc::new(BridgeStats::default());
     let windower_stats = Arc::new(WindowerStats::default());
     let coordinator_stats = Arc::new(CoordinatorStats::default());
+    let forecast_stats = Arc::new(ForecastStats::default());
+    let trainer_stats = Arc::new(TrainerStats::default());
     let mut tasks = tokio::task::JoinSet::new();
 
     // Sensors start only when every workload consumes, so no reading waits for a workload to
@@ -145,12 +190,41 @@ pub async fn run_local(
         pulsar_url: services.pulsar_url.clone(),
         readiness: coordinator_ready.clone(),
     };
+    let forecasting = Forecasting::new(
+        registry.clone(),
+        ForecastSettings {
+            look_back: recipe.look_back,
+            horizon: spec.forecasting.horizon as usize,
+            absent_recheck_ms: 10_000,
+        },
+        forecast_stats.clone(),
+    );
     {
         let (store, stats, cancel) = (store.clone(), coordinator_stats.clone(), cancel.clone());
         tasks.spawn(async move {
-            run_coordinator(coordinator, store, stats, cancel)
+            run_coordinator(coordinator, store, Some(forecasting), stats, cancel)
                 .await
                 .context("coordinator")
+        });
+    }
+    let trainer_ready = Arc::new(Readiness::default());
+    {
+        let config = TrainerConfig {
+            names: names.clone(),
+            recipe: recipe.clone(),
+            pulsar_url: services.pulsar_url.clone(),
+            readiness: trainer_ready.clone(),
+        };
+        let (store, registry, stats, cancel) = (
+            store.clone(),
+            registry.clone(),
+            trainer_stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            run_trainer(config, store, registry, stats, cancel)
+                .await
+                .context("trainer")
         });
     }
 
@@ -165,22 +239,14 @@ pub async fn run_local(
         bail!("the bridge did not subscribe to MQTT within 60 s");
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !(windower_ready.is_ready() && coordinator_ready.is_ready()) {
+    while !(windower_ready.is_ready() && coordinator_ready.is_ready() && trainer_ready.is_ready()) {
         if Instant::now() > deadline {
             cancel.cancel();
-            bail!("the windower or coordinator did not start consuming within 60 s");
+            bail!("the windower, coordinator or trainer did not start consuming within 60 s");
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    let devices: Vec<(DeviceId, Vec<_>)> = (1..=spec.devices.count)
-        .map(|device| {
-            (
-                DeviceId(device),
-                generate_device(&generate, DeviceId(device)).readings,
-            )
-        })
-        .collect();
     let sensor = SensorConfig {
         mode: match spec.architecture {
             Architecture::Streaming => SensorMode::Streaming,
@@ -202,7 +268,7 @@ pub async fn run_local(
             tokio::select! {
                 report = &mut sensor_run => break report.context("sensor")?,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                    show(&progress, "sending", &bridge_stats, &coordinator_stats);
+                    show(&progress, "sending", &bridge_stats, &coordinator_stats, &forecast_stats);
                 }
                 Some(result) = tasks.join_next() => {
                     cancel.cancel();
@@ -225,7 +291,10 @@ pub async fn run_local(
                 0
             }
         };
-        if arrived >= readings_sent {
+        // Each stored window is forecast (or skipped) right after it is stored.
+        let decided =
+            forecast_stats.forecasts.get() + forecast_stats.skipped.get() + forecast_stats.failures.get();
+        if arrived >= readings_sent && decided >= coordinator_stats.windows.get() {
             break;
         }
         if Instant::now() > deadline {
@@ -236,7 +305,13 @@ pub async fn run_local(
                 bridge_stats.dead_letters.get()
             );
         }
-        show(&progress, "draining", &bridge_stats, &coordinator_stats);
+        show(
+            &progress,
+            "draining",
+            &bridge_stats,
+            &coordinator_stats,
+            &forecast_stats,
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     cancel.cancel();
@@ -266,6 +341,11 @@ pub async fn run_local(
             + coordinator_stats.dead_letters.get(),
         retrain_requests: coordinator_stats.retrain_requests.get(),
         store_retries: coordinator_stats.store_retries.get(),
+        forecasts: stored.forecasts,
+        models: stored.models,
+        retrains: trainer_stats.retrains.get(),
+        accuracy: stored.accuracy,
+        accuracy_imputed: stored.accuracy_imputed,
         duration_s: started.elapsed().as_secs_f64(),
     })
 }
@@ -283,13 +363,15 @@ fn show(
     phase: &str,
     bridge: &BridgeStats,
     coordinator: &CoordinatorStats,
+    forecasts: &ForecastStats,
 ) {
     if let Some(progress) = progress {
         progress.set_message(format!(
-            "{phase}: {} readings and {} batches bridged, {} windows stored, {} late, {} dead letters",
+            "{phase}: {} readings and {} batches bridged, {} windows stored, {} forecast, {} late, {} dead letters",
             bridge.readings.get(),
             bridge.batches.get(),
             coordinator.windows.get(),
+            forecasts.forecasts.get(),
             coordinator.late.get(),
             bridge.dead_letters.get(),
         ));

@@ -2,6 +2,10 @@
 
 mod cli;
 
+/// Many small short-lived tensors while training: mimalloc keeps them off the page-fault path.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     cli::run()
 }

@@ -65,6 +65,18 @@ pub struct RetrainRequest {
     pub to: i64,
 }
 
+/// A new model for a device, announced on `models` once its files and row are stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModelAnnouncement {
+    /// The device.
+    pub device: DeviceId,
+    /// `initial` or `{from}-{to}`.
+    pub version: String,
+    /// Where its files are in the models bucket.
+    pub object_prefix: String,
+}
+
 /// What a streaming sensor's MQTT message turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SensorPayload {

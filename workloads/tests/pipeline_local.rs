@@ -29,6 +29,8 @@ fn options() -> LocalOptions {
         services: common::services(),
         drain_timeout: Duration::from_secs(120),
         progress: false,
+        models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
+        initial_models: true,
     }
 }
 
@@ -108,6 +110,37 @@ async fn streaming_stores_every_reading_once_and_matches_the_preview() {
         summary.retrain_requests >= 2,
         "15 minutes of 2 devices with retrainEvery 10m"
     );
+    assert_forecasts(&summary, &store).await;
+}
+
+/// Every window was forecast (initial models exist and windows are filled to the look-back),
+/// each forecast holds `horizon` values made by a recorded model, and they were scored.
+async fn assert_forecasts(summary: &wattcast::local::LocalSummary, store: &Store) {
+    assert_eq!(summary.forecasts, summary.windows, "one forecast per window");
+    assert!(summary.models >= 2, "an initial model per device");
+    let accuracy = summary
+        .accuracy
+        .expect("forecasts scored against measured readings");
+    assert!(accuracy.scored > 0 && accuracy.rmse.is_finite() && accuracy.mae <= accuracy.rmse);
+    let (malformed,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM (SELECT device, origin, count(*) AS n, min(model_version) AS version,
+                                      count(DISTINCT model_version) AS versions
+                               FROM forecasts GROUP BY device, origin) f
+         WHERE n <> 60 OR versions <> 1
+            OR NOT EXISTS (SELECT 1 FROM models m WHERE m.device = f.device AND m.version = f.version)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(malformed, 0, "forecasts of 60 values, each by one recorded model");
+    let (misplaced,): (i64,) = sqlx::query_as(
+        "SELECT count(*) FROM forecasts f
+         WHERE NOT EXISTS (SELECT 1 FROM windows w WHERE w.device = f.device AND w.window_end = f.origin)",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap();
+    assert_eq!(misplaced, 0, "each forecast starts where a stored window ends");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -130,4 +163,5 @@ async fn batching_in_order_data_gives_complete_windows() {
     let store = store_of(&experiment).await;
     let expected = common::generated(&experiment);
     assert_eq!(common::arrived(&store).await, expected);
+    assert_forecasts(&summary, &store).await;
 }

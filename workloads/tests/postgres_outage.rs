@@ -38,6 +38,8 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 services: services.clone(),
                 drain_timeout: Duration::from_secs(120),
                 progress: false,
+                models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
+                initial_models: true,
             },
         )
         .await,

@@ -94,6 +94,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 services: services.clone(),
                 drain_timeout: Duration::from_secs(300),
                 progress: false,
+                models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
+                // Training thousands of initial models is not what this measures.
+                initial_models: false,
             },
         ))?;
         let cpu_cores = (cpu_seconds() - cpu_before) / summary.duration_s.max(1e-9);

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wattcast::experiment::read_experiment;
 use wattcast::local::{LocalOptions, run_local};
+use wattcast::object_store::DEFAULT_BUCKET;
 use wattcast::services::{Services, find_test_env_file};
 
 #[derive(Debug, Args)]
@@ -22,6 +23,12 @@ pub struct LocalArgs {
     /// current directory upwards). WATTCAST_* environment variables take precedence.
     #[arg(long)]
     env_file: Option<PathBuf>,
+    /// The bucket models are stored in.
+    #[arg(long, env = "WATTCAST_S3_BUCKET", default_value = DEFAULT_BUCKET)]
+    bucket: String,
+    /// Do not train initial models before the run (forecasts start with the first retrain).
+    #[arg(long)]
+    no_initial_models: bool,
 }
 
 pub fn run(args: LocalArgs) -> Result<()> {
@@ -39,6 +46,8 @@ pub fn run(args: LocalArgs) -> Result<()> {
             services,
             drain_timeout: args.drain_timeout,
             progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            models_bucket: args.bucket,
+            initial_models: !args.no_initial_models,
         },
     ))?;
     let json = serde_json::to_string_pretty(&summary)?;

@@ -3,6 +3,7 @@
 mod bench;
 mod dataset;
 mod local;
+mod model;
 mod workloads;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -32,6 +33,9 @@ enum Command {
     /// Generate, inspect and window datasets.
     #[command(subcommand)]
     Dataset(dataset::DatasetCommand),
+    /// Train forecasting models and forecast with them.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Run an experiment's whole pipeline in this process against running services.
     Local(local::LocalArgs),
     /// Replay devices' readings over MQTT, then exit 0 (one pod of an indexed Job per device).
@@ -42,6 +46,10 @@ enum Command {
     Windower(workloads::Common),
     /// Impute, store and forecast windows.
     Coordinator(workloads::Common),
+    /// Create the experiment's topics, schema, bucket and initial models, then exit 0.
+    Setup(workloads::Common),
+    /// Retrain devices' models on request and announce them.
+    Trainer(workloads::Common),
     /// Find how many devices the pipeline carries at real time on this machine.
     BenchPipeline(bench::BenchArgs),
 }
@@ -52,11 +60,14 @@ pub fn run() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
+        Command::Model(command) => model::run(command),
         Command::Local(args) => local::run(args),
         Command::Sensor(args) => workloads::run_sensor_command(args),
         Command::Bridge(common) => workloads::run_bridge_command(common),
         Command::Windower(common) => workloads::run_windower_command(common),
         Command::Coordinator(common) => workloads::run_coordinator_command(common),
+        Command::Trainer(common) => workloads::run_trainer_command(common),
+        Command::Setup(common) => workloads::run_setup_command(common),
         Command::BenchPipeline(args) => bench::run(args),
     };
     match result {

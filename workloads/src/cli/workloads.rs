@@ -12,13 +12,18 @@ use wattcast::DeviceId;
 use wattcast::dataset::generate::generate_device;
 use wattcast::dataset::{BadRowPolicy, read_dataset};
 use wattcast::experiment::{self, read_experiment};
+use wattcast::model::Recipe;
+use wattcast::model_registry::ModelRegistry;
+use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
 use wattcast::observe::{Readiness, cancel_on_signals, serve};
 use wattcast::services::{ServiceEnv, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use wattcast::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use wattcast::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
 use wattcast::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use wattcast::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use wattcast_crds::{Architecture, PipelineExperiment};
 
@@ -31,6 +36,9 @@ pub struct Common {
     /// Where to serve /metrics, /healthz and /readyz.
     #[arg(long, env = "WATTCAST_METRICS_ADDR", default_value = "0.0.0.0:9090")]
     metrics_addr: SocketAddr,
+    /// The bucket holding the models (coordinator and trainer).
+    #[arg(long, env = "WATTCAST_S3_BUCKET", default_value = DEFAULT_BUCKET)]
+    bucket: String,
 }
 
 #[derive(Debug, Args)]
@@ -218,14 +226,63 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
         pulsar_url: loaded.services.pulsar_url()?,
         readiness: loaded.readiness.clone(),
     };
+    let forecast_stats = Arc::new(ForecastStats::default());
+    forecast_stats.register(&mut loaded.registry);
+    let settings = ForecastSettings {
+        look_back: spec.forecasting.look_back as usize,
+        horizon: spec.forecasting.horizon as usize,
+        absent_recheck_ms: 30_000,
+    };
     let postgres_url = loaded.services.postgres_url()?;
+    let objects = ObjectStore::new(&loaded.services.s3()?, &common.bucket);
     let schema = loaded.names.postgres_schema();
+    let experiment = loaded.names.experiment().to_owned();
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         let store = Store::connect(&postgres_url, &schema, 8)
             .await
             .context("connecting to PostgreSQL")?;
         store.migrate().await?;
-        Ok(run_coordinator(config, store, stats, cancel).await?)
+        let registry = ModelRegistry::new(&experiment, objects, store.clone());
+        let forecasting = Forecasting::new(registry, settings, forecast_stats);
+        Ok(run_coordinator(config, store, Some(forecasting), stats, cancel).await?)
+    })
+}
+
+pub fn run_trainer_command(common: Common) -> Result<()> {
+    let mut loaded = load(&common)?;
+    let stats = Arc::new(TrainerStats::default());
+    stats.register(&mut loaded.registry);
+    let config = TrainerConfig {
+        names: loaded.names.clone(),
+        recipe: Recipe::from_spec(&loaded.experiment.spec.forecasting),
+        pulsar_url: loaded.services.pulsar_url()?,
+        readiness: loaded.readiness.clone(),
+    };
+    let postgres_url = loaded.services.postgres_url()?;
+    let objects = ObjectStore::new(&loaded.services.s3()?, &common.bucket);
+    let schema = loaded.names.postgres_schema();
+    let experiment = loaded.names.experiment().to_owned();
+    let cancel = loaded.cancel.clone();
+    run_with_server(&common, loaded, async move {
+        let store = Store::connect(&postgres_url, &schema, 4)
+            .await
+            .context("connecting to PostgreSQL")?;
+        store.migrate().await?;
+        let registry = ModelRegistry::new(&experiment, objects, store.clone());
+        Ok(run_trainer(config, store, registry, stats, cancel).await?)
+    })
+}
+
+pub fn run_setup_command(common: Common) -> Result<()> {
+    let loaded = load(&common)?;
+    let services = loaded.services.all()?;
+    let experiment = loaded.experiment.clone();
+    let bucket = common.bucket.clone();
+    loaded.readiness.set(true);
+    run_with_server(&common, loaded, async move {
+        let trained = wattcast::setup::set_up(&experiment, &services, &bucket).await?;
+        tracing::info!(initial_models = trained, "experiment set up");
+        Ok(())
     })
 }

@@ -1,6 +1,7 @@
 //! The experiment's PostgreSQL store: one schema per experiment, made by migrations; windows,
 //! readings and late readings written idempotently.
 
+pub mod models;
 pub mod summary;
 
 use crate::imputation::FilledPoint;

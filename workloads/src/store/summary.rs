@@ -14,6 +14,19 @@ pub struct Percentiles {
     pub p99: f64,
 }
 
+/// Forecast errors against the actual values that arrived, in watts.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Accuracy {
+    /// Forecast values that have an actual value to compare with.
+    pub scored: i64,
+    /// Mean absolute error.
+    pub mae: f64,
+    /// Root mean squared error.
+    pub rmse: f64,
+    /// Mean absolute percentage error (%), over actual values other than zero.
+    pub mape: Option<f64>,
+}
+
 /// Counts and measurements from the store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreSummary {
@@ -35,6 +48,14 @@ pub struct StoreSummary {
     /// Last reading of a window published → the window stored: what the pipeline adds once a
     /// window's data is all sent.
     pub window_latency_ms: Option<Percentiles>,
+    /// Forecasts stored (one per window forecast, `horizon` values each).
+    pub forecasts: i64,
+    /// Models recorded (initial and retrained).
+    pub models: i64,
+    /// Forecast values scored against measured readings.
+    pub accuracy: Option<Accuracy>,
+    /// Forecast values scored against imputed fillers (reported apart: not real data).
+    pub accuracy_imputed: Option<Accuracy>,
 }
 
 impl Store {
@@ -83,7 +104,39 @@ impl Store {
         )
         .fetch_one(self.pool())
         .await?;
+        let (forecasts, models): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM (SELECT DISTINCT device, origin FROM forecasts) AS made),
+                    (SELECT count(*) FROM models)",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        let accuracy = |imputed: bool| {
+            sqlx::query_as::<_, (i64, Option<f64>, Option<f64>, Option<f64>)>(
+                "SELECT count(*), avg(abs(f.power_w - r.power_w)), sqrt(avg((f.power_w - r.power_w) ^ 2)),
+                        100 * avg(abs(f.power_w - r.power_w) / abs(r.power_w)) FILTER (WHERE r.power_w <> 0)
+                 FROM forecasts f JOIN readings r ON r.device = f.device AND r.event_time = f.event_time
+                 WHERE r.imputed = $1",
+            )
+            .bind(imputed)
+            .fetch_one(self.pool())
+        };
+        let to_accuracy =
+            |(scored, mae, rmse, mape): (i64, Option<f64>, Option<f64>, Option<f64>)| match (mae, rmse) {
+                (Some(mae), Some(rmse)) if scored > 0 => Some(Accuracy {
+                    scored,
+                    mae,
+                    rmse,
+                    mape,
+                }),
+                _ => None,
+            };
+        let measured = to_accuracy(accuracy(false).await?);
+        let imputed = to_accuracy(accuracy(true).await?);
         Ok(StoreSummary {
+            forecasts,
+            models,
+            accuracy: measured,
+            accuracy_imputed: imputed,
             readings_stored,
             readings_imputed,
             windows,

@@ -1,15 +1,17 @@
 //! `wattcast coordinator`: consumes `windows` and `late`; per window it fills missing seconds,
 //! stores the window and its readings idempotently (retrying while PostgreSQL is away, so
-//! nothing is lost), and asks for a retrain every `retrain_every` of event time. Forecasting
-//! with the device's model joins here with the ML workloads.
+//! nothing is lost), forecasts the next seconds with the device's model, and asks for a
+//! retrain every `retrain_every` of event time; announced models are swapped in between
+//! windows, so none is dropped.
 
+use super::forecasting::Forecasting;
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::imputation::{ImputationMethod, impute};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
-use crate::wire::{DeadLetter, LateMessage, RetrainRequest, WindowMessage};
+use crate::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
@@ -94,10 +96,12 @@ fn pulsar_error(error: impl std::fmt::Display) -> CoordinatorError {
     CoordinatorError::Pulsar(error.to_string())
 }
 
-/// Runs until cancelled.
+/// Runs until cancelled; forecasts when given `forecasting` (without it, or before a device has
+/// a model, windows are stored and not forecast).
 pub async fn run_coordinator(
     config: CoordinatorConfig,
     store: Store,
+    mut forecasting: Option<Forecasting>,
     stats: Arc<CoordinatorStats>,
     cancel: CancellationToken,
 ) -> Result<(), CoordinatorError> {
@@ -128,6 +132,20 @@ pub async fn run_coordinator(
     };
     let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe("windows").await?;
     let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe("late").await?;
+    // Every replica hears every announcement (its own exclusive subscription from now on);
+    // models announced before it started are found in the `models` table.
+    let mut announcements: Consumer<Vec<u8>, TokioExecutor> = pulsar
+        .consumer()
+        .with_topic(config.names.pulsar_topic("models"))
+        .with_subscription(format!("coordinator-{}-{}", std::process::id(), now_ms()))
+        .with_subscription_type(SubType::Exclusive)
+        .with_options(ConsumerOptions {
+            initial_position: InitialPosition::Latest,
+            ..ConsumerOptions::default()
+        })
+        .build::<Vec<u8>>()
+        .await
+        .map_err(pulsar_error)?;
     let open_producer = |topic: &str| {
         let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
         async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
@@ -169,6 +187,11 @@ pub async fn run_coordinator(
                         }
                         stats.windows.inc();
                         let device = window.window.device;
+                        if let Some(forecasting) = forecasting.as_mut()
+                            && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()
+                        {
+                            break; // cancelled: redelivered, and the stored parts are idempotent
+                        }
                         let until = *retrained_until.entry(device).or_insert(window.window.start);
                         if window.window.end - until >= config.retrain_every_s {
                             let request = RetrainRequest {
@@ -203,6 +226,19 @@ pub async fn run_coordinator(
                 }
                 windows.ack(&message).await.map_err(pulsar_error)?;
             }
+            message = announcements.next() => {
+                let Some(message) = message else { break };
+                let message = message.map_err(pulsar_error)?;
+                match serde_json::from_slice::<ModelAnnouncement>(&message.payload.data) {
+                    Ok(announcement) => {
+                        if let Some(forecasting) = forecasting.as_mut() {
+                            forecasting.swap(&announcement).await;
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "malformed model announcement ignored"),
+                }
+                announcements.ack(&message).await.map_err(pulsar_error)?;
+            }
             message = late.next() => {
                 let Some(message) = message else { break };
                 let message = message.map_err(pulsar_error)?;
@@ -228,6 +264,10 @@ pub async fn run_coordinator(
                 late.ack(&message).await.map_err(pulsar_error)?;
             }
         }
+    }
+    // This replica's announcement subscription would otherwise outlive it.
+    if let Err(error) = announcements.unsubscribe().await {
+        tracing::warn!(%error, "leaving the model announcements subscription failed");
     }
     Ok(())
 }

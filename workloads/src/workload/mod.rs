@@ -3,7 +3,9 @@
 
 pub mod bridge;
 pub mod coordinator;
+pub mod forecasting;
 pub mod sensor;
+pub mod trainer;
 pub mod windower;
 
 use pulsar::{Pulsar, TokioExecutor};

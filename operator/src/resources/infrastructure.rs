@@ -1,0 +1,269 @@
+//! The managed infrastructure of an experiment — Mosquitto, Pulsar standalone, PostgreSQL and
+//! RustFS — each left out when the spec points at an external service.
+
+use super::credentials::{self, COMPONENT as CREDENTIALS};
+use super::{BuildError, DesiredObjects, security, typed};
+use crate::experiment_ref::{ExperimentRef, Role};
+use crate::images::Images;
+use serde_json::{Value, json};
+
+/// Mosquitto's component name.
+pub const MOSQUITTO: &str = "mosquitto";
+/// Pulsar's component name.
+pub const PULSAR: &str = "pulsar";
+/// PostgreSQL's component name.
+pub const POSTGRES: &str = "postgres";
+/// RustFS's component name.
+pub const RUSTFS: &str = "rustfs";
+/// The database the experiment's schema lives in.
+pub const DATABASE: &str = "wattcast";
+
+const MOSQUITTO_CONF: &str = "listener 1883
+allow_anonymous false
+password_file /mosquitto/auth/passwd
+persistence true
+persistence_location /mosquitto/data/
+log_dest stdout
+";
+
+fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": experiment.object_name(CREDENTIALS), "key": key}}})
+}
+
+fn security_json() -> Result<(Value, Value), BuildError> {
+    let shape = |source| BuildError::Shape {
+        object: "security context".to_owned(),
+        source,
+    };
+    Ok((
+        serde_json::to_value(security::container()).map_err(shape)?,
+        serde_json::to_value(security::pod(0)).map_err(shape)?,
+    ))
+}
+
+fn pod_security(user: i64) -> Result<Value, BuildError> {
+    serde_json::to_value(security::pod(user)).map_err(|source| BuildError::Shape {
+        object: "pod security context".to_owned(),
+        source,
+    })
+}
+
+fn service(
+    experiment: &ExperimentRef,
+    component: &str,
+    ports: &[(&str, u16)],
+) -> Result<k8s_openapi::api::core::v1::Service, BuildError> {
+    let ports: Vec<Value> = ports
+        .iter()
+        .map(|(name, port)| json!({"name": name, "port": port, "targetPort": name}))
+        .collect();
+    typed(
+        &format!("{component} Service"),
+        json!({
+            "metadata": experiment.metadata(component, Role::Infrastructure),
+            "spec": {"selector": experiment.selector(component), "ports": ports},
+        }),
+    )
+}
+
+/// A StatefulSet of one replica with a data volume claim.
+fn stateful_set(
+    experiment: &ExperimentRef,
+    component: &str,
+    user: i64,
+    containers: Value,
+    volumes: Value,
+    storage: &str,
+) -> Result<k8s_openapi::api::apps::v1::StatefulSet, BuildError> {
+    typed(
+        &format!("{component} StatefulSet"),
+        json!({
+            "metadata": experiment.metadata(component, Role::Infrastructure),
+            "spec": {
+                "serviceName": experiment.object_name(component),
+                "replicas": 1,
+                "selector": {"matchLabels": experiment.selector(component)},
+                "template": {
+                    "metadata": {"labels": experiment.labels(component, Role::Infrastructure)},
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        "securityContext": pod_security(user)?,
+                        "containers": containers,
+                        "volumes": volumes,
+                    },
+                },
+                "volumeClaimTemplates": [{
+                    "metadata": {"name": "data"},
+                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
+                }],
+            },
+        }),
+    )
+}
+
+/// Adds the managed services the spec does not replace with external ones.
+pub fn add(
+    objects: &mut DesiredObjects,
+    experiment: &ExperimentRef,
+    images: &Images,
+) -> Result<(), BuildError> {
+    let infrastructure = &experiment.spec.infrastructure;
+    let (container_security, _) = security_json()?;
+    if infrastructure.mqtt.is_none() {
+        add_mosquitto(objects, experiment, images, &container_security)?;
+    }
+    if infrastructure.pulsar.is_none() {
+        let containers = json!([{
+            "name": "pulsar",
+            "image": images.pulsar,
+            "command": ["bin/pulsar", "standalone", "--no-functions-worker", "--no-stream-storage"],
+            "env": [
+                {"name": "PULSAR_MEM", "value": "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=512m"},
+                {"name": "PULSAR_LOG_DIR", "value": "/pulsar/logs"},
+            ],
+            "ports": [{"name": "pulsar", "containerPort": 6650}, {"name": "http", "containerPort": 8080}],
+            "readinessProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
+            "startupProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
+            "resources": {"requests": {"cpu": "500m", "memory": "1536Mi"}, "limits": {"memory": "2Gi"}},
+            "securityContext": container_security,
+            "volumeMounts": [
+                {"name": "data", "mountPath": "/pulsar/data"},
+                {"name": "logs", "mountPath": "/pulsar/logs"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }]);
+        let volumes = json!([{"name": "logs", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]);
+        // The image's pulsar user.
+        objects.stateful_sets.push(stateful_set(
+            experiment, PULSAR, 10000, containers, volumes, "5Gi",
+        )?);
+        objects
+            .services
+            .push(service(experiment, PULSAR, &[("pulsar", 6650), ("http", 8080)])?);
+    }
+    if infrastructure.postgres.is_none() {
+        let containers = json!([{
+            "name": "postgres",
+            "image": images.postgres,
+            "env": [
+                secret_env("POSTGRES_USER", experiment, credentials::POSTGRES_USERNAME),
+                secret_env("POSTGRES_PASSWORD", experiment, credentials::POSTGRES_PASSWORD),
+                {"name": "POSTGRES_DB", "value": DATABASE},
+                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
+            ],
+            "ports": [{"name": "postgres", "containerPort": 5432}],
+            "readinessProbe": {"exec": {"command": ["sh", "-c", "pg_isready -U \"$POSTGRES_USER\" -d wattcast"]}, "periodSeconds": 5},
+            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
+            "securityContext": container_security,
+            "volumeMounts": [
+                {"name": "data", "mountPath": "/var/lib/postgresql/data"},
+                {"name": "run", "mountPath": "/var/run/postgresql"},
+                {"name": "tmp", "mountPath": "/tmp"},
+            ],
+        }]);
+        let volumes = json!([{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]);
+        // The alpine image's postgres user.
+        objects.stateful_sets.push(stateful_set(
+            experiment, POSTGRES, 70, containers, volumes, "5Gi",
+        )?);
+        objects
+            .services
+            .push(service(experiment, POSTGRES, &[("postgres", 5432)])?);
+    }
+    if infrastructure.object_store.is_none() {
+        let containers = json!([{
+            "name": "rustfs",
+            "image": images.rustfs,
+            "env": [
+                secret_env("RUSTFS_ACCESS_KEY", experiment, credentials::S3_ACCESS_KEY),
+                secret_env("RUSTFS_SECRET_KEY", experiment, credentials::S3_SECRET_KEY),
+                {"name": "RUSTFS_VOLUMES", "value": "/data"},
+                {"name": "RUSTFS_ADDRESS", "value": "0.0.0.0:9000"},
+                {"name": "RUSTFS_CONSOLE_ENABLE", "value": "false"},
+            ],
+            "ports": [{"name": "s3", "containerPort": 9000}],
+            "readinessProbe": {"tcpSocket": {"port": "s3"}, "periodSeconds": 5},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
+            "securityContext": container_security,
+            "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
+        }]);
+        let volumes = json!([{"name": "tmp", "emptyDir": {}}]);
+        objects.stateful_sets.push(stateful_set(
+            experiment, RUSTFS, 10001, containers, volumes, "2Gi",
+        )?);
+        objects
+            .services
+            .push(service(experiment, RUSTFS, &[("s3", 9000)])?);
+    }
+    Ok(())
+}
+
+fn add_mosquitto(
+    objects: &mut DesiredObjects,
+    experiment: &ExperimentRef,
+    images: &Images,
+    container_security: &Value,
+) -> Result<(), BuildError> {
+    objects.config_maps.push(typed(
+        "mosquitto ConfigMap",
+        json!({
+            "metadata": experiment.metadata(MOSQUITTO, Role::Infrastructure),
+            "data": {"mosquitto.conf": MOSQUITTO_CONF},
+        }),
+    )?);
+    let env = json!([
+        secret_env("MQTT_USERNAME", experiment, credentials::MQTT_USERNAME),
+        secret_env("MQTT_PASSWORD", experiment, credentials::MQTT_PASSWORD),
+    ]);
+    objects.deployments.push(typed(
+        "mosquitto Deployment",
+        json!({
+            "metadata": experiment.metadata(MOSQUITTO, Role::Infrastructure),
+            "spec": {
+                "replicas": 1,
+                "strategy": {"type": "Recreate"},
+                "selector": {"matchLabels": experiment.selector(MOSQUITTO)},
+                "template": {
+                    "metadata": {"labels": experiment.labels(MOSQUITTO, Role::Infrastructure)},
+                    "spec": {
+                        "automountServiceAccountToken": false,
+                        // The image's mosquitto user.
+                        "securityContext": pod_security(1883)?,
+                        "initContainers": [{
+                            "name": "password-file",
+                            "image": images.mosquitto,
+                            "command": ["sh", "-c", "mosquitto_passwd -b -c /mosquitto/auth/passwd \"$MQTT_USERNAME\" \"$MQTT_PASSWORD\""],
+                            "env": env,
+                            "securityContext": container_security,
+                            "volumeMounts": [{"name": "auth", "mountPath": "/mosquitto/auth"}],
+                        }],
+                        "containers": [{
+                            "name": "mosquitto",
+                            "image": images.mosquitto,
+                            "command": ["mosquitto", "-c", "/mosquitto/config/mosquitto.conf"],
+                            "ports": [{"name": "mqtt", "containerPort": 1883}],
+                            "readinessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 5},
+                            "livenessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 20},
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                            "securityContext": container_security,
+                            "volumeMounts": [
+                                {"name": "config", "mountPath": "/mosquitto/config", "readOnly": true},
+                                {"name": "auth", "mountPath": "/mosquitto/auth", "readOnly": true},
+                                {"name": "data", "mountPath": "/mosquitto/data"},
+                            ],
+                        }],
+                        "volumes": [
+                            {"name": "config", "configMap": {"name": experiment.object_name(MOSQUITTO)}},
+                            {"name": "auth", "emptyDir": {"medium": "Memory"}},
+                            {"name": "data", "emptyDir": {}},
+                        ],
+                    },
+                },
+            },
+        }),
+    )?);
+    objects
+        .services
+        .push(service(experiment, MOSQUITTO, &[("mqtt", 1883)])?);
+    Ok(())
+}

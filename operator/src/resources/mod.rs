@@ -1,0 +1,331 @@
+//! Builders of every object an experiment needs: pure functions from the experiment (and the
+//! images and credentials) to typed Kubernetes objects, applied by the controller with
+//! server-side apply.
+
+pub mod credentials;
+pub mod infrastructure;
+pub mod network;
+pub mod security;
+pub mod workloads;
+
+use crate::experiment_ref::ExperimentRef;
+use crate::images::Images;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+
+/// Why an object could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// An object did not match its Kubernetes type (a bug in a builder).
+    #[error("building {object}: {source}")]
+    Shape {
+        /// Which object.
+        object: String,
+        /// What did not fit.
+        source: serde_json::Error,
+    },
+    /// The experiment's spec cannot be serialised for the workloads.
+    #[error("serialising the experiment: {0}")]
+    Spec(#[from] serde_yaml::Error),
+}
+
+/// Turns a JSON description into a typed object, naming the object on error.
+pub(crate) fn typed<T: serde::de::DeserializeOwned>(
+    object: &str,
+    value: serde_json::Value,
+) -> Result<T, BuildError> {
+    serde_json::from_value(value).map_err(|source| BuildError::Shape {
+        object: object.to_owned(),
+        source,
+    })
+}
+
+/// Every object of an experiment except its credentials Secret (created once, see
+/// [`credentials`]) — what the controller applies on each reconcile.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredObjects {
+    /// Configuration: Mosquitto's, and the experiment file the workloads read.
+    pub config_maps: Vec<ConfigMap>,
+    /// The managed services' Services.
+    pub services: Vec<Service>,
+    /// Mosquitto and the long-running workloads.
+    pub deployments: Vec<Deployment>,
+    /// Pulsar, PostgreSQL and RustFS.
+    pub stateful_sets: Vec<StatefulSet>,
+    /// The setup Job and the sensors' indexed Job.
+    pub jobs: Vec<Job>,
+    /// Who may reach the experiment's pods.
+    pub network_policies: Vec<NetworkPolicy>,
+}
+
+/// Builds every object the experiment needs.
+pub fn desired_objects(experiment: &ExperimentRef, images: &Images) -> Result<DesiredObjects, BuildError> {
+    let mut objects = DesiredObjects::default();
+    infrastructure::add(&mut objects, experiment, images)?;
+    workloads::add(&mut objects, experiment, images)?;
+    objects.network_policies = network::policies(experiment)?;
+    Ok(objects)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::core::v1::PodTemplateSpec;
+    use wattcast_crds::{ExternalService, PipelineExperiment};
+
+    fn experiment(yaml: &str) -> ExperimentRef {
+        let mut experiment: PipelineExperiment = serde_yaml::from_str(yaml).expect("valid experiment");
+        experiment.metadata.namespace = Some("lab".to_owned());
+        experiment.metadata.uid = Some("0000-1111".to_owned());
+        ExperimentRef::new(&experiment).expect("complete metadata")
+    }
+
+    const STREAMING: &str = "
+metadata: { name: exp1 }
+spec:
+  architecture: Streaming
+  devices: { count: 3 }
+  dataset: { scenario: MissingTimestamps }
+";
+
+    fn templates(objects: &DesiredObjects) -> Vec<(String, PodTemplateSpec)> {
+        let name = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            meta.name.clone().unwrap_or_default()
+        };
+        let mut all = Vec::new();
+        for d in &objects.deployments {
+            all.push((name(&d.metadata), d.spec.clone().expect("spec").template));
+        }
+        for s in &objects.stateful_sets {
+            all.push((name(&s.metadata), s.spec.clone().expect("spec").template));
+        }
+        for j in &objects.jobs {
+            all.push((name(&j.metadata), j.spec.clone().expect("spec").template));
+        }
+        all
+    }
+
+    #[test]
+    fn a_streaming_experiment_gets_managed_infrastructure_and_every_workload() {
+        let objects = desired_objects(&experiment(STREAMING), &Images::default()).expect("builds");
+        let names = |items: Vec<Option<String>>| items.into_iter().flatten().collect::<Vec<_>>();
+        assert_eq!(
+            names(
+                objects
+                    .deployments
+                    .iter()
+                    .map(|d| d.metadata.name.clone())
+                    .collect()
+            ),
+            [
+                "exp1-mosquitto",
+                "exp1-bridge",
+                "exp1-windower",
+                "exp1-coordinator",
+                "exp1-trainer"
+            ]
+        );
+        assert_eq!(
+            names(
+                objects
+                    .stateful_sets
+                    .iter()
+                    .map(|s| s.metadata.name.clone())
+                    .collect()
+            ),
+            ["exp1-pulsar", "exp1-postgres", "exp1-rustfs"]
+        );
+        assert_eq!(
+            names(objects.jobs.iter().map(|j| j.metadata.name.clone()).collect()),
+            ["exp1-setup", "exp1-sensor"]
+        );
+        let sensor = objects.jobs[1].spec.as_ref().expect("spec");
+        assert_eq!(
+            (sensor.completions, sensor.completion_mode.as_deref()),
+            (Some(3), Some("Indexed"))
+        );
+        assert_eq!(objects.network_policies.len(), 2);
+    }
+
+    #[test]
+    fn every_object_is_owned_labelled_and_every_pod_locked_down() {
+        let experiment = experiment(STREAMING);
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        let metas = objects
+            .config_maps
+            .iter()
+            .map(|o| &o.metadata)
+            .chain(objects.services.iter().map(|o| &o.metadata))
+            .chain(objects.deployments.iter().map(|o| &o.metadata))
+            .chain(objects.stateful_sets.iter().map(|o| &o.metadata))
+            .chain(objects.jobs.iter().map(|o| &o.metadata))
+            .chain(objects.network_policies.iter().map(|o| &o.metadata));
+        for meta in metas {
+            assert_eq!(meta.namespace.as_deref(), Some("lab"));
+            assert_eq!(
+                meta.owner_references.as_deref(),
+                Some(&[experiment.owner_reference()][..])
+            );
+            let labels = meta.labels.as_ref().expect("labels");
+            assert_eq!(
+                labels
+                    .get(crate::experiment_ref::EXPERIMENT_LABEL)
+                    .map(String::as_str),
+                Some("exp1")
+            );
+        }
+        for (name, template) in templates(&objects) {
+            let spec = template.spec.expect("pod spec");
+            let pod = spec.security_context.expect("pod security context");
+            assert_eq!(pod.run_as_non_root, Some(true), "{name}");
+            assert_eq!(
+                pod.seccomp_profile.map(|p| p.type_).as_deref(),
+                Some("RuntimeDefault"),
+                "{name}"
+            );
+            assert_eq!(spec.automount_service_account_token, Some(false), "{name}");
+            for container in spec
+                .containers
+                .iter()
+                .chain(spec.init_containers.iter().flatten())
+            {
+                let security = container
+                    .security_context
+                    .clone()
+                    .expect("container security context");
+                assert_eq!(security.allow_privilege_escalation, Some(false), "{name}");
+                assert_eq!(security.read_only_root_filesystem, Some(true), "{name}");
+                assert_eq!(
+                    security.capabilities.and_then(|c| c.drop),
+                    Some(vec!["ALL".to_owned()]),
+                    "{name}"
+                );
+                assert!(
+                    container.image.as_deref().is_some_and(|i| i.contains(':')),
+                    "{name}: pinned image"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn workloads_find_the_services_and_never_hold_a_literal_secret() {
+        let objects = desired_objects(&experiment(STREAMING), &Images::default()).expect("builds");
+        let coordinator = &objects.deployments[3];
+        let template = coordinator
+            .spec
+            .clone()
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod spec");
+        let env = template.containers[0].env.clone().expect("env");
+        let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+        assert_eq!(
+            value("WATTCAST_MQTT_URL").as_deref(),
+            Some("mqtt://exp1-mosquitto:1883")
+        );
+        assert_eq!(
+            value("WATTCAST_PULSAR_URL").as_deref(),
+            Some("pulsar://exp1-pulsar:6650")
+        );
+        assert_eq!(
+            value("WATTCAST_POSTGRES_URL").as_deref(),
+            Some(
+                "postgres://$(WATTCAST_POSTGRES_USERNAME):$(WATTCAST_POSTGRES_PASSWORD)@exp1-postgres:5432/wattcast"
+            )
+        );
+        for name in [
+            "WATTCAST_MQTT_PASSWORD",
+            "WATTCAST_POSTGRES_PASSWORD",
+            "WATTCAST_S3_SECRET_KEY",
+        ] {
+            let var = env.iter().find(|e| e.name == name).expect(name);
+            assert!(
+                var.value.is_none() && var.value_from.is_some(),
+                "{name} comes from the Secret"
+            );
+        }
+        assert_eq!(
+            template.containers[0].args.clone().expect("args"),
+            [
+                "coordinator",
+                "--experiment",
+                "/etc/wattcast/experiment.yaml",
+                "--metrics-addr",
+                "0.0.0.0:9090"
+            ]
+        );
+    }
+
+    #[test]
+    fn external_services_replace_managed_ones_and_batching_has_no_windower() {
+        let mut experiment = experiment(STREAMING);
+        experiment.spec.architecture = wattcast_crds::Architecture::Batching;
+        let external = |url: &str| {
+            Some(ExternalService {
+                url: url.to_owned(),
+                credentials_secret: Some("mine".to_owned()),
+            })
+        };
+        experiment.spec.infrastructure.pulsar = external("pulsar+ssl://pulsar.example:6651");
+        experiment.spec.infrastructure.postgres = external("postgres://db.example:5432/lab");
+        experiment.spec.infrastructure.mqtt = external("mqtt://broker.example:1883");
+        experiment.spec.infrastructure.object_store = external("https://s3.example");
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        assert!(objects.stateful_sets.is_empty() && objects.services.is_empty());
+        let names: Vec<_> = objects
+            .deployments
+            .iter()
+            .filter_map(|d| d.metadata.name.clone())
+            .collect();
+        assert_eq!(names, ["exp1-bridge", "exp1-coordinator", "exp1-trainer"]);
+        let env = objects.deployments[0]
+            .spec
+            .clone()
+            .expect("spec")
+            .template
+            .spec
+            .expect("pod")
+            .containers[0]
+            .env
+            .clone()
+            .expect("env");
+        let value = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+        assert_eq!(
+            value("WATTCAST_PULSAR_ADMIN_URL").as_deref(),
+            Some("https://pulsar.example:8443")
+        );
+        assert_eq!(
+            value("WATTCAST_POSTGRES_URL").as_deref(),
+            Some(
+                "postgres://$(WATTCAST_POSTGRES_USERNAME):$(WATTCAST_POSTGRES_PASSWORD)@db.example:5432/lab"
+            )
+        );
+        let secret = env
+            .iter()
+            .find(|e| e.name == "WATTCAST_S3_SECRET_KEY")
+            .and_then(|e| e.value_from.clone());
+        assert_eq!(
+            secret.and_then(|s| s.secret_key_ref).map(|r| (r.name, r.key)),
+            Some(("mine".to_owned(), "secretKey".to_owned()))
+        );
+    }
+
+    #[test]
+    fn the_experiment_file_reads_back_as_the_experiment() {
+        let experiment = experiment(STREAMING);
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        let config = objects
+            .config_maps
+            .iter()
+            .find(|c| c.metadata.name.as_deref() == Some("exp1-experiment"))
+            .expect("file");
+        let file = &config.data.as_ref().expect("data")["experiment.yaml"];
+        let read: PipelineExperiment = serde_yaml::from_str(file).expect("parses");
+        assert_eq!(read.spec, experiment.spec);
+        assert_eq!(read.metadata.name.as_deref(), Some("exp1"));
+    }
+}

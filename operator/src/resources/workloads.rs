@@ -1,0 +1,278 @@
+//! The pipeline's workloads: the experiment file they all read, the setup Job, the sensors'
+//! indexed Job, and the bridge, windower, coordinator and trainer Deployments.
+
+use super::credentials::{self, COMPONENT as CREDENTIALS};
+use super::infrastructure::{DATABASE, MOSQUITTO, POSTGRES, PULSAR, RUSTFS};
+use super::{BuildError, DesiredObjects, security, typed};
+use crate::experiment_ref::{ExperimentRef, Role};
+use crate::images::Images;
+use serde_json::{Value, json};
+use wattcast_crds::{Architecture, ExternalService};
+
+/// The port every workload serves `/metrics`, `/healthz` and `/readyz` on.
+pub const METRICS_PORT: u16 = 9090;
+/// Where the experiment file is mounted in every workload.
+pub const EXPERIMENT_FILE: &str = "/etc/wattcast/experiment.yaml";
+/// The experiment file's ConfigMap component.
+pub const EXPERIMENT_CONFIG: &str = "experiment";
+/// The user the wattcast image runs as (distroless `nonroot`).
+const WORKLOAD_USER: i64 = 65532;
+
+/// The long-running workloads of the experiment's architecture.
+pub fn long_running(architecture: Architecture) -> &'static [&'static str] {
+    match architecture {
+        Architecture::Streaming => &["bridge", "windower", "coordinator", "trainer"],
+        Architecture::Batching => &["bridge", "coordinator", "trainer"],
+    }
+}
+
+fn secret_env(name: &str, secret: &str, key: &str) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+}
+
+/// `scheme://user:password@rest` from `scheme://rest`, with the credentials as env references.
+fn with_credentials(url: &str, user_var: &str, password_var: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!("{scheme}://$({user_var}):$({password_var})@{rest}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The `WATTCAST_*` variables that tell a workload where each service is.
+pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
+    let infrastructure = &experiment.spec.infrastructure;
+    let managed = experiment.object_name(CREDENTIALS);
+    let secret_of = |external: &ExternalService| {
+        external
+            .credentials_secret
+            .clone()
+            .unwrap_or_else(|| managed.clone())
+    };
+    let mut env = Vec::new();
+    match &infrastructure.mqtt {
+        Some(external) => {
+            env.push(json!({"name": "WATTCAST_MQTT_URL", "value": external.url}));
+            env.push(secret_env(
+                "WATTCAST_MQTT_USERNAME",
+                &secret_of(external),
+                "username",
+            ));
+            env.push(secret_env(
+                "WATTCAST_MQTT_PASSWORD",
+                &secret_of(external),
+                "password",
+            ));
+        }
+        None => {
+            env.push(json!({"name": "WATTCAST_MQTT_URL", "value": format!("mqtt://{}:1883", experiment.object_name(MOSQUITTO))}));
+            env.push(secret_env(
+                "WATTCAST_MQTT_USERNAME",
+                &managed,
+                credentials::MQTT_USERNAME,
+            ));
+            env.push(secret_env(
+                "WATTCAST_MQTT_PASSWORD",
+                &managed,
+                credentials::MQTT_PASSWORD,
+            ));
+        }
+    }
+    let (postgres_url, postgres_secret, user_key, password_key) = match &infrastructure.postgres {
+        Some(external) => (external.url.clone(), secret_of(external), "username", "password"),
+        None => (
+            format!("postgres://{}:5432/{DATABASE}", experiment.object_name(POSTGRES)),
+            managed.clone(),
+            credentials::POSTGRES_USERNAME,
+            credentials::POSTGRES_PASSWORD,
+        ),
+    };
+    env.push(secret_env(
+        "WATTCAST_POSTGRES_USERNAME",
+        &postgres_secret,
+        user_key,
+    ));
+    env.push(secret_env(
+        "WATTCAST_POSTGRES_PASSWORD",
+        &postgres_secret,
+        password_key,
+    ));
+    env.push(json!({
+        "name": "WATTCAST_POSTGRES_URL",
+        "value": with_credentials(&postgres_url, "WATTCAST_POSTGRES_USERNAME", "WATTCAST_POSTGRES_PASSWORD"),
+    }));
+    let (pulsar_url, admin_url) = match &infrastructure.pulsar {
+        Some(external) => {
+            let host = external.url.split_once("://").map_or("", |(_, rest)| rest);
+            let host = host.split(['/', ':']).next().unwrap_or_default();
+            let admin = if external.url.starts_with("pulsar+ssl://") {
+                format!("https://{host}:8443")
+            } else {
+                format!("http://{host}:8080")
+            };
+            (external.url.clone(), admin)
+        }
+        None => {
+            let host = experiment.object_name(PULSAR);
+            (format!("pulsar://{host}:6650"), format!("http://{host}:8080"))
+        }
+    };
+    env.push(json!({"name": "WATTCAST_PULSAR_URL", "value": pulsar_url}));
+    env.push(json!({"name": "WATTCAST_PULSAR_ADMIN_URL", "value": admin_url}));
+    match &infrastructure.object_store {
+        Some(external) => {
+            env.push(json!({"name": "WATTCAST_S3_ENDPOINT", "value": external.url}));
+            env.push(secret_env(
+                "WATTCAST_S3_ACCESS_KEY",
+                &secret_of(external),
+                "accessKey",
+            ));
+            env.push(secret_env(
+                "WATTCAST_S3_SECRET_KEY",
+                &secret_of(external),
+                "secretKey",
+            ));
+        }
+        None => {
+            env.push(json!({"name": "WATTCAST_S3_ENDPOINT", "value": format!("http://{}:9000", experiment.object_name(RUSTFS))}));
+            env.push(secret_env(
+                "WATTCAST_S3_ACCESS_KEY",
+                &managed,
+                credentials::S3_ACCESS_KEY,
+            ));
+            env.push(secret_env(
+                "WATTCAST_S3_SECRET_KEY",
+                &managed,
+                credentials::S3_SECRET_KEY,
+            ));
+        }
+    }
+    env
+}
+
+/// A pod template running `wattcast <args>` as a workload of the experiment.
+fn pod_template(
+    experiment: &ExperimentRef,
+    images: &Images,
+    component: &str,
+    args: Vec<String>,
+    probes: bool,
+    restart_policy: &str,
+    resources: Value,
+) -> Result<Value, BuildError> {
+    let shape = |source| BuildError::Shape {
+        object: format!("{component} security context"),
+        source,
+    };
+    let mut container = json!({
+        "name": component,
+        "image": images.wattcast,
+        "args": args,
+        "env": service_env(experiment),
+        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
+        "resources": resources,
+        "securityContext": serde_json::to_value(security::container()).map_err(shape)?,
+        "volumeMounts": [
+            {"name": "experiment", "mountPath": "/etc/wattcast", "readOnly": true},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    });
+    if probes {
+        container["livenessProbe"] =
+            json!({"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20});
+        container["readinessProbe"] =
+            json!({"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5});
+    }
+    Ok(json!({
+        "metadata": {
+            "labels": experiment.labels(component, Role::Workload),
+            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": METRICS_PORT.to_string()},
+        },
+        "spec": {
+            "automountServiceAccountToken": false,
+            "restartPolicy": restart_policy,
+            "securityContext": serde_json::to_value(security::pod(WORKLOAD_USER)).map_err(shape)?,
+            "containers": [container],
+            "volumes": [
+                {"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}},
+                {"name": "tmp", "emptyDir": {}},
+            ],
+        },
+    }))
+}
+
+fn workload_args(component: &str) -> Vec<String> {
+    vec![
+        component.to_owned(),
+        "--experiment".to_owned(),
+        EXPERIMENT_FILE.to_owned(),
+        "--metrics-addr".to_owned(),
+        format!("0.0.0.0:{METRICS_PORT}"),
+    ]
+}
+
+/// Adds the experiment file, the Jobs and the Deployments.
+pub fn add(
+    objects: &mut DesiredObjects,
+    experiment: &ExperimentRef,
+    images: &Images,
+) -> Result<(), BuildError> {
+    let file = serde_yaml::to_string(&json!({
+        "apiVersion": "wattcast.io/v1alpha1",
+        "kind": "PipelineExperiment",
+        "metadata": {"name": experiment.name, "namespace": experiment.namespace},
+        "spec": experiment.spec,
+    }))?;
+    objects.config_maps.push(typed(
+        "experiment ConfigMap",
+        json!({
+            "metadata": experiment.metadata(EXPERIMENT_CONFIG, Role::Workload),
+            "data": {"experiment.yaml": file},
+        }),
+    )?);
+
+    let small = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}});
+    let training = json!({"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "1Gi"}});
+    objects.jobs.push(typed(
+        "setup Job",
+        json!({
+            "metadata": experiment.metadata("setup", Role::Workload),
+            "spec": {
+                "backoffLimit": 6,
+                "template": pod_template(experiment, images, "setup", workload_args("setup"), false, "OnFailure", training.clone())?,
+            },
+        }),
+    )?);
+    let devices = experiment.spec.devices.count;
+    objects.jobs.push(typed(
+        "sensor Job",
+        json!({
+            "metadata": experiment.metadata("sensor", Role::Workload),
+            "spec": {
+                "completionMode": "Indexed",
+                "completions": devices,
+                "parallelism": devices,
+                "backoffLimit": 6,
+                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "OnFailure", small.clone())?,
+            },
+        }),
+    )?);
+    for &component in long_running(experiment.spec.architecture) {
+        let resources = if component == "trainer" {
+            training.clone()
+        } else {
+            small.clone()
+        };
+        objects.deployments.push(typed(
+            &format!("{component} Deployment"),
+            json!({
+                "metadata": experiment.metadata(component, Role::Workload),
+                "spec": {
+                    "replicas": 1,
+                    "selector": {"matchLabels": experiment.selector(component)},
+                    "template": pod_template(experiment, images, component, workload_args(component), true, "Always", resources)?,
+                },
+            }),
+        )?);
+    }
+    Ok(())
+}

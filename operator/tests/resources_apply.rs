@@ -1,0 +1,130 @@
+//! Every object the operator builds for an experiment is accepted by a real API server
+//! (envtest): server-side applied as the operator will apply it, every pod template validated by
+//! the API server itself, owned by the experiment, and a second apply changes nothing.
+
+mod common;
+
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, Resource};
+use rand::SeedableRng;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use wattcast_crds::PipelineExperiment;
+use wattcast_operator::experiment_ref::ExperimentRef;
+use wattcast_operator::images::Images;
+use wattcast_operator::resources::credentials::Credentials;
+use wattcast_operator::resources::desired_objects;
+
+const NAMESPACE: &str = "lab";
+
+/// Server-side applies `objects` and returns each one's resourceVersion afterwards.
+async fn apply<K>(client: &Client, objects: &[K]) -> Vec<String>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + Serialize + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+    let params = PatchParams::apply("wattcast-operator").force();
+    let mut versions = Vec::new();
+    for object in objects {
+        let name = object.meta().name.clone().expect("named");
+        let applied = api
+            .patch(&name, &params, &Patch::Apply(object))
+            .await
+            .unwrap_or_else(|error| {
+                panic!(
+                    "the API server refused {} {name}: {error}",
+                    K::kind(&K::DynamicType::default())
+                )
+            });
+        versions.push(applied.meta().resource_version.clone().unwrap_or_default());
+    }
+    versions
+}
+
+async fn owned_count<K>(client: &Client, uid: &str) -> usize
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope> + Clone + Debug + DeserializeOwned,
+    K::DynamicType: Default,
+{
+    let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
+    let listed = api
+        .list(&ListParams::default().labels("wattcast.io/experiment=exp1"))
+        .await
+        .expect("lists");
+    listed
+        .items
+        .iter()
+        .filter(|o| {
+            o.meta()
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|r| r.uid == uid && r.controller == Some(true))
+        })
+        .count()
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_every_object_of_an_experiment() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, NAMESPACE).await;
+
+    let experiments: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
+    let experiment: PipelineExperiment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wattcast.io/v1alpha1",
+        "kind": "PipelineExperiment",
+        "metadata": {"name": "exp1", "namespace": NAMESPACE},
+        "spec": {
+            "architecture": "Streaming",
+            "devices": {"count": 3},
+            "dataset": {"scenario": "MissingTimestamps", "duration": "15m"},
+            "windowing": {"watermark": {"strategy": "BoundedOutOfOrderness", "maxOutOfOrderness": "5s"}},
+        },
+    }))
+    .expect("an experiment");
+    let created = experiments
+        .create(&PostParams::default(), &experiment)
+        .await
+        .expect("created");
+    let experiment = ExperimentRef::new(&created).expect("complete metadata");
+
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    apply::<Secret>(&client, &[Credentials::generate(&mut rng).secret(&experiment)]).await;
+    let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+    let first = [
+        apply(&client, &objects.config_maps).await,
+        apply(&client, &objects.services).await,
+        apply(&client, &objects.deployments).await,
+        apply(&client, &objects.stateful_sets).await,
+        apply(&client, &objects.jobs).await,
+        apply(&client, &objects.network_policies).await,
+    ];
+
+    let uid = experiment.uid.as_str();
+    assert_eq!(owned_count::<Secret>(&client, uid).await, 1);
+    assert_eq!(owned_count::<ConfigMap>(&client, uid).await, 2);
+    assert_eq!(owned_count::<Service>(&client, uid).await, 4);
+    assert_eq!(owned_count::<Deployment>(&client, uid).await, 5);
+    assert_eq!(owned_count::<StatefulSet>(&client, uid).await, 3);
+    assert_eq!(owned_count::<Job>(&client, uid).await, 2);
+    assert_eq!(owned_count::<NetworkPolicy>(&client, uid).await, 2);
+
+    // Applying the same objects again changes nothing (server-side apply is idempotent).
+    let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+    let second = [
+        apply(&client, &objects.config_maps).await,
+        apply(&client, &objects.services).await,
+        apply(&client, &objects.deployments).await,
+        apply(&client, &objects.stateful_sets).await,
+        apply(&client, &objects.jobs).await,
+        apply(&client, &objects.network_policies).await,
+    ];
+    assert_eq!(first, second);
+}

@@ -1,0 +1,130 @@
+//! Where models are published and found: their files in the object store, their rows in the
+//! experiment's `models` table.
+
+use crate::DeviceId;
+use crate::model::artifacts::{ModelArtifacts, ModelVersion, object_prefix};
+use crate::model::{ForecastError, Forecaster, TrainedModel};
+use crate::object_store::{ObjectStore, ObjectStoreError};
+use crate::store::models::ModelRecord;
+use crate::store::{Store, StoreError};
+
+/// Why a model could not be published or loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The object store failed.
+    #[error(transparent)]
+    Objects(#[from] ObjectStoreError),
+    /// PostgreSQL failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The files are there but are not a usable model.
+    #[error("{prefix}: {source}")]
+    Unusable {
+        /// The model's prefix.
+        prefix: String,
+        /// What is wrong.
+        source: ForecastError,
+    },
+}
+
+/// A device's model, loaded and ready to forecast.
+#[derive(Debug)]
+pub struct LoadedModel {
+    /// Its version (`initial` or `{from}-{to}`), stored with each forecast.
+    pub version: String,
+    /// The model.
+    pub forecaster: Forecaster,
+}
+
+/// Publishes and finds one experiment's models.
+#[derive(Debug, Clone)]
+pub struct ModelRegistry {
+    experiment: String,
+    objects: ObjectStore,
+    store: Store,
+}
+
+impl ModelRegistry {
+    /// The registry of `experiment`'s models.
+    pub fn new(experiment: &str, objects: ObjectStore, store: Store) -> Self {
+        Self {
+            experiment: experiment.to_owned(),
+            objects,
+            store,
+        }
+    }
+
+    /// The object store.
+    pub fn objects(&self) -> &ObjectStore {
+        &self.objects
+    }
+
+    /// Uploads a trained model's files, then records its row; returns the row. Idempotent.
+    pub async fn publish(
+        &self,
+        device: DeviceId,
+        version: ModelVersion,
+        model: &TrainedModel,
+        created_ms: i64,
+    ) -> Result<ModelRecord, RegistryError> {
+        let prefix = object_prefix(&self.experiment, device, version);
+        self.objects
+            .upload_model(&prefix, &ModelArtifacts::from_trained(model))
+            .await?;
+        let (data_from, data_to) = match version {
+            ModelVersion::Initial => (None, None),
+            ModelVersion::Retrained { from, to } => (Some(from), Some(to)),
+        };
+        let record = ModelRecord {
+            device: device.0 as i32,
+            version: version.to_string(),
+            data_from,
+            data_to,
+            readings: model.metrics.readings as i32,
+            train_seconds: model.metrics.train_seconds,
+            test_rmse: Some(model.metrics.test_rmse).filter(|v| v.is_finite()),
+            test_mae: Some(model.metrics.test_mae).filter(|v| v.is_finite()),
+            baseline_rmse: Some(model.metrics.baseline_rmse).filter(|v| v.is_finite()),
+            object_prefix: prefix,
+            created_ms,
+        };
+        self.store.record_model(&record).await?;
+        Ok(record)
+    }
+
+    /// Downloads and loads the model under `prefix`.
+    pub async fn load(
+        &self,
+        version: &str,
+        prefix: &str,
+        look_back: usize,
+    ) -> Result<LoadedModel, RegistryError> {
+        let artifacts = self.objects.download_model(prefix).await?;
+        let forecaster =
+            Forecaster::load(&artifacts.onnx, artifacts.scaler, look_back).map_err(|source| {
+                RegistryError::Unusable {
+                    prefix: prefix.to_owned(),
+                    source,
+                }
+            })?;
+        Ok(LoadedModel {
+            version: version.to_owned(),
+            forecaster,
+        })
+    }
+
+    /// The device's newest recorded model, loaded; `None` when it has none yet.
+    pub async fn load_latest(
+        &self,
+        device: DeviceId,
+        look_back: usize,
+    ) -> Result<Option<LoadedModel>, RegistryError> {
+        match self.store.latest_model(device).await? {
+            Some(record) => Ok(Some(
+                self.load(&record.version, &record.object_prefix, look_back)
+                    .await?,
+            )),
+            None => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,197 @@
+//! The coordinator's forecasting: each device's current model (loaded once, hot-swapped on an
+//! announcement, kept when a new one is unusable) and the forecast after each stored window.
+
+use super::{now_ms, retry};
+use crate::DeviceId;
+use crate::model_registry::{LoadedModel, ModelRegistry};
+use crate::store::Store;
+use crate::wire::ModelAnnouncement;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use std::collections::HashMap;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// How the coordinator forecasts.
+#[derive(Debug, Clone, Copy)]
+pub struct ForecastSettings {
+    /// Readings each forecast looks back over.
+    pub look_back: usize,
+    /// Seconds forecast after each window.
+    pub horizon: usize,
+    /// How long to wait before looking again for a device that had no model (ms).
+    pub absent_recheck_ms: i64,
+}
+
+/// Forecasting counts.
+#[derive(Debug, Default)]
+pub struct ForecastStats {
+    /// Forecasts stored (one per window, `horizon` values each).
+    pub forecasts: Counter,
+    /// Windows not forecast: no model yet, or less stored history than the look-back.
+    pub skipped: Counter,
+    /// Models that could not be loaded (missing, corrupt, wrong shape); the last one stays.
+    pub model_load_failures: Counter,
+    /// Models swapped in on an announcement.
+    pub model_swaps: Counter,
+    /// Forecasts that failed to compute.
+    pub failures: Counter,
+}
+
+impl ForecastStats {
+    /// Registers the counters as `wattcast_coordinator_*_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_coordinator_forecasts",
+            "Forecasts stored",
+            self.forecasts.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_forecasts_skipped",
+            "Windows not forecast (no model yet, or too little history)",
+            self.skipped.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_model_load_failures",
+            "Models that could not be loaded; the last model stays",
+            self.model_load_failures.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_model_swaps",
+            "Models hot-swapped",
+            self.model_swaps.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_forecast_failures",
+            "Forecasts that failed",
+            self.failures.clone(),
+        );
+    }
+}
+
+enum Slot {
+    Loaded(Arc<LoadedModel>),
+    Absent { checked_ms: i64 },
+}
+
+/// Each device's model and the forecasting after each window.
+pub struct Forecasting {
+    registry: ModelRegistry,
+    settings: ForecastSettings,
+    stats: Arc<ForecastStats>,
+    models: HashMap<DeviceId, Slot>,
+}
+
+impl Forecasting {
+    /// Forecasting with the models of `registry`.
+    pub fn new(registry: ModelRegistry, settings: ForecastSettings, stats: Arc<ForecastStats>) -> Self {
+        Self {
+            registry,
+            settings,
+            stats,
+            models: HashMap::new(),
+        }
+    }
+
+    /// The device's model: loaded on first use from the newest `models` row.
+    async fn model(&mut self, device: DeviceId) -> Option<Arc<LoadedModel>> {
+        let now = now_ms();
+        match self.models.get(&device) {
+            Some(Slot::Loaded(model)) => return Some(model.clone()),
+            Some(Slot::Absent { checked_ms }) if now - checked_ms < self.settings.absent_recheck_ms => {
+                return None;
+            }
+            _ => {}
+        }
+        let slot = match self.registry.load_latest(device, self.settings.look_back).await {
+            Ok(Some(model)) => {
+                tracing::info!(%device, version = %model.version, "model loaded");
+                Slot::Loaded(Arc::new(model))
+            }
+            Ok(None) => Slot::Absent { checked_ms: now },
+            Err(error) => {
+                tracing::warn!(%device, %error, "no usable model; forecasting waits for the next");
+                self.stats.model_load_failures.inc();
+                Slot::Absent { checked_ms: now }
+            }
+        };
+        let model = match &slot {
+            Slot::Loaded(model) => Some(model.clone()),
+            Slot::Absent { .. } => None,
+        };
+        self.models.insert(device, slot);
+        model
+    }
+
+    /// Swaps in an announced model; keeps the current one when the new one is unusable.
+    pub async fn swap(&mut self, announcement: &ModelAnnouncement) {
+        let loaded = self
+            .registry
+            .load(
+                &announcement.version,
+                &announcement.object_prefix,
+                self.settings.look_back,
+            )
+            .await;
+        match loaded {
+            Ok(model) => {
+                tracing::info!(device = %announcement.device, version = %model.version, "model swapped in");
+                self.models
+                    .insert(announcement.device, Slot::Loaded(Arc::new(model)));
+                self.stats.model_swaps.inc();
+            }
+            Err(error) => {
+                tracing::warn!(device = %announcement.device, version = %announcement.version, %error, "announced model unusable; keeping the current one");
+                self.stats.model_load_failures.inc();
+            }
+        }
+    }
+
+    /// Forecasts the `horizon` seconds from `origin` (a window's end) with the device's model
+    /// and the stored readings before it, and stores them. Returns `None` when cancelled.
+    pub async fn after_window(
+        &mut self,
+        store: &Store,
+        device: DeviceId,
+        origin: i64,
+        cancel: &CancellationToken,
+    ) -> Option<()> {
+        let Some(model) = self.model(device).await else {
+            self.stats.skipped.inc();
+            return Some(());
+        };
+        let look_back = self.settings.look_back;
+        let rows = retry("reading forecast history", cancel, || {
+            store.values_before(device, origin, look_back as i64)
+        })
+        .await?;
+        if rows.len() < look_back {
+            self.stats.skipped.inc();
+            return Some(());
+        }
+        let history: Vec<f64> = rows.iter().map(|(_, v)| *v).collect();
+        let horizon = self.settings.horizon;
+        let forecasting = model.clone();
+        let forecast =
+            tokio::task::spawn_blocking(move || forecasting.forecaster.forecast(&history, horizon)).await;
+        let values = match forecast {
+            Ok(Ok(values)) => values,
+            Ok(Err(error)) => {
+                tracing::warn!(%device, %error, "forecast failed");
+                self.stats.failures.inc();
+                return Some(());
+            }
+            Err(panic) => {
+                tracing::warn!(%device, %panic, "forecast panicked");
+                self.stats.failures.inc();
+                return Some(());
+            }
+        };
+        retry("storing a forecast", cancel, || {
+            store.store_forecast(device, origin, &values, &model.version, now_ms())
+        })
+        .await?;
+        self.stats.forecasts.inc();
+        Some(())
+    }
+}

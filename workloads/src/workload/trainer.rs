@@ -1,0 +1,227 @@
+//! `wattcast trainer`: consumes retrain requests, trains the device's LSTM on its latest stored
+//! readings, publishes the model (object store + `models` row) and announces it on `models`.
+
+use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
+use crate::model::{ModelVersion, Recipe, train};
+use crate::model_registry::ModelRegistry;
+use crate::observe::Readiness;
+use crate::store::Store;
+use crate::topics::ExperimentNames;
+use crate::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
+use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use pulsar::consumer::InitialPosition;
+use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+
+/// What the trainer needs.
+#[derive(Debug, Clone)]
+pub struct TrainerConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// How models are trained.
+    pub recipe: Recipe,
+    /// Pulsar broker URL.
+    pub pulsar_url: String,
+    /// Set once consuming.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Running counts.
+#[derive(Debug)]
+pub struct TrainerStats {
+    /// Models trained and published.
+    pub retrains: Counter,
+    /// Requests refused (too few readings, NaN) and dead-lettered.
+    pub refused: Counter,
+    /// Seconds per training.
+    pub train_seconds: Histogram,
+}
+
+impl Default for TrainerStats {
+    fn default() -> Self {
+        Self {
+            retrains: Counter::default(),
+            refused: Counter::default(),
+            train_seconds: Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0]),
+        }
+    }
+}
+
+impl TrainerStats {
+    /// Registers the metrics as `wattcast_trainer_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_trainer_retrains",
+            "Models trained and published",
+            self.retrains.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_refused",
+            "Retrain requests refused and dead-lettered",
+            self.refused.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_train_seconds",
+            "Seconds per training",
+            self.train_seconds.clone(),
+        );
+    }
+}
+
+/// Why the trainer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    /// Pulsar failed.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+}
+
+fn pulsar_error(error: impl std::fmt::Display) -> TrainerError {
+    TrainerError::Pulsar(error.to_string())
+}
+
+/// What became of one request.
+enum Outcome {
+    Published(ModelAnnouncement),
+    Refused(String),
+    Cancelled,
+}
+
+/// Runs until cancelled.
+pub async fn run_trainer(
+    config: TrainerConfig,
+    store: Store,
+    registry: ModelRegistry,
+    stats: Arc<TrainerStats>,
+    cancel: CancellationToken,
+) -> Result<(), TrainerError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
+        pulsar_client(&config.pulsar_url)
+    })
+    .await
+    else {
+        return Ok(());
+    };
+    let mut requests: Consumer<Vec<u8>, TokioExecutor> = pulsar
+        .consumer()
+        .with_topic(config.names.pulsar_topic("retrain"))
+        .with_subscription("trainer")
+        .with_subscription_type(SubType::Shared)
+        .with_options(ConsumerOptions {
+            initial_position: InitialPosition::Earliest,
+            ..ConsumerOptions::default()
+        })
+        .build()
+        .await
+        .map_err(pulsar_error)?;
+    let mut announcements: Producer<TokioExecutor> = producer(&pulsar, config.names.pulsar_topic("models"))
+        .await
+        .map_err(pulsar_error)?;
+    let mut dead_letter: Producer<TokioExecutor> =
+        producer(&pulsar, config.names.pulsar_topic("dead-letter"))
+            .await
+            .map_err(pulsar_error)?;
+    retry("reaching the models bucket", &cancel, || {
+        registry.objects().ensure_bucket()
+    })
+    .await;
+    config.readiness.set(true);
+
+    loop {
+        let message = tokio::select! {
+            () = cancel.cancelled() => break,
+            message = requests.next() => message,
+        };
+        let Some(message) = message else { break };
+        let message = message.map_err(pulsar_error)?;
+        let outcome = match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
+            Ok(request) => retrain(&config, &store, &registry, &stats, request, &cancel).await,
+            Err(error) => Outcome::Refused(format!("malformed: {error}")),
+        };
+        match outcome {
+            Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer
+            Outcome::Published(announcement) => {
+                let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
+                announcements
+                    .create_message()
+                    .with_content(payload)
+                    .with_key(announcement.device.to_string())
+                    .send_non_blocking()
+                    .await
+                    .map_err(pulsar_error)?
+                    .await
+                    .map_err(pulsar_error)?;
+                stats.retrains.inc();
+            }
+            Outcome::Refused(reason) => {
+                tracing::warn!(%reason, "retrain request refused");
+                stats.refused.inc();
+                let letter = DeadLetter {
+                    stage: "trainer".to_owned(),
+                    source: config.names.pulsar_topic("retrain"),
+                    reason,
+                    payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
+                };
+                send_dead_letter(&mut dead_letter, &letter)
+                    .await
+                    .map_err(pulsar_error)?;
+            }
+        }
+        requests.ack(&message).await.map_err(pulsar_error)?;
+    }
+    Ok(())
+}
+
+/// Trains on the device's latest readings before the request's end, and publishes the model.
+async fn retrain(
+    config: &TrainerConfig,
+    store: &Store,
+    registry: &ModelRegistry,
+    stats: &TrainerStats,
+    request: RetrainRequest,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let limit = config.recipe.training_readings as i64;
+    let Some(rows) = retry("reading training data", cancel, || {
+        store.values_before(request.device, request.to, limit)
+    })
+    .await
+    else {
+        return Outcome::Cancelled;
+    };
+    let (Some(&(from, _)), Some(&(to, _))) = (rows.first(), rows.last()) else {
+        return Outcome::Refused(format!(
+            "device {}: no readings stored before {}",
+            request.device, request.to
+        ));
+    };
+    let values: Vec<f64> = rows.iter().map(|(_, v)| *v).collect();
+    let recipe = config.recipe.clone();
+    let trained = tokio::task::spawn_blocking(move || train(&values, &recipe)).await;
+    let model = match trained {
+        Ok(Ok(model)) => model,
+        Ok(Err(error)) => return Outcome::Refused(format!("device {}: {error}", request.device)),
+        Err(panic) => {
+            return Outcome::Refused(format!("device {}: training panicked: {panic}", request.device));
+        }
+    };
+    stats.train_seconds.observe(model.metrics.train_seconds);
+    let version = ModelVersion::Retrained { from, to };
+    tracing::info!(device = %request.device, %version, test_rmse = model.metrics.test_rmse, seconds = model.metrics.train_seconds, "retrained");
+    let published = retry("publishing a model", cancel, || {
+        registry.publish(request.device, version, &model, now_ms())
+    })
+    .await;
+    match published {
+        Some(record) => Outcome::Published(ModelAnnouncement {
+            device: request.device,
+            version: record.version,
+            object_prefix: record.object_prefix,
+        }),
+        None => Outcome::Cancelled,
+    }
+}
