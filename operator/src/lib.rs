@@ -4,4 +4,5 @@
 
 pub mod experiment_ref;
 pub mod images;
+pub mod lifecycle;
 pub mod resources;
