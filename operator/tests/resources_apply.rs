@@ -18,7 +18,7 @@ use wattcast_crds::PipelineExperiment;
 use wattcast_operator::experiment_ref::ExperimentRef;
 use wattcast_operator::images::Images;
 use wattcast_operator::resources::credentials::Credentials;
-use wattcast_operator::resources::desired_objects;
+use wattcast_operator::resources::{DesiredObjects, desired_objects};
 
 const NAMESPACE: &str = "lab";
 
@@ -45,6 +45,18 @@ where
         versions.push(applied.meta().resource_version.clone().unwrap_or_default());
     }
     versions
+}
+
+/// Applies every object of `objects`; the resourceVersions, kind by kind.
+async fn apply_all(client: &Client, objects: &DesiredObjects) -> Vec<Vec<String>> {
+    vec![
+        apply(client, &objects.config_maps).await,
+        apply(client, &objects.services).await,
+        apply(client, &objects.deployments).await,
+        apply(client, &objects.stateful_sets).await,
+        apply(client, &objects.jobs).await,
+        apply(client, &objects.network_policies).await,
+    ]
 }
 
 async fn owned_count<K>(client: &Client, uid: &str) -> usize
@@ -98,14 +110,7 @@ async fn the_api_server_accepts_every_object_of_an_experiment() {
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
     apply::<Secret>(&client, &[Credentials::generate(&mut rng).secret(&experiment)]).await;
     let objects = desired_objects(&experiment, &Images::default()).expect("builds");
-    let first = [
-        apply(&client, &objects.config_maps).await,
-        apply(&client, &objects.services).await,
-        apply(&client, &objects.deployments).await,
-        apply(&client, &objects.stateful_sets).await,
-        apply(&client, &objects.jobs).await,
-        apply(&client, &objects.network_policies).await,
-    ];
+    let first = apply_all(&client, &objects).await;
 
     let uid = experiment.uid.as_str();
     assert_eq!(owned_count::<Secret>(&client, uid).await, 1);
@@ -118,13 +123,6 @@ async fn the_api_server_accepts_every_object_of_an_experiment() {
 
     // Applying the same objects again changes nothing (server-side apply is idempotent).
     let objects = desired_objects(&experiment, &Images::default()).expect("builds");
-    let second = [
-        apply(&client, &objects.config_maps).await,
-        apply(&client, &objects.services).await,
-        apply(&client, &objects.deployments).await,
-        apply(&client, &objects.stateful_sets).await,
-        apply(&client, &objects.jobs).await,
-        apply(&client, &objects.network_policies).await,
-    ];
+    let second = apply_all(&client, &objects).await;
     assert_eq!(first, second);
 }

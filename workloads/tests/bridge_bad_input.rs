@@ -4,8 +4,6 @@
 mod common;
 
 use futures::StreamExt;
-use pulsar::consumer::InitialPosition;
-use pulsar::{Consumer, ConsumerOptions, SubType, TokioExecutor};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
@@ -15,26 +13,6 @@ use wattcast::topics::ExperimentNames;
 use wattcast::wire::DeadLetter;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 
-async fn consumer(names: &ExperimentNames, topic: &str) -> Consumer<Vec<u8>, TokioExecutor> {
-    let services = common::services();
-    let pulsar = common::reachable(
-        "Pulsar",
-        wattcast::workload::pulsar_client(&services.pulsar_url).await,
-    );
-    pulsar
-        .consumer()
-        .with_topic(names.pulsar_topic(topic))
-        .with_subscription("test")
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions {
-            initial_position: InitialPosition::Earliest,
-            ..ConsumerOptions::default()
-        })
-        .build()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
     let services = common::services();
@@ -42,8 +20,8 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
     let admin = PulsarAdmin::new(&services.pulsar_admin_url);
     common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
-    let mut dead_letters = consumer(&names, "dead-letter").await;
-    let mut readings = consumer(&names, "readings").await;
+    let mut dead_letters = common::consumer(&names, "dead-letter").await;
+    let mut readings = common::consumer(&names, "readings").await;
 
     let stats = Arc::new(BridgeStats::default());
     let cancel = CancellationToken::new();

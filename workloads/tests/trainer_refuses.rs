@@ -5,8 +5,6 @@
 mod common;
 
 use futures::StreamExt;
-use pulsar::consumer::InitialPosition;
-use pulsar::{Consumer, ConsumerOptions, SubType, TokioExecutor};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wattcast::model::Recipe;
@@ -17,26 +15,6 @@ use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast::wire::{DeadLetter, ModelAnnouncement};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
-
-async fn consumer(names: &ExperimentNames, topic: &str) -> Consumer<Vec<u8>, TokioExecutor> {
-    let services = common::services();
-    let pulsar = common::reachable(
-        "Pulsar",
-        wattcast::workload::pulsar_client(&services.pulsar_url).await,
-    );
-    pulsar
-        .consumer()
-        .with_topic(names.pulsar_topic(topic))
-        .with_subscription("test")
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions {
-            initial_position: InitialPosition::Earliest,
-            ..ConsumerOptions::default()
-        })
-        .build()
-        .await
-        .expect("consumer")
-}
 
 /// Stores `count` readings of `device` from second 1000 on; `nan_at` makes one of them NaN.
 async fn store_readings(store: &Store, device: i32, count: i64, nan_at: Option<i64>) {
@@ -72,8 +50,8 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
     let objects = ObjectStore::new(&services.s3, "wattcast-test-models");
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
 
-    let mut dead_letters = consumer(&names, "dead-letter").await;
-    let mut announcements = consumer(&names, "models").await;
+    let mut dead_letters = common::consumer(&names, "dead-letter").await;
+    let mut announcements = common::consumer(&names, "models").await;
     let pulsar = common::reachable(
         "Pulsar",
         wattcast::workload::pulsar_client(&services.pulsar_url).await,

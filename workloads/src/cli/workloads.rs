@@ -213,6 +213,36 @@ pub fn run_windower_command(common: Common) -> Result<()> {
     })
 }
 
+/// Where a workload that stores and uses models finds them: the experiment's schema and the
+/// models bucket, connected once the workload runs.
+struct ModelStores {
+    postgres_url: String,
+    schema: String,
+    experiment: String,
+    objects: ObjectStore,
+}
+
+impl ModelStores {
+    fn of(loaded: &Loaded, bucket: &str) -> Result<Self> {
+        Ok(Self {
+            postgres_url: loaded.services.postgres_url()?,
+            schema: loaded.names.postgres_schema(),
+            experiment: loaded.names.experiment().to_owned(),
+            objects: ObjectStore::new(&loaded.services.s3()?, bucket),
+        })
+    }
+
+    /// Connects (and migrates) the store, and the registry over it and the bucket.
+    async fn connect(self, max_connections: u32) -> Result<(Store, ModelRegistry)> {
+        let store = Store::connect(&self.postgres_url, &self.schema, max_connections)
+            .await
+            .context("connecting to PostgreSQL")?;
+        store.migrate().await?;
+        let registry = ModelRegistry::new(&self.experiment, self.objects, store.clone());
+        Ok((store, registry))
+    }
+}
+
 pub fn run_coordinator_command(common: Common) -> Result<()> {
     let mut loaded = load(&common)?;
     let stats = Arc::new(CoordinatorStats::default());
@@ -233,17 +263,10 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
         horizon: spec.forecasting.horizon as usize,
         absent_recheck_ms: 30_000,
     };
-    let postgres_url = loaded.services.postgres_url()?;
-    let objects = ObjectStore::new(&loaded.services.s3()?, &common.bucket);
-    let schema = loaded.names.postgres_schema();
-    let experiment = loaded.names.experiment().to_owned();
+    let stores = ModelStores::of(&loaded, &common.bucket)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
-        let store = Store::connect(&postgres_url, &schema, 8)
-            .await
-            .context("connecting to PostgreSQL")?;
-        store.migrate().await?;
-        let registry = ModelRegistry::new(&experiment, objects, store.clone());
+        let (store, registry) = stores.connect(8).await?;
         let forecasting = Forecasting::new(registry, settings, forecast_stats);
         Ok(run_coordinator(config, store, Some(forecasting), stats, cancel).await?)
     })
@@ -259,17 +282,10 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
         pulsar_url: loaded.services.pulsar_url()?,
         readiness: loaded.readiness.clone(),
     };
-    let postgres_url = loaded.services.postgres_url()?;
-    let objects = ObjectStore::new(&loaded.services.s3()?, &common.bucket);
-    let schema = loaded.names.postgres_schema();
-    let experiment = loaded.names.experiment().to_owned();
+    let stores = ModelStores::of(&loaded, &common.bucket)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
-        let store = Store::connect(&postgres_url, &schema, 4)
-            .await
-            .context("connecting to PostgreSQL")?;
-        store.migrate().await?;
-        let registry = ModelRegistry::new(&experiment, objects, store.clone());
+        let (store, registry) = stores.connect(4).await?;
         Ok(run_trainer(config, store, registry, stats, cancel).await?)
     })
 }

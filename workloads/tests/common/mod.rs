@@ -75,3 +75,26 @@ pub fn generated(
         .map(|reading| ((reading.device.0 as i32, reading.event_time), reading.power_w))
         .collect()
 }
+
+/// An exclusive consumer of one of an experiment's topics, from its earliest message.
+pub async fn consumer(
+    names: &wattcast::topics::ExperimentNames,
+    topic: &str,
+) -> pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> {
+    let pulsar = reachable(
+        "Pulsar",
+        wattcast::workload::pulsar_client(&services().pulsar_url).await,
+    );
+    pulsar
+        .consumer()
+        .with_topic(names.pulsar_topic(topic))
+        .with_subscription("test")
+        .with_subscription_type(pulsar::SubType::Exclusive)
+        .with_options(pulsar::ConsumerOptions {
+            initial_position: pulsar::consumer::InitialPosition::Earliest,
+            ..pulsar::ConsumerOptions::default()
+        })
+        .build()
+        .await
+        .expect("a consumer of the experiment's topic")
+}
