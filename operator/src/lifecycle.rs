@@ -50,6 +50,43 @@ pub struct Stages {
     pub sensors: bool,
 }
 
+/// A group of objects created together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Managed services, credentials, NetworkPolicies, the experiment file.
+    Infrastructure,
+    /// The setup Job.
+    Setup,
+    /// Bridge, windower, coordinator, trainer.
+    Workloads,
+    /// The sensors' indexed Job.
+    Sensors,
+}
+
+impl Stage {
+    /// The stage of an object, from its component name (`app.kubernetes.io/component`).
+    pub fn of_component(component: &str) -> Self {
+        match component {
+            "setup" => Self::Setup,
+            "sensor" => Self::Sensors,
+            "bridge" | "windower" | "coordinator" | "trainer" => Self::Workloads,
+            _ => Self::Infrastructure,
+        }
+    }
+}
+
+impl Stages {
+    /// Whether objects of `stage` should exist.
+    pub fn includes(self, stage: Stage) -> bool {
+        match stage {
+            Stage::Infrastructure => self.infrastructure,
+            Stage::Setup => self.setup,
+            Stage::Workloads => self.workloads,
+            Stage::Sensors => self.sensors,
+        }
+    }
+}
+
 /// A condition to report, per Kubernetes API conventions (the controller stamps times and the
 /// generation).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub mod workloads;
 
 use crate::experiment_ref::ExperimentRef;
 use crate::images::Images;
+use crate::lifecycle::{Stage, Stages};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Service};
@@ -58,6 +59,50 @@ pub struct DesiredObjects {
     pub jobs: Vec<Job>,
     /// Who may reach the experiment's pods.
     pub network_policies: Vec<NetworkPolicy>,
+}
+
+impl DesiredObjects {
+    /// Only the objects of the stages that should exist now (see [`crate::lifecycle`]).
+    pub fn for_stages(&self, stages: Stages) -> Self {
+        fn keep<K: component::HasComponent + Clone>(objects: &[K], stages: Stages) -> Vec<K> {
+            objects
+                .iter()
+                .filter(|o| stages.includes(Stage::of_component(o.component())))
+                .cloned()
+                .collect()
+        }
+        Self {
+            config_maps: keep(&self.config_maps, stages),
+            services: keep(&self.services, stages),
+            deployments: keep(&self.deployments, stages),
+            stateful_sets: keep(&self.stateful_sets, stages),
+            jobs: keep(&self.jobs, stages),
+            network_policies: keep(&self.network_policies, stages),
+        }
+    }
+}
+
+/// Reading an object's component label, for every kind the builders make.
+mod component {
+    use crate::experiment_ref::COMPONENT_LABEL;
+    use k8s_openapi::Metadata;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    /// An object with metadata.
+    pub trait HasComponent {
+        /// Its `app.kubernetes.io/component` label ("" when absent).
+        fn component(&self) -> &str;
+    }
+
+    impl<K: Metadata<Ty = ObjectMeta>> HasComponent for K {
+        fn component(&self) -> &str {
+            self.metadata()
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(COMPONENT_LABEL))
+                .map_or("", String::as_str)
+        }
+    }
 }
 
 /// Builds every object the experiment needs.
@@ -312,6 +357,67 @@ spec:
             secret.and_then(|s| s.secret_key_ref).map(|r| (r.name, r.key)),
             Some(("mine".to_owned(), "secretKey".to_owned()))
         );
+    }
+
+    #[test]
+    fn stages_partition_the_objects() {
+        let objects = desired_objects(&experiment(STREAMING), &Images::default()).expect("builds");
+        let only = |stages: Stages| objects.for_stages(stages);
+        let none = Stages::default();
+        let infrastructure = only(Stages {
+            infrastructure: true,
+            ..none
+        });
+        assert!(infrastructure.jobs.is_empty());
+        assert_eq!(infrastructure.deployments.len(), 1, "mosquitto only");
+        assert_eq!(
+            infrastructure.network_policies.len(),
+            2,
+            "policies from the start"
+        );
+        assert_eq!(
+            only(Stages { setup: true, ..none }).jobs[0]
+                .metadata
+                .name
+                .as_deref(),
+            Some("exp1-setup")
+        );
+        assert_eq!(
+            only(Stages {
+                sensors: true,
+                ..none
+            })
+            .jobs[0]
+                .metadata
+                .name
+                .as_deref(),
+            Some("exp1-sensor")
+        );
+        assert_eq!(
+            only(Stages {
+                workloads: true,
+                ..none
+            })
+            .deployments
+            .len(),
+            4
+        );
+        let all = only(Stages {
+            infrastructure: true,
+            setup: true,
+            workloads: true,
+            sensors: true,
+        });
+        let count = |o: &DesiredObjects| {
+            o.config_maps.len()
+                + o.services.len()
+                + o.deployments.len()
+                + o.stateful_sets.len()
+                + o.jobs.len()
+                + o.network_policies.len()
+        };
+        assert_eq!(count(&all), count(&objects), "every object belongs to a stage");
+        assert_eq!(count(&only(none)), 0);
     }
 
     #[test]
