@@ -30,24 +30,6 @@ fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> Value {
     json!({"name": name, "valueFrom": {"secretKeyRef": {"name": experiment.object_name(CREDENTIALS), "key": key}}})
 }
 
-fn security_json() -> Result<(Value, Value), BuildError> {
-    let shape = |source| BuildError::Shape {
-        object: "security context".to_owned(),
-        source,
-    };
-    Ok((
-        serde_json::to_value(security::container()).map_err(shape)?,
-        serde_json::to_value(security::pod(0)).map_err(shape)?,
-    ))
-}
-
-fn pod_security(user: i64) -> Result<Value, BuildError> {
-    serde_json::to_value(security::pod(user)).map_err(|source| BuildError::Shape {
-        object: "pod security context".to_owned(),
-        source,
-    })
-}
-
 fn service(
     experiment: &ExperimentRef,
     component: &str,
@@ -87,7 +69,7 @@ fn stateful_set(
                     "metadata": {"labels": experiment.labels(component, Role::Infrastructure)},
                     "spec": {
                         "automountServiceAccountToken": false,
-                        "securityContext": pod_security(user)?,
+                        "securityContext": security::pod_json(user)?,
                         "containers": containers,
                         "volumes": volumes,
                     },
@@ -108,7 +90,7 @@ pub fn add(
     images: &Images,
 ) -> Result<(), BuildError> {
     let infrastructure = &experiment.spec.infrastructure;
-    let (container_security, _) = security_json()?;
+    let container_security = security::container_json()?;
     if infrastructure.mqtt.is_none() {
         add_mosquitto(objects, experiment, images, &container_security)?;
     }
@@ -228,7 +210,7 @@ fn add_mosquitto(
                     "spec": {
                         "automountServiceAccountToken": false,
                         // The image's mosquitto user.
-                        "securityContext": pod_security(1883)?,
+                        "securityContext": security::pod_json(1883)?,
                         "initContainers": [{
                             "name": "password-file",
                             "image": images.mosquitto,

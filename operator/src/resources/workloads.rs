@@ -159,10 +159,6 @@ fn pod_template(
     restart_policy: &str,
     resources: Value,
 ) -> Result<Value, BuildError> {
-    let shape = |source| BuildError::Shape {
-        object: format!("{component} security context"),
-        source,
-    };
     let mut container = json!({
         "name": component,
         "image": images.wattcast,
@@ -170,7 +166,7 @@ fn pod_template(
         "env": service_env(experiment),
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": resources,
-        "securityContext": serde_json::to_value(security::container()).map_err(shape)?,
+        "securityContext": security::container_json()?,
         "volumeMounts": [
             {"name": "experiment", "mountPath": "/etc/wattcast", "readOnly": true},
             {"name": "tmp", "mountPath": "/tmp"},
@@ -190,7 +186,7 @@ fn pod_template(
         "spec": {
             "automountServiceAccountToken": false,
             "restartPolicy": restart_policy,
-            "securityContext": serde_json::to_value(security::pod(WORKLOAD_USER)).map_err(shape)?,
+            "securityContext": security::pod_json(WORKLOAD_USER)?,
             "containers": [container],
             "volumes": [
                 {"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}},
