@@ -7,9 +7,6 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 use wattcast::experiment::read_experiment;
-use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
 
 const EXPERIMENT: &str = r#"
 apiVersion: wattcast.io/v1alpha1
@@ -43,22 +40,11 @@ fn workload(kind: &str, experiment: &std::path::Path) -> Child {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killing_the_windower_and_coordinator_loses_and_duplicates_nothing() {
-    let services = common::services();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("redelivery.yaml");
     std::fs::write(&file, EXPERIMENT).unwrap();
     let experiment = read_experiment(&file).unwrap();
-    let names = ExperimentNames::new("redelivery").unwrap();
-
-    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
-    common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
-    common::reachable("Pulsar admin", admin.create_experiment(&names).await);
-    let store = common::reachable(
-        "PostgreSQL",
-        Store::connect(&services.postgres_url, &names.postgres_schema(), 2).await,
-    );
-    store.drop_schema().await.unwrap();
-    store.migrate().await.unwrap();
+    let (_, store) = common::fresh_experiment("redelivery").await;
 
     let mut bridge = workload("bridge", &file);
     let mut windower = workload("windower", &file);

@@ -10,9 +10,7 @@ use tokio_util::sync::CancellationToken;
 use wattcast::model::Recipe;
 use wattcast::model_registry::ModelRegistry;
 use wattcast::object_store::ObjectStore;
-use wattcast::pulsar_admin::PulsarAdmin;
 use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
 use wattcast::wire::{DeadLetter, ModelAnnouncement};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 
@@ -34,16 +32,7 @@ async fn store_readings(store: &Store, device: i32, count: i64, nan_at: Option<i
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
     let services = common::services();
-    let names = ExperimentNames::new("trainer-refuses").expect("valid name");
-    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
-    common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
-    common::reachable("Pulsar admin", admin.create_experiment(&names).await);
-    let store = common::reachable(
-        "PostgreSQL",
-        Store::connect(&services.postgres_url, &names.postgres_schema(), 2).await,
-    );
-    store.drop_schema().await.expect("reset");
-    store.migrate().await.expect("migrates");
+    let (names, store) = common::fresh_experiment("trainer-refuses").await;
     store_readings(&store, 1, 50, None).await; // too few
     store_readings(&store, 2, 300, Some(1100)).await; // a NaN
     store_readings(&store, 3, 300, None).await; // good

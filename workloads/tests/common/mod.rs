@@ -98,3 +98,20 @@ pub async fn consumer(
         .await
         .expect("a consumer of the experiment's topic")
 }
+
+/// An experiment started afresh on the real services: its Pulsar namespace and topics recreated
+/// empty, its PostgreSQL schema dropped and migrated again.
+pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames, wattcast::store::Store) {
+    let services = services();
+    let names = wattcast::topics::ExperimentNames::new(name).expect("a valid experiment name");
+    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar_admin_url);
+    reachable("Pulsar admin", admin.delete_experiment(&names).await);
+    reachable("Pulsar admin", admin.create_experiment(&names).await);
+    let store = reachable(
+        "PostgreSQL",
+        wattcast::store::Store::connect(&services.postgres_url, &names.postgres_schema(), 2).await,
+    );
+    store.drop_schema().await.expect("the old schema dropped");
+    store.migrate().await.expect("the schema migrated");
+    (names, store)
+}
