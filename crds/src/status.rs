@@ -119,9 +119,16 @@ pub struct Results {
     /// Reading published → stored, milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency_ms: Option<LatencySummary>,
-    /// Forecasts against the actual readings that arrived later.
+    /// The last reading of a window published → the window stored, milliseconds: what the
+    /// pipeline adds once a window's data is all sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window_latency_ms: Option<LatencySummary>,
+    /// Forecasts against the measured readings that arrived later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast: Option<ForecastAccuracy>,
+    /// Forecasts against imputed fillers (reported apart: not real data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast_imputed: Option<ForecastAccuracy>,
 }
 
 /// Latency percentiles in milliseconds.
@@ -142,6 +149,10 @@ pub struct ForecastAccuracy {
     pub mae: f64,
     /// Root mean squared error, W.
     pub rmse: f64,
-    /// Mean absolute percentage error, %.
-    pub mape: f64,
+    /// Mean absolute percentage error, %, over actual values other than zero.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mape: Option<f64>,
+    /// Forecast values scored.
+    #[serde(default)]
+    pub scored: u64,
 }

@@ -1,8 +1,16 @@
-//! The wattcast operator: turns a `PipelineExperiment` into the Kubernetes objects that run it.
-//! Today: the builders of every object an experiment needs (`resources`); the controller that
-//! applies them and drives the phases comes next.
+//! The wattcast operator: turns a `PipelineExperiment` into the Kubernetes objects that run it,
+//! drives it through its phases, and reports what it measured.
 
+pub mod apply;
+pub mod cleanup;
+pub mod controller;
+pub mod endpoints;
 pub mod experiment_ref;
 pub mod images;
+pub mod leader;
 pub mod lifecycle;
+pub mod measurements;
+pub mod metrics;
+pub mod observe;
 pub mod resources;
+pub mod status;

@@ -279,6 +279,15 @@ pub async fn run_local(
         }
     };
     let readings_sent: u64 = report.readings_sent.values().sum();
+    // The store keeps the sensors' account too, as in the cluster, so anything reading it later
+    // (the operator, `wattcast report`) knows what was sent.
+    let finished_ms = crate::workload::now_ms();
+    for (device, sent) in &report.readings_sent {
+        store
+            .record_sensor_report(*device, *sent, finished_ms)
+            .await
+            .with_context(|| format!("recording what the sensor of device {device} sent"))?;
+    }
 
     // Drained when every reading sent is stored, or stored as late.
     let deadline = Instant::now() + options.drain_timeout;

@@ -74,6 +74,8 @@ fn stateful_set(
                         "volumes": volumes,
                     },
                 },
+                // The data volume goes with the StatefulSet (DeleteAll, or deleting the experiment).
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
                 "volumeClaimTemplates": [{
                     "metadata": {"name": "data"},
                     "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},

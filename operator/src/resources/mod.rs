@@ -4,6 +4,7 @@
 
 pub mod credentials;
 pub mod infrastructure;
+pub mod locations;
 pub mod network;
 pub mod security;
 pub mod workloads;
@@ -79,6 +80,56 @@ impl DesiredObjects {
             jobs: keep(&self.jobs, stages),
             network_policies: keep(&self.network_policies, stages),
         }
+    }
+}
+
+impl DesiredObjects {
+    /// The objects of `self` that are not in `kept` (by name): what a stage change removes.
+    pub fn except(&self, kept: &Self) -> Self {
+        fn missing<
+            K: k8s_openapi::Metadata<Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> + Clone,
+        >(
+            all: &[K],
+            kept: &[K],
+        ) -> Vec<K> {
+            all.iter()
+                .filter(|object| {
+                    !kept
+                        .iter()
+                        .any(|other| other.metadata().name == object.metadata().name)
+                })
+                .cloned()
+                .collect()
+        }
+        Self {
+            config_maps: missing(&self.config_maps, &kept.config_maps),
+            services: missing(&self.services, &kept.services),
+            deployments: missing(&self.deployments, &kept.deployments),
+            stateful_sets: missing(&self.stateful_sets, &kept.stateful_sets),
+            jobs: missing(&self.jobs, &kept.jobs),
+            network_policies: missing(&self.network_policies, &kept.network_policies),
+        }
+    }
+
+    /// Component names of the managed services (what must be ready before setup runs).
+    pub fn infrastructure_components(&self) -> Vec<&str> {
+        use component::HasComponent;
+        self.deployments
+            .iter()
+            .map(HasComponent::component)
+            .chain(self.stateful_sets.iter().map(HasComponent::component))
+            .filter(|name| Stage::of_component(name) == Stage::Infrastructure)
+            .collect()
+    }
+
+    /// Component names of the long-running workloads.
+    pub fn workload_components(&self) -> Vec<&str> {
+        use component::HasComponent;
+        self.deployments
+            .iter()
+            .map(HasComponent::component)
+            .filter(|name| Stage::of_component(name) == Stage::Workloads)
+            .collect()
     }
 }
 
@@ -192,6 +243,34 @@ spec:
             (Some(3), Some("Indexed"))
         );
         assert_eq!(objects.network_policies.len(), 2);
+    }
+
+    #[test]
+    fn a_stage_change_removes_exactly_the_objects_of_the_stages_left() {
+        let objects = desired_objects(&experiment(STREAMING), &Images::default()).expect("builds");
+        assert_eq!(
+            objects.infrastructure_components(),
+            ["mosquitto", "pulsar", "postgres", "rustfs"]
+        );
+        assert_eq!(
+            objects.workload_components(),
+            ["bridge", "windower", "coordinator", "trainer"]
+        );
+        let infrastructure_only = objects.for_stages(Stages {
+            infrastructure: true,
+            ..Stages::default()
+        });
+        let removed = objects.except(&infrastructure_only);
+        let names = |jobs: &[Job]| {
+            jobs.iter()
+                .filter_map(|j| j.metadata.name.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&removed.jobs), ["exp1-setup", "exp1-sensor"]);
+        assert_eq!(removed.deployments.len(), 4, "the four workloads, not Mosquitto");
+        assert!(removed.stateful_sets.is_empty() && removed.network_policies.is_empty());
+        let nothing = objects.except(&objects);
+        assert!(nothing.jobs.is_empty() && nothing.deployments.is_empty() && nothing.config_maps.is_empty());
     }
 
     #[test]

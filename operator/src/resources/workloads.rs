@@ -1,13 +1,12 @@
 //! The pipeline's workloads: the experiment file they all read, the setup Job, the sensors'
 //! indexed Job, and the bridge, windower, coordinator and trainer Deployments.
 
-use super::credentials::{self, COMPONENT as CREDENTIALS};
-use super::infrastructure::{DATABASE, MOSQUITTO, POSTGRES, PULSAR, RUSTFS};
+use super::locations::{HostNames, SecretKey, locations};
 use super::{BuildError, DesiredObjects, security, typed};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
 use serde_json::{Value, json};
-use wattcast_crds::{Architecture, ExternalService};
+use wattcast_crds::Architecture;
 
 /// The port every workload serves `/metrics`, `/healthz` and `/readyz` on.
 pub const METRICS_PORT: u16 = 9090;
@@ -26,8 +25,8 @@ pub fn long_running(architecture: Architecture) -> &'static [&'static str] {
     }
 }
 
-fn secret_env(name: &str, secret: &str, key: &str) -> Value {
-    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+fn secret_env(name: &str, key: &SecretKey) -> Value {
+    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": key.secret, "key": key.key}}})
 }
 
 /// `scheme://user:password@rest` from `scheme://rest`, with the credentials as env references.
@@ -40,113 +39,23 @@ fn with_credentials(url: &str, user_var: &str, password_var: &str) -> String {
 
 /// The `WATTCAST_*` variables that tell a workload where each service is.
 pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
-    let infrastructure = &experiment.spec.infrastructure;
-    let managed = experiment.object_name(CREDENTIALS);
-    let secret_of = |external: &ExternalService| {
-        external
-            .credentials_secret
-            .clone()
-            .unwrap_or_else(|| managed.clone())
-    };
-    let mut env = Vec::new();
-    match &infrastructure.mqtt {
-        Some(external) => {
-            env.push(json!({"name": "WATTCAST_MQTT_URL", "value": external.url}));
-            env.push(secret_env(
-                "WATTCAST_MQTT_USERNAME",
-                &secret_of(external),
-                "username",
-            ));
-            env.push(secret_env(
-                "WATTCAST_MQTT_PASSWORD",
-                &secret_of(external),
-                "password",
-            ));
-        }
-        None => {
-            env.push(json!({"name": "WATTCAST_MQTT_URL", "value": format!("mqtt://{}:1883", experiment.object_name(MOSQUITTO))}));
-            env.push(secret_env(
-                "WATTCAST_MQTT_USERNAME",
-                &managed,
-                credentials::MQTT_USERNAME,
-            ));
-            env.push(secret_env(
-                "WATTCAST_MQTT_PASSWORD",
-                &managed,
-                credentials::MQTT_PASSWORD,
-            ));
-        }
-    }
-    let (postgres_url, postgres_secret, user_key, password_key) = match &infrastructure.postgres {
-        Some(external) => (external.url.clone(), secret_of(external), "username", "password"),
-        None => (
-            format!("postgres://{}:5432/{DATABASE}", experiment.object_name(POSTGRES)),
-            managed.clone(),
-            credentials::POSTGRES_USERNAME,
-            credentials::POSTGRES_PASSWORD,
-        ),
-    };
-    env.push(secret_env(
-        "WATTCAST_POSTGRES_USERNAME",
-        &postgres_secret,
-        user_key,
-    ));
-    env.push(secret_env(
-        "WATTCAST_POSTGRES_PASSWORD",
-        &postgres_secret,
-        password_key,
-    ));
-    env.push(json!({
-        "name": "WATTCAST_POSTGRES_URL",
-        "value": with_credentials(&postgres_url, "WATTCAST_POSTGRES_USERNAME", "WATTCAST_POSTGRES_PASSWORD"),
-    }));
-    let (pulsar_url, admin_url) = match &infrastructure.pulsar {
-        Some(external) => {
-            let host = external.url.split_once("://").map_or("", |(_, rest)| rest);
-            let host = host.split(['/', ':']).next().unwrap_or_default();
-            let admin = if external.url.starts_with("pulsar+ssl://") {
-                format!("https://{host}:8443")
-            } else {
-                format!("http://{host}:8080")
-            };
-            (external.url.clone(), admin)
-        }
-        None => {
-            let host = experiment.object_name(PULSAR);
-            (format!("pulsar://{host}:6650"), format!("http://{host}:8080"))
-        }
-    };
-    env.push(json!({"name": "WATTCAST_PULSAR_URL", "value": pulsar_url}));
-    env.push(json!({"name": "WATTCAST_PULSAR_ADMIN_URL", "value": admin_url}));
-    match &infrastructure.object_store {
-        Some(external) => {
-            env.push(json!({"name": "WATTCAST_S3_ENDPOINT", "value": external.url}));
-            env.push(secret_env(
-                "WATTCAST_S3_ACCESS_KEY",
-                &secret_of(external),
-                "accessKey",
-            ));
-            env.push(secret_env(
-                "WATTCAST_S3_SECRET_KEY",
-                &secret_of(external),
-                "secretKey",
-            ));
-        }
-        None => {
-            env.push(json!({"name": "WATTCAST_S3_ENDPOINT", "value": format!("http://{}:9000", experiment.object_name(RUSTFS))}));
-            env.push(secret_env(
-                "WATTCAST_S3_ACCESS_KEY",
-                &managed,
-                credentials::S3_ACCESS_KEY,
-            ));
-            env.push(secret_env(
-                "WATTCAST_S3_SECRET_KEY",
-                &managed,
-                credentials::S3_SECRET_KEY,
-            ));
-        }
-    }
-    env
+    let found = locations(experiment, HostNames::Short);
+    vec![
+        json!({"name": "WATTCAST_MQTT_URL", "value": found.mqtt.url}),
+        secret_env("WATTCAST_MQTT_USERNAME", &found.mqtt.user),
+        secret_env("WATTCAST_MQTT_PASSWORD", &found.mqtt.password),
+        secret_env("WATTCAST_POSTGRES_USERNAME", &found.postgres.user),
+        secret_env("WATTCAST_POSTGRES_PASSWORD", &found.postgres.password),
+        json!({
+            "name": "WATTCAST_POSTGRES_URL",
+            "value": with_credentials(&found.postgres.url, "WATTCAST_POSTGRES_USERNAME", "WATTCAST_POSTGRES_PASSWORD"),
+        }),
+        json!({"name": "WATTCAST_PULSAR_URL", "value": found.pulsar_url}),
+        json!({"name": "WATTCAST_PULSAR_ADMIN_URL", "value": found.pulsar_admin_url}),
+        json!({"name": "WATTCAST_S3_ENDPOINT", "value": found.object_store.url}),
+        secret_env("WATTCAST_S3_ACCESS_KEY", &found.object_store.user),
+        secret_env("WATTCAST_S3_SECRET_KEY", &found.object_store.password),
+    ]
 }
 
 /// A pod template running `wattcast <args>` as a workload of the experiment.

@@ -22,7 +22,7 @@ use wattcast::topics::ExperimentNames;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use wattcast::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
 use wattcast::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
-use wattcast::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use wattcast::workload::sensor::{SensorConfig, SensorMode, SensorReport, run_sensor};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use wattcast::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use wattcast_crds::{Architecture, PipelineExperiment};
@@ -161,6 +161,13 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         None => std::time::Duration::ZERO,
     };
     let cancel = loaded.cancel.clone();
+    // In the cluster the sensor records what it sent, so the operator knows when it has all
+    // arrived; `wattcast local` counts in process and sets no store here.
+    let report_store = loaded
+        .services
+        .postgres_url()
+        .ok()
+        .map(|url| (url, loaded.names.postgres_schema()));
     loaded.readiness.set(true);
     run_with_server(&args.common, loaded, async move {
         tokio::select! {
@@ -173,8 +180,27 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
             messages = report.messages,
             "sensor done"
         );
+        if let Some((url, schema)) = report_store {
+            record_sensor_report(&url, &schema, &report).await?;
+        }
         Ok(())
     })
+}
+
+/// Records what the sensor sent in the experiment's store (the pod is retried by its Job if
+/// the store is away).
+async fn record_sensor_report(url: &str, schema: &str, report: &SensorReport) -> Result<()> {
+    let finished_ms = chrono::Utc::now().timestamp_millis();
+    let store = Store::connect(url, schema, 1)
+        .await
+        .context("connecting to PostgreSQL to record what the sensor sent")?;
+    for (device, sent) in &report.readings_sent {
+        store
+            .record_sensor_report(*device, *sent, finished_ms)
+            .await
+            .with_context(|| format!("recording what the sensor of device {device} sent"))?;
+    }
+    Ok(())
 }
 
 pub fn run_bridge_command(common: Common) -> Result<()> {

@@ -2,6 +2,7 @@
 //! readings and late readings written idempotently.
 
 pub mod models;
+pub mod sensor_reports;
 pub mod summary;
 
 use crate::imputation::FilledPoint;

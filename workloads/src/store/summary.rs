@@ -52,6 +52,8 @@ pub struct StoreSummary {
     pub forecasts: i64,
     /// Models recorded (initial and retrained).
     pub models: i64,
+    /// Models retrained during the run (every model but the initial ones).
+    pub retrains: i64,
     /// Forecast values scored against measured readings.
     pub accuracy: Option<Accuracy>,
     /// Forecast values scored against imputed fillers (reported apart: not real data).
@@ -104,9 +106,10 @@ impl Store {
         )
         .fetch_one(self.pool())
         .await?;
-        let (forecasts, models): (i64, i64) = sqlx::query_as(
+        let (forecasts, models, retrains): (i64, i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM (SELECT DISTINCT device, origin FROM forecasts) AS made),
-                    (SELECT count(*) FROM models)",
+                    (SELECT count(*) FROM models),
+                    (SELECT count(*) FROM models WHERE version <> 'initial')",
         )
         .fetch_one(self.pool())
         .await?;
@@ -135,6 +138,7 @@ impl Store {
         Ok(StoreSummary {
             forecasts,
             models,
+            retrains,
             accuracy: measured,
             accuracy_imputed: imputed,
             readings_stored,

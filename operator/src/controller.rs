@@ -1,0 +1,458 @@
+//! The controller: one reconcile function that observes an experiment's objects and store,
+//! decides ([`crate::lifecycle::decide`]), applies, and writes the status; a finalizer that
+//! removes the experiment's external side effects; Events and metrics along the way.
+
+use crate::apply::{FIELD_MANAGER, apply_stages, ensure_credentials};
+use crate::cleanup::{CleanupError, remove_side_effects};
+use crate::endpoints::{EndpointsError, resolve};
+use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ExperimentRefError};
+use crate::images::Images;
+use crate::lifecycle::{JobState, Observed, decide};
+use crate::measurements::{Measurements, measure};
+use crate::metrics::Metrics;
+use crate::observe::{ClusterObjects, observe};
+use crate::resources::{BuildError, desired_objects};
+use crate::status::{ConditionUpdate, Severity, StatusInput, next_status, transition_event};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::watcher;
+use kube::{Client, Resource, ResourceExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wattcast::store::Store;
+use wattcast::topics::ExperimentNames;
+use wattcast_crds::{ConditionStatus, Phase, PipelineExperiment, PipelineExperimentStatus};
+
+/// The finalizer the operator puts on every experiment.
+pub const FINALIZER: &str = "wattcast.io/cleanup";
+
+/// Why a reconcile failed (it is retried with backoff).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The resource lacks metadata the API server always sets.
+    #[error(transparent)]
+    Metadata(#[from] ExperimentRefError),
+    /// An object could not be built (a bug).
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The API server refused or failed a request.
+    #[error("Kubernetes API: {0}")]
+    Kube(#[from] kube::Error),
+    /// The experiment's credentials could not be read.
+    #[error(transparent)]
+    Endpoints(#[from] EndpointsError),
+    /// Removing the external side effects failed.
+    #[error(transparent)]
+    Cleanup(#[from] CleanupError),
+    /// The finalizer machinery failed.
+    #[error("finalizer: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A short name for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Metadata(_) => "metadata",
+            Self::Build(_) => "build",
+            Self::Kube(_) => "kube",
+            Self::Endpoints(_) => "endpoints",
+            Self::Cleanup(_) => "cleanup",
+            Self::Finalizer(_) => "finalizer",
+        }
+    }
+}
+
+/// Timings of the controller.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings {
+    /// How often a running experiment is looked at again (progress, drained).
+    pub poll: Duration,
+    /// How long the store's counts must stay still, after every reading arrived, to call the
+    /// pipeline drained (the last windows' forecasts land after their readings).
+    pub settle: Duration,
+    /// After the sensors finish, how long to wait for the data before completing anyway (the
+    /// Drained condition then says what is missing).
+    pub drain_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            poll: Duration::from_secs(10),
+            settle: Duration::from_secs(20),
+            drain_timeout: Duration::from_secs(600),
+        }
+    }
+}
+
+/// When the store's counts last changed, per experiment (by uid).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Stillness {
+    counts: [u64; 4],
+    since: Instant,
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    /// The API client.
+    pub client: Client,
+    /// The images the experiments run.
+    pub images: Images,
+    /// Publishes Events.
+    pub recorder: Recorder,
+    /// The operator's metrics.
+    pub metrics: Arc<Metrics>,
+    /// Timings.
+    pub settings: Settings,
+    stillness: Mutex<HashMap<String, Stillness>>,
+}
+
+impl Context {
+    /// A context for `client`.
+    pub fn new(
+        client: Client,
+        images: Images,
+        metrics: Arc<Metrics>,
+        settings: Settings,
+        instance: Option<String>,
+    ) -> Self {
+        let reporter = Reporter {
+            controller: FIELD_MANAGER.to_owned(),
+            instance,
+        };
+        Self {
+            recorder: Recorder::new(client.clone(), reporter),
+            client,
+            images,
+            metrics,
+            settings,
+            stillness: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `counts` have not changed for `settle` (records them when they have).
+    fn still_for(&self, uid: &str, counts: [u64; 4], settle: Duration) -> bool {
+        let now = Instant::now();
+        let Ok(mut map) = self.stillness.lock() else {
+            return false;
+        };
+        let entry = map
+            .entry(uid.to_owned())
+            .or_insert(Stillness { counts, since: now });
+        if entry.counts != counts {
+            *entry = Stillness { counts, since: now };
+        }
+        now.duration_since(entry.since) >= settle
+    }
+
+    fn forget(&self, uid: &str) {
+        if let Ok(mut map) = self.stillness.lock() {
+            map.remove(uid);
+        }
+    }
+
+    async fn publish(
+        &self,
+        experiment: &PipelineExperiment,
+        severity: Severity,
+        reason: String,
+        note: String,
+    ) {
+        let event = Event {
+            type_: match severity {
+                Severity::Normal => EventType::Normal,
+                Severity::Warning => EventType::Warning,
+            },
+            reason,
+            note: Some(note),
+            action: "Reconcile".to_owned(),
+            secondary: None,
+        };
+        if let Err(error) = self.recorder.publish(&event, &experiment.object_ref(&())).await {
+            tracing::warn!(%error, "could not publish an Event");
+        }
+    }
+}
+
+/// Lists the experiment's Deployments, StatefulSets and Jobs.
+async fn list_objects(client: &Client, experiment: &ExperimentRef) -> Result<ClusterObjects, kube::Error> {
+    let params = ListParams::default().labels(&format!("{EXPERIMENT_LABEL}={}", experiment.name));
+    let namespace = experiment.namespace.as_str();
+    Ok(ClusterObjects {
+        deployments: Api::<Deployment>::namespaced(client.clone(), namespace)
+            .list(&params)
+            .await?
+            .items,
+        stateful_sets: Api::<StatefulSet>::namespaced(client.clone(), namespace)
+            .list(&params)
+            .await?
+            .items,
+        jobs: Api::<Job>::namespaced(client.clone(), namespace)
+            .list(&params)
+            .await?
+            .items,
+    })
+}
+
+/// Reads the experiment's store; None (logged) when it cannot be reached yet.
+async fn read_store(client: &Client, experiment: &ExperimentRef) -> Option<Measurements> {
+    let endpoints = match resolve(client, experiment).await {
+        Ok(endpoints) => endpoints,
+        Err(error) => {
+            tracing::info!(%error, experiment = %experiment.name, "cannot read the store yet");
+            return None;
+        }
+    };
+    let names = ExperimentNames::new(&experiment.name).ok()?;
+    let store = match Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await {
+        Ok(store) => store,
+        Err(error) => {
+            tracing::info!(%error, experiment = %experiment.name, "cannot reach the experiment's PostgreSQL");
+            return None;
+        }
+    };
+    let measured = measure(&store).await;
+    store.pool().close().await;
+    match measured {
+        Ok(measured) => Some(measured),
+        Err(error) => {
+            tracing::info!(%error, experiment = %experiment.name, "cannot read the experiment's results yet");
+            None
+        }
+    }
+}
+
+/// When the sensors' Job finished, from its status.
+fn sensors_finished_at(objects: &ClusterObjects) -> Option<chrono::DateTime<chrono::Utc>> {
+    objects
+        .jobs
+        .iter()
+        .find(|job| {
+            job.labels()
+                .get(crate::experiment_ref::COMPONENT_LABEL)
+                .map(String::as_str)
+                == Some("sensor")
+        })
+        .and_then(|job| job.status.as_ref())
+        .and_then(|status| status.completion_time.as_ref())
+        .map(|time| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(time.0.as_second(), 0).unwrap_or_default()
+        })
+}
+
+/// Reconciles one experiment that is not being deleted.
+async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Action, Error> {
+    let experiment = ExperimentRef::new(&resource)?;
+    let previous = resource.status.clone().unwrap_or_default();
+    let desired = desired_objects(&experiment, &ctx.images)?;
+    let objects = list_objects(&ctx.client, &experiment).await?;
+    let mut observed: Observed = observe(
+        &objects,
+        &desired.infrastructure_components(),
+        &desired.workload_components(),
+    );
+    // The schema exists once setup succeeded: from then on the store has progress to report.
+    let measured = if observed.setup == JobState::Succeeded && !previous.phase.is_terminal() {
+        read_store(&ctx.client, &experiment).await
+    } else {
+        None
+    };
+    let mut drained_condition = None;
+    if observed.sensors == JobState::Succeeded && !previous.phase.is_terminal() {
+        let arrived = measured
+            .as_ref()
+            .is_some_and(|m| m.all_arrived(experiment.spec.devices.count));
+        let still = measured.as_ref().is_some_and(|m| {
+            let p = &m.progress;
+            ctx.still_for(
+                &experiment.uid,
+                [p.readings_stored, p.late_readings, p.windows_emitted, p.forecasts],
+                ctx.settings.settle,
+            )
+        });
+        let timed_out = sensors_finished_at(&objects).is_some_and(|finished| {
+            chrono::Utc::now() - finished
+                > chrono::TimeDelta::from_std(ctx.settings.drain_timeout).unwrap_or(chrono::TimeDelta::MAX)
+        });
+        observed.drained = (arrived && still) || timed_out;
+        drained_condition = Some(match (arrived && still, timed_out, &measured) {
+            (true, _, _) => ConditionUpdate {
+                type_: "Drained".to_owned(),
+                status: ConditionStatus::True,
+                reason: "AllStored".to_owned(),
+                message: "every reading sent was stored and the pipeline is idle".to_owned(),
+            },
+            (false, timed_out, measured) => ConditionUpdate {
+                type_: "Drained".to_owned(),
+                status: ConditionStatus::False,
+                reason: if timed_out { "DrainTimedOut" } else { "InFlight" }.to_owned(),
+                message: measured.as_ref().map_or_else(
+                    || "the experiment's store cannot be read".to_owned(),
+                    |m| {
+                        format!(
+                            "{} of {} readings arrived; {} of {} devices reported",
+                            m.arrived,
+                            m.progress.readings_sent,
+                            m.devices_reported,
+                            experiment.spec.devices.count
+                        )
+                    },
+                ),
+            },
+        });
+    }
+    let decision = decide(previous.phase, observed, experiment.spec.cleanup);
+    ensure_credentials(&ctx.client, &experiment).await?;
+    apply_stages(&ctx.client, &experiment, &desired, decision.stages).await?;
+
+    let mut conditions: Vec<ConditionUpdate> =
+        decision.conditions.iter().map(ConditionUpdate::from).collect();
+    match drained_condition {
+        Some(drained) => conditions.push(drained),
+        None => {
+            if let Some(kept) = previous.conditions.iter().find(|c| c.type_ == "Drained") {
+                conditions.push(ConditionUpdate {
+                    type_: kept.type_.clone(),
+                    status: kept.status,
+                    reason: kept.reason.clone(),
+                    message: kept.message.clone(),
+                });
+            }
+        }
+    }
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = next_status(
+        &previous,
+        StatusInput {
+            phase: decision.phase,
+            conditions,
+            generation: resource.metadata.generation,
+            now: &now,
+            measured: measured.map(|m| (m.progress, m.results)),
+        },
+    );
+    if status != previous {
+        write_status(&ctx.client, &experiment, &status).await?;
+    }
+    if let Some((severity, reason, note)) = transition_event(previous.phase, decision.phase) {
+        ctx.metrics.transitions.inc();
+        tracing::info!(experiment = %experiment.name, namespace = %experiment.namespace, %note, "phase changed");
+        ctx.publish(&resource, severity, reason, note).await;
+        if drained_condition_timed_out(&status) && decision.phase == Phase::Completed {
+            ctx.publish(
+                &resource,
+                Severity::Warning,
+                "DrainTimedOut".to_owned(),
+                "completed without every reading stored; see the Drained condition".to_owned(),
+            )
+            .await;
+        }
+    }
+    if decision.phase.is_terminal() {
+        ctx.forget(&experiment.uid);
+        return Ok(Action::await_change());
+    }
+    Ok(Action::requeue(ctx.settings.poll))
+}
+
+fn drained_condition_timed_out(status: &PipelineExperimentStatus) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == "Drained" && c.reason == "DrainTimedOut")
+}
+
+async fn write_status(
+    client: &Client,
+    experiment: &ExperimentRef,
+    status: &PipelineExperimentStatus,
+) -> Result<(), kube::Error> {
+    let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), &experiment.namespace);
+    let patch = serde_json::json!({
+        "apiVersion": "wattcast.io/v1alpha1",
+        "kind": "PipelineExperiment",
+        "status": status,
+    });
+    api.patch_status(
+        &experiment.name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(&patch),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Removes what the experiment left outside the cluster, as its cleanup policy says.
+async fn clean_up(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Action, Error> {
+    let experiment = ExperimentRef::new(&resource)?;
+    ctx.forget(&experiment.uid);
+    let report = remove_side_effects(&ctx.client, &experiment).await?;
+    ctx.publish(
+        &resource,
+        Severity::Normal,
+        "CleanedUp".to_owned(),
+        report.to_string(),
+    )
+    .await;
+    tracing::info!(experiment = %experiment.name, namespace = %experiment.namespace, %report, "cleaned up");
+    Ok(Action::await_change())
+}
+
+/// Reconciles one experiment: the finalizer first, then [`apply`] or [`clean_up`].
+pub async fn reconcile(resource: Arc<PipelineExperiment>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let started = Instant::now();
+    let namespace = resource.namespace().unwrap_or_default();
+    let api: Api<PipelineExperiment> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, resource, |event| async {
+        match event {
+            FinalizerEvent::Apply(resource) => apply(resource, &ctx).await,
+            FinalizerEvent::Cleanup(resource) => clean_up(resource, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|error| Error::Finalizer(Box::new(error)));
+    let kind = result.as_ref().err().map(|error| match error {
+        Error::Finalizer(inner) => match inner.as_ref() {
+            kube::runtime::finalizer::Error::ApplyFailed(error)
+            | kube::runtime::finalizer::Error::CleanupFailed(error) => error.kind(),
+            _ => "finalizer",
+        },
+        other => other.kind(),
+    });
+    ctx.metrics.observe(started.elapsed().as_secs_f64(), kind);
+    result
+}
+
+/// Retries a failed reconcile after a delay that grows with repeated failures of the same
+/// experiment (bounded), logging the error.
+pub fn error_policy(resource: Arc<PipelineExperiment>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(experiment = %resource.name_any(), %error, "reconcile failed; retrying");
+    Action::requeue(Duration::from_secs(15))
+}
+
+/// Runs the controller over every namespace until `shutdown` fires.
+pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
+    let client = ctx.client.clone();
+    let experiments: Api<PipelineExperiment> = Api::all(client.clone());
+    let owned = watcher::Config::default().labels(EXPERIMENT_LABEL);
+    Controller::new(experiments, watcher::Config::default())
+        .owns(Api::<Job>::all(client.clone()), owned.clone())
+        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
+        .owns(Api::<StatefulSet>::all(client), owned)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "controller event");
+            }
+        })
+        .await;
+}

@@ -1,0 +1,172 @@
+//! Progress and results read from the experiment's PostgreSQL, through the same summary
+//! queries `wattcast local` prints, so both report the same numbers.
+
+use wattcast::store::sensor_reports::SensorTotals;
+use wattcast::store::summary::{Accuracy, Percentiles, StoreSummary};
+use wattcast::store::{Store, StoreError};
+use wattcast_crds::{ForecastAccuracy, LatencySummary, Progress, Results};
+
+/// What the store says about the run so far.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurements {
+    /// Counts for `status.progress`.
+    pub progress: Progress,
+    /// Measurements for `status.results` (None until something was stored).
+    pub results: Option<Results>,
+    /// Devices whose sensor reported what it sent.
+    pub devices_reported: u64,
+    /// Readings stored or stored as late: what has arrived of what was sent.
+    pub arrived: u64,
+}
+
+impl Measurements {
+    /// Whether every device's sensor reported and every reading it sent has arrived.
+    pub fn all_arrived(&self, devices: u32) -> bool {
+        self.devices_reported >= u64::from(devices) && self.arrived >= self.progress.readings_sent
+    }
+}
+
+/// Reads the measurements from the experiment's store.
+pub async fn measure(store: &Store) -> Result<Measurements, StoreError> {
+    let summary = store.summary().await?;
+    let sensors = store.sensor_totals().await?;
+    let arrived = store.arrived().await?;
+    Ok(from_summary(&summary, sensors, arrived))
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn latency(percentiles: Percentiles) -> LatencySummary {
+    LatencySummary {
+        p50: percentiles.p50,
+        p95: percentiles.p95,
+        p99: percentiles.p99,
+    }
+}
+
+fn accuracy(accuracy: Accuracy) -> ForecastAccuracy {
+    ForecastAccuracy {
+        mae: accuracy.mae,
+        rmse: accuracy.rmse,
+        mape: accuracy.mape,
+        scored: count(accuracy.scored),
+    }
+}
+
+/// The status fields from the store's summary and the sensors' reports.
+pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64) -> Measurements {
+    let progress = Progress {
+        readings_sent: count(sensors.readings_sent),
+        readings_stored: count(summary.readings_stored),
+        windows_emitted: count(summary.windows),
+        late_readings: count(summary.late),
+        forecasts: count(summary.forecasts),
+        retrains: count(summary.retrains),
+    };
+    let results = Results {
+        coverage: summary.coverage,
+        latency_ms: summary.latency_ms.map(latency),
+        window_latency_ms: summary.window_latency_ms.map(latency),
+        forecast: summary.accuracy.map(accuracy),
+        forecast_imputed: summary.accuracy_imputed.map(accuracy),
+    };
+    let nothing_yet = results == Results::default();
+    Measurements {
+        progress,
+        results: (!nothing_yet).then_some(results),
+        devices_reported: count(sensors.devices),
+        arrived: count(arrived),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn summary() -> StoreSummary {
+        StoreSummary {
+            readings_stored: 1_700,
+            readings_imputed: 100,
+            windows: 30,
+            complete_windows: 20,
+            late: 40,
+            coverage: Some(0.94),
+            latency_ms: Some(Percentiles {
+                p50: 10.0,
+                p95: 20.0,
+                p99: 30.0,
+            }),
+            window_latency_ms: None,
+            forecasts: 28,
+            models: 4,
+            retrains: 2,
+            accuracy: Some(Accuracy {
+                scored: 1_500,
+                mae: 12.0,
+                rmse: 15.0,
+                mape: Some(8.0),
+            }),
+            accuracy_imputed: None,
+        }
+    }
+
+    #[test]
+    fn the_summary_fills_progress_and_results() {
+        let measured = from_summary(
+            &summary(),
+            SensorTotals {
+                devices: 2,
+                readings_sent: 1_740,
+            },
+            1_740,
+        );
+        assert_eq!(
+            measured.progress,
+            Progress {
+                readings_sent: 1_740,
+                readings_stored: 1_700,
+                windows_emitted: 30,
+                late_readings: 40,
+                forecasts: 28,
+                retrains: 2,
+            }
+        );
+        let results = measured.results.clone().expect("results");
+        assert_eq!(results.coverage, Some(0.94));
+        assert_eq!(results.latency_ms.map(|l| l.p99), Some(30.0));
+        assert_eq!(results.forecast.map(|f| (f.rmse, f.scored)), Some((15.0, 1_500)));
+        assert!(measured.all_arrived(2));
+        assert!(!measured.all_arrived(3), "a device has not reported yet");
+    }
+
+    #[test]
+    fn data_still_in_flight_is_not_all_arrived_and_an_empty_store_has_no_results() {
+        let measured = from_summary(
+            &summary(),
+            SensorTotals {
+                devices: 2,
+                readings_sent: 1_800,
+            },
+            1_740,
+        );
+        assert!(!measured.all_arrived(2));
+        let empty = StoreSummary {
+            readings_stored: 0,
+            readings_imputed: 0,
+            windows: 0,
+            complete_windows: 0,
+            late: 0,
+            coverage: None,
+            latency_ms: None,
+            window_latency_ms: None,
+            forecasts: 0,
+            models: 0,
+            retrains: 0,
+            accuracy: None,
+            accuracy_imputed: None,
+        };
+        assert_eq!(from_summary(&empty, SensorTotals::default(), 0).results, None);
+    }
+}

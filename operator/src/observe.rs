@@ -1,0 +1,195 @@
+//! What the cluster says about an experiment's objects: Job states and whether the managed
+//! services and the workloads are ready, as the inputs of [`crate::lifecycle::decide`].
+
+use crate::experiment_ref::COMPONENT_LABEL;
+use crate::lifecycle::{JobState, Observed, Stage};
+use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+/// The experiment's objects as listed from the API server.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterObjects {
+    /// Its Deployments (Mosquitto and the long-running workloads).
+    pub deployments: Vec<Deployment>,
+    /// Its StatefulSets (Pulsar, PostgreSQL, RustFS).
+    pub stateful_sets: Vec<StatefulSet>,
+    /// Its Jobs (setup, sensors).
+    pub jobs: Vec<Job>,
+}
+
+fn component(meta: &ObjectMeta) -> &str {
+    meta.labels
+        .as_ref()
+        .and_then(|labels| labels.get(COMPONENT_LABEL))
+        .map_or("", String::as_str)
+}
+
+/// The state of a Job from its conditions (`Complete` / `Failed`, as the Job controller sets
+/// them, including `SuccessCriteriaMet` / `FailureTarget` which precede them).
+pub fn job_state(job: Option<&Job>) -> JobState {
+    let Some(job) = job else {
+        return JobState::Absent;
+    };
+    let conditions = job.status.as_ref().and_then(|status| status.conditions.as_ref());
+    let holds = |kind: &str| {
+        conditions.is_some_and(|conditions| {
+            conditions
+                .iter()
+                .any(|condition| condition.type_ == kind && condition.status == "True")
+        })
+    };
+    if holds("Failed") || holds("FailureTarget") {
+        JobState::Failed
+    } else if holds("Complete") || holds("SuccessCriteriaMet") {
+        JobState::Succeeded
+    } else {
+        JobState::Running
+    }
+}
+
+fn deployment_ready(deployment: &Deployment) -> bool {
+    let wanted = deployment
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
+    let ready = deployment
+        .status
+        .as_ref()
+        .and_then(|status| status.ready_replicas)
+        .unwrap_or(0);
+    ready >= wanted
+}
+
+fn stateful_set_ready(stateful_set: &StatefulSet) -> bool {
+    let wanted = stateful_set
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.replicas)
+        .unwrap_or(1);
+    let ready = stateful_set
+        .status
+        .as_ref()
+        .and_then(|status| status.ready_replicas)
+        .unwrap_or(0);
+    ready >= wanted
+}
+
+/// What is observed, from the objects that exist and the names of those that should.
+/// `expected_infrastructure` and `expected_workloads` are the component names of the managed
+/// services and the long-running workloads: one missing counts as not ready.
+pub fn observe(
+    objects: &ClusterObjects,
+    expected_infrastructure: &[&str],
+    expected_workloads: &[&str],
+) -> Observed {
+    let ready_components: Vec<&str> = objects
+        .deployments
+        .iter()
+        .filter(|deployment| deployment_ready(deployment))
+        .map(|deployment| component(&deployment.metadata))
+        .chain(
+            objects
+                .stateful_sets
+                .iter()
+                .filter(|stateful_set| stateful_set_ready(stateful_set))
+                .map(|stateful_set| component(&stateful_set.metadata)),
+        )
+        .collect();
+    let all_ready = |expected: &[&str]| expected.iter().all(|name| ready_components.contains(name));
+    let job = |stage: Stage| {
+        job_state(
+            objects
+                .jobs
+                .iter()
+                .find(|job| Stage::of_component(component(&job.metadata)) == stage),
+        )
+    };
+    Observed {
+        infrastructure_ready: all_ready(expected_infrastructure),
+        setup: job(Stage::Setup),
+        workloads_ready: all_ready(expected_workloads),
+        sensors: job(Stage::Sensors),
+        drained: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn labelled<T: serde::de::DeserializeOwned>(component: &str, rest: serde_json::Value) -> T {
+        let mut value = json!({"metadata": {"name": component, "labels": {COMPONENT_LABEL: component}}});
+        if let (Some(object), Some(extra)) = (value.as_object_mut(), rest.as_object()) {
+            for (key, field) in extra {
+                object.insert(key.clone(), field.clone());
+            }
+        }
+        serde_json::from_value(value).expect("valid object")
+    }
+
+    fn job(component: &str, condition: Option<&str>) -> Job {
+        let conditions = condition.map_or(json!([]), |kind| json!([{"type": kind, "status": "True"}]));
+        labelled(component, json!({"status": {"conditions": conditions}}))
+    }
+
+    #[test]
+    fn job_states_follow_the_job_controller_conditions() {
+        assert_eq!(job_state(None), JobState::Absent);
+        assert_eq!(job_state(Some(&job("setup", None))), JobState::Running);
+        assert_eq!(
+            job_state(Some(&job("setup", Some("Complete")))),
+            JobState::Succeeded
+        );
+        assert_eq!(
+            job_state(Some(&job("setup", Some("SuccessCriteriaMet")))),
+            JobState::Succeeded
+        );
+        assert_eq!(job_state(Some(&job("setup", Some("Failed")))), JobState::Failed);
+        assert_eq!(
+            job_state(Some(&job("setup", Some("FailureTarget")))),
+            JobState::Failed
+        );
+        let suspended: Job = labelled(
+            "setup",
+            json!({"status": {"conditions": [{"type": "Complete", "status": "False"}]}}),
+        );
+        assert_eq!(job_state(Some(&suspended)), JobState::Running);
+    }
+
+    #[test]
+    fn readiness_needs_every_expected_component_with_its_replicas() {
+        let objects = ClusterObjects {
+            deployments: vec![
+                labelled(
+                    "mosquitto",
+                    json!({"spec": {"replicas": 1, "selector": {}, "template": {}}, "status": {"readyReplicas": 1}}),
+                ),
+                labelled(
+                    "bridge",
+                    json!({"spec": {"replicas": 2, "selector": {}, "template": {}}, "status": {"readyReplicas": 1}}),
+                ),
+                labelled("coordinator", json!({"status": {"readyReplicas": 1}})),
+            ],
+            stateful_sets: vec![
+                labelled("pulsar", json!({"status": {"readyReplicas": 1}})),
+                labelled("postgres", json!({"status": {"replicas": 1}})),
+            ],
+            jobs: vec![job("setup", Some("Complete")), job("sensor", None)],
+        };
+        let observed = observe(&objects, &["mosquitto", "pulsar"], &["coordinator"]);
+        assert!(observed.infrastructure_ready);
+        assert!(observed.workloads_ready);
+        assert_eq!(observed.setup, JobState::Succeeded);
+        assert_eq!(observed.sensors, JobState::Running);
+        assert!(!observed.drained, "drained comes from the store, not the cluster");
+        let not_ready = observe(&objects, &["mosquitto", "postgres"], &["bridge"]);
+        assert!(!not_ready.infrastructure_ready, "postgres has no ready replica");
+        assert!(!not_ready.workloads_ready, "bridge has one of two replicas ready");
+        let missing = observe(&objects, &["rustfs"], &["trainer"]);
+        assert!(!missing.infrastructure_ready && !missing.workloads_ready);
+        assert!(observe(&ClusterObjects::default(), &[], &[]).infrastructure_ready);
+    }
+}

@@ -1,0 +1,48 @@
+//! The sensors' own account of what they sent, so a run without a shared process (the cluster)
+//! can tell when every reading has arrived.
+
+use super::{Store, StoreError};
+use crate::reading::DeviceId;
+
+/// What the sensors reported so far.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SensorTotals {
+    /// Devices whose sensor finished and reported.
+    pub devices: i64,
+    /// Readings they sent.
+    pub readings_sent: i64,
+}
+
+impl Store {
+    /// Records (or replaces, for a retried sensor pod) what a device's sensor sent.
+    pub async fn record_sensor_report(
+        &self,
+        device: DeviceId,
+        readings_sent: u64,
+        finished_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sensor_reports (device, readings_sent, finished_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (device) DO UPDATE SET readings_sent = EXCLUDED.readings_sent,
+                 finished_ms = EXCLUDED.finished_ms",
+        )
+        .bind(device.0 as i32)
+        .bind(readings_sent as i64)
+        .bind(finished_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The devices that reported and the readings they sent.
+    pub async fn sensor_totals(&self) -> Result<SensorTotals, StoreError> {
+        let (devices, readings_sent): (i64, Option<i64>) =
+            sqlx::query_as("SELECT count(*), sum(readings_sent)::bigint FROM sensor_reports")
+                .fetch_one(self.pool())
+                .await?;
+        Ok(SensorTotals {
+            devices,
+            readings_sent: readings_sent.unwrap_or(0),
+        })
+    }
+}
