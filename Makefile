@@ -50,8 +50,9 @@ bench-pipeline: test-env release ## The pipeline at real time with 100..5000 dev
 	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}
 
 .PHONY: crd
-crd: ## Regenerate crds/pipelineexperiment.yaml from the Rust types
+crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) from the Rust types
 	$(CARGO) run -q -p wattcast-operator --bin crdgen > crds/pipelineexperiment.yaml
+	cp crds/pipelineexperiment.yaml charts/wattcast/crds/pipelineexperiment.yaml
 
 .PHONY: crd-check
 crd-check: ## Fail if the committed CRD YAML is stale

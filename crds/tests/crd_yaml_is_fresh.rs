@@ -16,3 +16,17 @@ fn committed_crd_yaml_matches_the_types() {
         path.display()
     );
 }
+
+#[test]
+fn the_charts_crd_is_the_committed_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let chart = root.join("charts/wattcast/crds/pipelineexperiment.yaml");
+    let chart_crd = std::fs::read_to_string(&chart)
+        .unwrap_or_else(|error| panic!("{}: {error}; run `make crd`", chart.display()));
+    let generated = wattcast_crds::crd_yaml().unwrap();
+    assert!(
+        chart_crd == generated,
+        "{} is stale: run `make crd` and commit the result",
+        chart.display()
+    );
+}

@@ -4,11 +4,13 @@
 //! kubelet runs here), while the data itself comes from a real `wattcast local` run into the
 //! experiment's store. Its status ends with the store's numbers; deleting it runs the finalizer,
 //! which removes the Pulsar namespace, the models and the schema. A failing setup Job fails the
-//! experiment with a Warning Event.
+//! experiment with a Warning Event. The controller runs as the chart's ServiceAccount
+//! (impersonated), so the chart's RBAC is proven to allow everything it does — leader election
+//! included.
 
 mod common;
 
-use common::{create_namespace, start_api_server};
+use common::{OPERATOR_NAMESPACE, create_namespace, install_operator_rbac, start_api_server};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{ConfigMap, Event, Secret};
@@ -268,7 +270,9 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
     let client = server.client().expect("a client for envtest");
     create_namespace(&client, NAMESPACE).await;
     create_service_secrets(&client, &services).await;
-    let (shutdown, controller, metrics) = start_controller(&client);
+    // The controller acts as the chart's ServiceAccount: its RBAC must allow all it does.
+    let operator = install_operator_rbac(&server).await;
+    let (shutdown, controller, metrics) = start_controller(&operator);
 
     let name = unique("op");
     let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -444,7 +448,8 @@ async fn a_failed_setup_fails_the_experiment_with_a_warning_and_keeps_its_object
     let client = server.client().expect("a client for envtest");
     create_namespace(&client, NAMESPACE).await;
     create_service_secrets(&client, &services).await;
-    let (shutdown, controller, _) = start_controller(&client);
+    let operator = install_operator_rbac(&server).await;
+    let (shutdown, controller, _) = start_controller(&operator);
 
     let name = unique("fail");
     let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
@@ -479,4 +484,80 @@ async fn a_failed_setup_fails_the_experiment_with_a_warning_and_keeps_its_object
     }
     shutdown.cancel();
     controller.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_replica_leads_and_a_released_lease_passes_to_the_next() {
+    use wattcast_operator::leader::{LeaderElection, Leadership};
+    let server = start_api_server().await;
+    let operator = install_operator_rbac(&server).await;
+    let lease = Duration::from_secs(15);
+    let first = LeaderElection::new(
+        operator.clone(),
+        OPERATOR_NAMESPACE,
+        "wattcast-operator",
+        "replica-a",
+        lease,
+    );
+    let second = LeaderElection::new(
+        operator,
+        OPERATOR_NAMESPACE,
+        "wattcast-operator",
+        "replica-b",
+        lease,
+    );
+    assert_eq!(first.try_acquire_or_renew().await.unwrap(), Leadership::Leading);
+    assert_eq!(
+        second.try_acquire_or_renew().await.unwrap(),
+        Leadership::Following
+    );
+    assert_eq!(
+        first.try_acquire_or_renew().await.unwrap(),
+        Leadership::Leading,
+        "the leader renews"
+    );
+    assert_eq!(
+        second.try_acquire_or_renew().await.unwrap(),
+        Leadership::Following
+    );
+    first.release().await.unwrap();
+    assert_eq!(
+        second.try_acquire_or_renew().await.unwrap(),
+        Leadership::Leading,
+        "a released Lease is free"
+    );
+    assert_eq!(first.try_acquire_or_renew().await.unwrap(), Leadership::Following);
+
+    // An expired Lease is taken over without being released.
+    let short = Duration::from_secs(1);
+    let third = LeaderElection::new(
+        server.client().unwrap(),
+        OPERATOR_NAMESPACE,
+        "short",
+        "replica-c",
+        short,
+    );
+    let fourth = LeaderElection::new(
+        server.client().unwrap(),
+        OPERATOR_NAMESPACE,
+        "short",
+        "replica-d",
+        short,
+    );
+    assert_eq!(third.try_acquire_or_renew().await.unwrap(), Leadership::Leading);
+    assert_eq!(
+        fourth.try_acquire_or_renew().await.unwrap(),
+        Leadership::Following
+    );
+    tokio::time::sleep(Duration::from_millis(2_200)).await;
+    assert_eq!(
+        fourth.try_acquire_or_renew().await.unwrap(),
+        Leadership::Leading,
+        "an expired Lease is taken over"
+    );
+    let lost = CancellationToken::new();
+    third
+        .keep(Duration::from_millis(100), CancellationToken::new(), lost.clone())
+        .await;
+    assert!(lost.is_cancelled(), "the old leader learns it lost the Lease");
 }

@@ -33,6 +33,15 @@ pub fn kubebuilder_assets() -> String {
 
 /// Starts kube-apiserver and etcd through envtest with the PipelineExperiment CRD installed.
 pub async fn start_api_server() -> envtest::Server {
+    start(true).await
+}
+
+/// Starts kube-apiserver and etcd through envtest without any CRD (for installing the chart).
+pub async fn start_bare_api_server() -> envtest::Server {
+    start(false).await
+}
+
+async fn start(with_crd: bool) -> envtest::Server {
     // Built together with the workloads, rustls has both ring and aws-lc-rs enabled and cannot
     // pick one by itself; kube's default is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -50,9 +59,14 @@ pub async fn start_api_server() -> envtest::Server {
             ..Default::default()
         },
         ..Default::default()
-    }
-    .with_crds(PipelineExperiment::crd())
-    .expect("the CRD serialises");
+    };
+    let environment = if with_crd {
+        environment
+            .with_crds(PipelineExperiment::crd())
+            .expect("the CRD serialises")
+    } else {
+        environment
+    };
     environment
         .create()
         .await
@@ -68,4 +82,167 @@ pub async fn create_namespace(client: &kube::Client, name: &str) {
         .create(&PostParams::default(), &namespace)
         .await
         .unwrap();
+}
+
+/// A value from the environment or test-env/.env.
+fn test_env_value(key: &str) -> Option<String> {
+    if let Some(value) = std::env::var(key).ok().filter(|value| !value.is_empty()) {
+        return Some(value);
+    }
+    let env_file = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-env/.env");
+    dotenvy::from_path_iter(&env_file)
+        .ok()?
+        .flatten()
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
+}
+
+/// The helm binary test-env built (WATTCAST_HELM); panics naming `make test-env`.
+pub fn helm() -> std::path::PathBuf {
+    let helm = test_env_value("WATTCAST_HELM").unwrap_or_else(|| {
+        panic!(
+            "WATTCAST_HELM is not set in the environment or test-env/.env; build helm with `make test-env`"
+        )
+    });
+    assert!(
+        Path::new(&helm).exists(),
+        "{helm} is missing; build it with `make test-env`"
+    );
+    helm.into()
+}
+
+/// The chart's directory.
+pub fn chart_dir() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wattcast")
+}
+
+/// Runs helm with `args`; panics with its output when it fails.
+pub fn run_helm(args: &[&str]) -> String {
+    let output = std::process::Command::new(helm())
+        .args(args)
+        .output()
+        .expect("helm runs");
+    assert!(
+        output.status.success(),
+        "helm {} failed:\n{}{}",
+        args.join(" "),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// `helm template` of the chart into `namespace` with extra `--set` values: its documents.
+pub fn render_chart(namespace: &str, sets: &[&str], only: &[&str]) -> Vec<serde_json::Value> {
+    let chart = chart_dir();
+    let mut args = vec![
+        "template",
+        "wattcast",
+        chart.to_str().expect("a UTF-8 path"),
+        "--namespace",
+        namespace,
+        "--kube-version",
+        "1.36.0",
+    ];
+    for set in sets {
+        args.extend(["--set", set]);
+    }
+    for template in only {
+        args.extend(["--show-only", template]);
+    }
+    let rendered = run_helm(&args);
+    serde_yaml::Deserializer::from_str(&rendered)
+        .filter_map(|document| {
+            let value: serde_json::Value =
+                serde::Deserialize::deserialize(document).expect("helm renders YAML");
+            (!value.is_null()).then_some(value)
+        })
+        .collect()
+}
+
+/// Server-side applies `documents` (any kinds, found through discovery); with `dry_run` the API
+/// server validates them without storing. Panics naming a refused object.
+pub async fn apply_documents(client: &kube::Client, documents: &[serde_json::Value], dry_run: bool) {
+    use kube::api::{DynamicObject, Patch, PatchParams};
+    use kube::discovery::{Discovery, Scope};
+    let discovery = Discovery::new(client.clone()).run().await.expect("discovery");
+    for document in documents {
+        let object: DynamicObject = serde_json::from_value(document.clone()).expect("an object");
+        let types = object.types.clone().expect("apiVersion and kind");
+        let gvk = kube::api::GroupVersionKind::try_from(&types).expect("a group/version/kind");
+        let (resource, capabilities) = discovery
+            .resolve_gvk(&gvk)
+            .unwrap_or_else(|| panic!("the API server does not serve {gvk:?}"));
+        let name = object.metadata.name.clone().expect("named");
+        let api: Api<DynamicObject> = match capabilities.scope {
+            Scope::Cluster => Api::all_with(client.clone(), &resource),
+            Scope::Namespaced => Api::namespaced_with(
+                client.clone(),
+                object.metadata.namespace.as_deref().unwrap_or("default"),
+                &resource,
+            ),
+        };
+        let mut params = PatchParams::apply("wattcast-test").force();
+        params.dry_run = dry_run;
+        api.patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .unwrap_or_else(|error| panic!("the API server refused {} {name}: {error}", types.kind));
+    }
+}
+
+/// The namespace the chart is installed in by the tests.
+pub const OPERATOR_NAMESPACE: &str = "wattcast-system";
+/// The operator's ServiceAccount as the chart names it for release `wattcast`.
+pub const OPERATOR_SERVICE_ACCOUNT: &str = "wattcast-operator";
+
+/// A client that acts as the operator's ServiceAccount (impersonation), so everything it does
+/// is checked against the chart's RBAC.
+pub async fn operator_client(server: &envtest::Server) -> kube::Client {
+    let mut kubeconfig = server.kubeconfig().expect("a kubeconfig");
+    for named in &mut kubeconfig.auth_infos {
+        if let Some(auth) = named.auth_info.as_mut() {
+            auth.impersonate = Some(format!(
+                "system:serviceaccount:{OPERATOR_NAMESPACE}:{OPERATOR_SERVICE_ACCOUNT}"
+            ));
+            auth.impersonate_groups = Some(vec![
+                "system:serviceaccounts".to_owned(),
+                format!("system:serviceaccounts:{OPERATOR_NAMESPACE}"),
+                "system:authenticated".to_owned(),
+            ]);
+        }
+    }
+    let config =
+        kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+            .await
+            .expect("a config from the kubeconfig");
+    kube::Client::try_from(config).expect("a client")
+}
+
+/// Creates the operator's namespace and installs the chart's ServiceAccount and RBAC; returns
+/// a client acting as that ServiceAccount (checked to be refused before the RBAC exists).
+pub async fn install_operator_rbac(server: &envtest::Server) -> kube::Client {
+    let admin = server.client().expect("a client");
+    create_namespace(&admin, OPERATOR_NAMESPACE).await;
+    let operator = operator_client(server).await;
+    let experiments: Api<PipelineExperiment> = Api::all(operator.clone());
+    assert!(
+        experiments.list(&Default::default()).await.is_err(),
+        "the API server must enforce RBAC: the ServiceAccount may not list experiments before the chart's RBAC exists"
+    );
+    let documents = render_chart(
+        OPERATOR_NAMESPACE,
+        &[],
+        &["templates/serviceaccount.yaml", "templates/rbac.yaml"],
+    );
+    apply_documents(&admin, &documents, false).await;
+    // RBAC takes effect within moments; wait until the operator may list experiments.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while experiments.list(&Default::default()).await.is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the chart's RBAC did not allow listing experiments"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    operator
 }

@@ -14,6 +14,7 @@ use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
@@ -39,7 +40,7 @@ pub struct CoordinatorConfig {
 }
 
 /// Running counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct CoordinatorStats {
     /// Windows stored.
     pub windows: Counter,
@@ -51,6 +52,30 @@ pub struct CoordinatorStats {
     pub dead_letters: Counter,
     /// Store attempts that failed and were retried.
     pub store_retries: Counter,
+    /// Measured readings in stored windows (with `readings_expected`: the coverage).
+    pub readings_received: Counter,
+    /// Readings the stored windows should have held.
+    pub readings_expected: Counter,
+    /// Sensor publish → stored, seconds, per measured reading.
+    pub reading_latency: Histogram,
+    /// |forecast − measured|, watts, per forecast second once its reading is stored.
+    pub forecast_abs_error: Histogram,
+}
+
+impl Default for CoordinatorStats {
+    fn default() -> Self {
+        Self {
+            windows: Counter::default(),
+            late: Counter::default(),
+            retrain_requests: Counter::default(),
+            dead_letters: Counter::default(),
+            store_retries: Counter::default(),
+            readings_received: Counter::default(),
+            readings_expected: Counter::default(),
+            reading_latency: Histogram::new([0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0]),
+            forecast_abs_error: Histogram::new([1.0, 2.5, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0]),
+        }
+    }
 }
 
 impl CoordinatorStats {
@@ -81,6 +106,44 @@ impl CoordinatorStats {
             "Failed store attempts that were retried",
             self.store_retries.clone(),
         );
+        registry.register(
+            "wattcast_coordinator_readings_received",
+            "Measured readings in stored windows",
+            self.readings_received.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_readings_expected",
+            "Readings the stored windows should have held",
+            self.readings_expected.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_reading_latency_seconds",
+            "Sensor publish to stored, per measured reading",
+            self.reading_latency.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_forecast_abs_error_watts",
+            "Absolute forecast error per forecast second, once its reading is stored",
+            self.forecast_abs_error.clone(),
+        );
+    }
+}
+
+/// Counts a stored window's readings and their publish → stored latency.
+fn record_window(stats: &CoordinatorStats, window: &WindowMessage, stored_ms: i64) {
+    stats
+        .readings_received
+        .inc_by(window.window.readings.len() as u64);
+    stats.readings_expected.inc_by(u64::from(window.window.expected));
+    for published in window
+        .window
+        .readings
+        .iter()
+        .filter_map(|reading| reading.published_ms)
+    {
+        stats
+            .reading_latency
+            .observe((stored_ms - published).max(0) as f64 / 1000.0);
     }
 }
 
@@ -186,7 +249,13 @@ pub async fn run_coordinator(
                             break; // cancelled: the window stays unacknowledged and is redelivered
                         }
                         stats.windows.inc();
+                        record_window(&stats, &window, now_ms());
                         let device = window.window.device;
+                        // Scoring is for the dashboard only; the store keeps what a report needs.
+                        match store.forecast_errors(device, window.window.start, window.window.end).await {
+                            Ok(errors) => errors.into_iter().for_each(|error| stats.forecast_abs_error.observe(error.abs())),
+                            Err(error) => tracing::debug!(%error, "scoring forecasts failed"),
+                        }
                         if let Some(forecasting) = forecasting.as_mut()
                             && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()
                         {
