@@ -69,7 +69,48 @@ samples: release ## Regenerate the small sample datasets under data/samples
 	$(WATTCAST) dataset generate --scenario missing-timestamps --devices 2 --duration 15m --seed 42 --out data/samples/missing-timestamps
 	$(WATTCAST) dataset generate --scenario missing-timestamps --devices 1 --duration 15m --seed 42 --jitter 8s --out data/samples/missing-timestamps-jitter
 
+# The cluster `make e2e` uses: kind by default, or CLUSTER=k3d.
+CLUSTER ?= kind
+CLUSTER_NAME ?= wattcast
+IMAGE_TAG ?= dev
+WATTCAST_IMAGE ?= ghcr.io/wattcast/wattcast:$(IMAGE_TAG)
+OPERATOR_IMAGE ?= ghcr.io/wattcast/wattcast-operator:$(IMAGE_TAG)
+OPERATOR_NAMESPACE ?= wattcast-system
+EXPERIMENT ?= data/experiments/e2e.yaml
+export CLUSTER CLUSTER_NAME OPERATOR_NAMESPACE
+
+.PHONY: prereqs
+prereqs: ## Check docker, kind (or k3d), kubectl and helm are there
+	deploy/cluster.sh prereqs
+
+.PHONY: images
+images: prereqs ## Build the wattcast and operator images
+	docker build -f deploy/Dockerfile --target wattcast -t $(WATTCAST_IMAGE) .
+	docker build -f deploy/Dockerfile --target operator -t $(OPERATOR_IMAGE) .
+
+.PHONY: kind-up
+kind-up: prereqs ## Create the local cluster (kind, or k3d with CLUSTER=k3d) if it does not exist
+	deploy/cluster.sh up
+
+.PHONY: kind-load
+kind-load: ## Load the images into the local cluster
+	deploy/cluster.sh load $(WATTCAST_IMAGE) $(OPERATOR_IMAGE)
+
+.PHONY: deploy
+deploy: ## helm install (or upgrade) the chart with the images built here, and wait for the operator
+	helm upgrade --install wattcast charts/wattcast --namespace $(OPERATOR_NAMESPACE) --create-namespace \
+	  --set image.repository=$(firstword $(subst :, ,$(OPERATOR_IMAGE))) --set image.tag=$(IMAGE_TAG) \
+	  --set images.wattcast=$(WATTCAST_IMAGE) --wait --timeout 5m
+
 .PHONY: e2e
-e2e: ## Run an experiment on a kind cluster (not built yet: see docs/architecture.md, status)
-	@echo "make e2e: the operator, chart and images are not built yet (issue 6); nothing to run." >&2
-	@exit 1
+e2e: prereqs kind-up images kind-load deploy ## Cluster, images, chart, then run data/experiments/e2e.yaml to Completed and print its results
+	deploy/e2e.sh $(EXPERIMENT)
+
+.PHONY: undeploy
+undeploy: ## Delete every experiment (their finalizers clean up), then uninstall the chart
+	-kubectl delete pipelineexperiments --all --all-namespaces --wait=true --timeout=5m
+	-helm uninstall wattcast --namespace $(OPERATOR_NAMESPACE) --wait
+
+.PHONY: kind-down
+kind-down: ## Delete the local cluster
+	deploy/cluster.sh down

@@ -113,6 +113,7 @@ pub struct Context {
     /// Timings.
     pub settings: Settings,
     stillness: Mutex<HashMap<String, Stillness>>,
+    failures: Mutex<HashMap<String, u32>>,
 }
 
 impl Context {
@@ -135,6 +136,7 @@ impl Context {
             metrics,
             settings,
             stillness: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
         }
     }
 
@@ -151,6 +153,22 @@ impl Context {
             *entry = Stillness { counts, since: now };
         }
         now.duration_since(entry.since) >= settle
+    }
+
+    /// Counts a failed reconcile of `uid`; returns how many in a row.
+    fn failed(&self, uid: &str) -> u32 {
+        let Ok(mut map) = self.failures.lock() else {
+            return 1;
+        };
+        let count = map.entry(uid.to_owned()).or_default();
+        *count = count.saturating_add(1);
+        *count
+    }
+
+    fn succeeded(&self, uid: &str) {
+        if let Ok(mut map) = self.failures.lock() {
+            map.remove(uid);
+        }
     }
 
     fn forget(&self, uid: &str) {
@@ -410,6 +428,7 @@ async fn clean_up(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Ac
 pub async fn reconcile(resource: Arc<PipelineExperiment>, ctx: Arc<Context>) -> Result<Action, Error> {
     let started = Instant::now();
     let namespace = resource.namespace().unwrap_or_default();
+    let uid = resource.uid().unwrap_or_default();
     let api: Api<PipelineExperiment> = Api::namespaced(ctx.client.clone(), &namespace);
     let result = finalizer(&api, FINALIZER, resource, |event| async {
         match event {
@@ -428,14 +447,26 @@ pub async fn reconcile(resource: Arc<PipelineExperiment>, ctx: Arc<Context>) -> 
         other => other.kind(),
     });
     ctx.metrics.observe(started.elapsed().as_secs_f64(), kind);
+    if kind.is_none() {
+        ctx.succeeded(&uid);
+    }
     result
 }
 
+/// The delay before retrying after `failures` failed reconciles in a row: 15 s, doubling, at
+/// most 5 minutes.
+pub fn retry_delay(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(5);
+    Duration::from_secs(15 * (1 << doublings)).min(Duration::from_secs(300))
+}
+
 /// Retries a failed reconcile after a delay that grows with repeated failures of the same
-/// experiment (bounded), logging the error.
-pub fn error_policy(resource: Arc<PipelineExperiment>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(experiment = %resource.name_any(), %error, "reconcile failed; retrying");
-    Action::requeue(Duration::from_secs(15))
+/// experiment, logging the error.
+pub fn error_policy(resource: Arc<PipelineExperiment>, error: &Error, ctx: Arc<Context>) -> Action {
+    let failures = ctx.failed(&resource.uid().unwrap_or_default());
+    let delay = retry_delay(failures);
+    tracing::warn!(experiment = %resource.name_any(), %error, failures, ?delay, "reconcile failed; retrying");
+    Action::requeue(delay)
 }
 
 /// Runs the controller over every namespace until `shutdown` fires.
@@ -455,4 +486,16 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
             }
         })
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_from_15_seconds_to_5_minutes() {
+        let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
+        assert_eq!(delays, [15, 30, 60, 120, 240, 300, 300, 300]);
+        assert_eq!(retry_delay(0).as_secs(), 15);
+    }
 }
