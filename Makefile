@@ -69,6 +69,43 @@ samples: release ## Regenerate the small sample datasets under data/samples
 	$(WATTCAST) dataset generate --scenario missing-timestamps --devices 2 --duration 15m --seed 42 --out data/samples/missing-timestamps
 	$(WATTCAST) dataset generate --scenario missing-timestamps --devices 1 --duration 15m --seed 42 --jitter 8s --out data/samples/missing-timestamps-jitter
 
+# The original's four experiments, run locally (`wattcast local`, accelerated, on the test env)
+# and reported (`wattcast report`) into $(REPORTS)/experiment-N.
+REPORTS ?= reports
+# PROFILE=dev uses the test build (the model's crates are optimised in it too) instead of release.
+PROFILE ?= release
+EXPERIMENT_BIN := $(CARGO_TARGET_DIR)/$(if $(filter dev,$(PROFILE)),debug,release)/wattcast
+EXPERIMENT_1 := exp1-streaming exp1-batching
+EXPERIMENT_2 := exp2-streaming exp2-batching
+EXPERIMENT_3 := exp3-streaming-missing exp3-batching-in-order
+EXPERIMENT_4 := exp4-bound-0s exp4-bound-5s exp4-bound-10s
+EXPERIMENT_FILE_1 := data/experiments/experiment-1-constant-load.yaml
+EXPERIMENT_FILE_2 := data/experiments/experiment-2-scaling.yaml
+EXPERIMENT_FILE_3 := data/experiments/experiment-3-accuracy.yaml
+EXPERIMENT_FILE_4 := data/experiments/experiment-4-watermark.yaml
+EXPERIMENT_TITLE_1 := Experiment 1: constant load, Streaming vs Batching
+EXPERIMENT_TITLE_2 := Experiment 2: scaling 1 to 20 devices, Streaming vs Batching
+EXPERIMENT_TITLE_3 := Experiment 3: accuracy, Streaming on missing-timestamp data vs Batching on in-order data
+EXPERIMENT_TITLE_4 := Experiment 4: watermark bound 0 s, 5 s, 10 s (Streaming)
+
+.PHONY: experiment-1 experiment-2 experiment-3 experiment-4
+experiment-1 experiment-2 experiment-3 experiment-4: experiment-%: test-env
+	$(CARGO) build --profile $(PROFILE) -p wattcast --bin wattcast
+	mkdir -p $(REPORTS)/experiment-$*
+	$(EXPERIMENT_BIN) local $(EXPERIMENT_FILE_$*) --drain-timeout 10m --summary-out $(REPORTS)/experiment-$*/summary.json
+	$(EXPERIMENT_BIN) report $(EXPERIMENT_$*) --title "$(EXPERIMENT_TITLE_$*)" --out $(REPORTS)/experiment-$*
+
+.PHONY: experiments
+experiments: experiment-1 experiment-2 experiment-3 experiment-4 ## Run the original's four experiments locally (make experiment-N for one) and write their reports to reports/
+
+.PHONY: report-png
+report-png: ## Render reports/*/report.html to PNG with headless Chromium (installs Debian's chromium)
+	command -v chromium >/dev/null || { sudo -n true 2>/dev/null && SUDO=sudo; $${SUDO:-} apt-get update -qq && $${SUDO:-} apt-get install -y -qq chromium; }
+	for html in $(REPORTS)/*/report.html; do \
+	  chromium --headless --no-sandbox --disable-gpu --hide-scrollbars --window-size=1200,4200 \
+	    --screenshot="$${html%.html}.png" "file://$$(realpath $$html)"; \
+	done
+
 # The cluster `make e2e` uses: kind by default, or CLUSTER=k3d.
 CLUSTER ?= kind
 CLUSTER_NAME ?= wattcast

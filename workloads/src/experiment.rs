@@ -34,6 +34,35 @@ pub fn read_experiment(path: &std::path::Path) -> anyhow::Result<PipelineExperim
     serde_yaml::from_str(&text).with_context(|| format!("{}: not a PipelineExperiment", path.display()))
 }
 
+/// Every `PipelineExperiment` of a (possibly multi-document) YAML file, in order.
+pub fn read_experiments(path: &std::path::Path) -> anyhow::Result<Vec<PipelineExperiment>> {
+    use anyhow::Context;
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut experiments = Vec::new();
+    for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
+        let value = serde_yaml::Value::deserialize(document)
+            .with_context(|| format!("{}: document {} is not YAML", path.display(), index + 1))?;
+        if value.is_null() {
+            continue;
+        }
+        let experiment: PipelineExperiment = serde_yaml::from_value(value).with_context(|| {
+            format!(
+                "{}: document {} is not a PipelineExperiment",
+                path.display(),
+                index + 1
+            )
+        })?;
+        experiments.push(experiment);
+    }
+    anyhow::ensure!(
+        !experiments.is_empty(),
+        "{}: no PipelineExperiment in it",
+        path.display()
+    );
+    Ok(experiments)
+}
+
 /// The experiment's name.
 pub fn name(experiment: &PipelineExperiment) -> Result<&str, SpecError> {
     experiment.metadata.name.as_deref().ok_or(SpecError::Unnamed)

@@ -89,6 +89,8 @@ pub struct LocalSummary {
     pub accuracy_imputed: Option<Accuracy>,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
+    /// CPU time and peak memory of the whole process (every workload is one of its tasks).
+    pub usage: Option<crate::process_usage::ProcessUsage>,
 }
 
 /// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace
@@ -117,6 +119,10 @@ pub async fn run_local(
         .context("connecting to PostgreSQL")?;
     store.drop_schema().await.context("resetting the schema")?;
     store.migrate().await?;
+    store
+        .record_run(names.experiment(), spec, crate::workload::now_ms())
+        .await
+        .context("recording the run")?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
     objects
         .ensure_bucket()
@@ -331,6 +337,15 @@ pub async fn run_local(
         progress.finish_and_clear();
     }
 
+    let usage = crate::process_usage::current();
+    store
+        .record_run_finished(
+            crate::workload::now_ms(),
+            usage.map(|u| u.cpu_seconds),
+            usage.map(|u| u.peak_rss_bytes),
+        )
+        .await
+        .context("recording the run's end")?;
     let stored = store.summary().await?;
     Ok(LocalSummary {
         experiment: names.experiment().to_owned(),
@@ -356,6 +371,7 @@ pub async fn run_local(
         accuracy: stored.accuracy,
         accuracy_imputed: stored.accuracy_imputed,
         duration_s: started.elapsed().as_secs_f64(),
+        usage,
     })
 }
 

@@ -33,6 +33,10 @@ pub async fn set_up(
         .await
         .context("connecting to PostgreSQL")?;
     store.migrate().await?;
+    store
+        .record_run(names.experiment(), spec, now_ms())
+        .await
+        .context("recording the run")?;
     let objects = ObjectStore::new(&services.s3, bucket);
     objects
         .ensure_bucket()

@@ -4,16 +4,18 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wattcast::experiment::read_experiment;
+use wattcast::experiment::read_experiments;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::object_store::DEFAULT_BUCKET;
 use wattcast::services::{Services, find_test_env_file};
 
 #[derive(Debug, Args)]
 pub struct LocalArgs {
-    /// The PipelineExperiment YAML (the same file `kubectl apply` takes).
+    /// The PipelineExperiment YAML (the same file `kubectl apply` takes); with several
+    /// documents, each experiment runs in turn.
     experiment: PathBuf,
-    /// Also write the summary as JSON to this file.
+    /// Also write the summary as JSON to this file (an array when the file holds several
+    /// experiments).
     #[arg(long)]
     summary_out: Option<PathBuf>,
     /// Give up if the pipeline has not drained this long after the sensors finished.
@@ -32,7 +34,7 @@ pub struct LocalArgs {
 }
 
 pub fn run(args: LocalArgs) -> Result<()> {
-    let experiment = read_experiment(&args.experiment)?;
+    let experiments = read_experiments(&args.experiment)?;
     let env_file = args.env_file.or_else(|| {
         std::env::current_dir()
             .ok()
@@ -40,19 +42,26 @@ pub fn run(args: LocalArgs) -> Result<()> {
     });
     let services = Services::load(env_file.as_deref())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let summary = runtime.block_on(run_local(
-        &experiment,
-        LocalOptions {
-            services,
-            drain_timeout: args.drain_timeout,
-            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-            models_bucket: args.bucket,
-            initial_models: !args.no_initial_models,
-        },
-    ))?;
-    let json = serde_json::to_string_pretty(&summary)?;
-    println!("{json}");
+    let mut summaries = Vec::new();
+    for experiment in &experiments {
+        let summary = runtime.block_on(run_local(
+            experiment,
+            LocalOptions {
+                services: services.clone(),
+                drain_timeout: args.drain_timeout,
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                models_bucket: args.bucket.clone(),
+                initial_models: !args.no_initial_models,
+            },
+        ))?;
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+        summaries.push(summary);
+    }
     if let Some(path) = args.summary_out {
+        let json = match summaries.as_slice() {
+            [one] => serde_json::to_string_pretty(one)?,
+            all => serde_json::to_string_pretty(all)?,
+        };
         std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())

@@ -4,6 +4,7 @@ mod bench;
 mod dataset;
 mod local;
 mod model;
+mod report;
 mod workloads;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -52,6 +53,8 @@ enum Command {
     Trainer(workloads::Common),
     /// Find how many devices the pipeline carries at real time on this machine.
     BenchPipeline(bench::BenchArgs),
+    /// Write a report (Markdown, HTML, SVG plots) of experiments that have run.
+    Report(report::ReportArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -69,6 +72,7 @@ pub fn run() -> ExitCode {
         Command::Trainer(common) => workloads::run_trainer_command(common),
         Command::Setup(common) => workloads::run_setup_command(common),
         Command::BenchPipeline(args) => bench::run(args),
+        Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

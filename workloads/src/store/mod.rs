@@ -2,6 +2,7 @@
 //! readings and late readings written idempotently.
 
 pub mod models;
+pub mod run;
 pub mod sensor_reports;
 pub mod summary;
 
@@ -29,6 +30,9 @@ pub enum StoreError {
         /// What went wrong.
         source: sqlx::migrate::MigrateError,
     },
+    /// A stored value could not be read back.
+    #[error("decoding a stored value: {0}")]
+    Decode(String),
 }
 
 /// A connection pool whose connections work in the experiment's schema.

@@ -1,0 +1,158 @@
+//! `wattcast report` on real runs: three small experiments (Streaming with watermark bounds 0 s
+//! and 5 s on jittered missing-timestamp data, Batching on in-order data) run through the real
+//! pipeline on the test services; the report compares them with the numbers their runs printed
+//! and draws every plot they allow. A report on an experiment that never ran is refused.
+
+mod common;
+
+use common::{reachable, services, unique};
+use std::time::Duration;
+use wattcast::local::{LocalOptions, LocalSummary, run_local};
+use wattcast::object_store::DEFAULT_BUCKET;
+use wattcast::report::write_report;
+use wattcast_crds::PipelineExperiment;
+
+fn experiment(name: &str, architecture: &str, scenario: &str, bound: &str) -> PipelineExperiment {
+    let yaml = format!(
+        "apiVersion: wattcast.io/v1alpha1
+kind: PipelineExperiment
+metadata: {{ name: {name} }}
+spec:
+  architecture: {architecture}
+  devices: {{ count: 2 }}
+  dataset: {{ scenario: {scenario}, seed: 11, duration: 12m, jitter: 8s }}
+  replay: {{ speedup: 300 }}
+  windowing:
+    size: 1m
+    watermark: {{ strategy: BoundedOutOfOrderness, maxOutOfOrderness: {bound}, idleTimeout: 1m }}
+  forecasting: {{ retrainEvery: 10m, model: {{ epochs: 5 }} }}
+"
+    );
+    serde_yaml::from_str(&yaml).expect("a valid experiment")
+}
+
+async fn run(experiment: &PipelineExperiment) -> LocalSummary {
+    reachable(
+        "the test services",
+        run_local(
+            experiment,
+            LocalOptions {
+                services: services(),
+                drain_timeout: Duration::from_secs(180),
+                progress: false,
+                models_bucket: DEFAULT_BUCKET.to_owned(),
+                initial_models: true,
+            },
+        )
+        .await
+        .map_err(|error| format!("{error:#}")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
+    let suffix = unique("r");
+    let suffix = &suffix[suffix.len() - 8..];
+    let runs = [
+        experiment(
+            &format!("rep-s0-{suffix}"),
+            "Streaming",
+            "MissingTimestamps",
+            "0s",
+        ),
+        experiment(
+            &format!("rep-s5-{suffix}"),
+            "Streaming",
+            "MissingTimestamps",
+            "5s",
+        ),
+        experiment(&format!("rep-b-{suffix}"), "Batching", "InOrder", "0s"),
+    ];
+    let mut summaries = Vec::new();
+    for experiment in &runs {
+        summaries.push(run(experiment).await);
+    }
+    let names: Vec<String> = summaries.iter().map(|s| s.experiment.clone()).collect();
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let written = write_report(&services().postgres_url, &names, "Report test", out.path())
+        .await
+        .unwrap_or_else(|error| panic!("the report: {error:#}"));
+
+    let markdown = std::fs::read_to_string(&written.markdown).expect("report.md");
+    let html = std::fs::read_to_string(&written.html).expect("report.html");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && html.contains("<svg"),
+        "the HTML holds its plots inline"
+    );
+    assert!(!html.contains("src=\""), "the HTML is self-contained");
+    for summary in &summaries {
+        assert!(
+            markdown.contains(&summary.experiment),
+            "the report names {}",
+            summary.experiment
+        );
+        let coverage = format!("{:.2} %", summary.coverage.expect("coverage") * 100.0);
+        assert!(
+            markdown.contains(&coverage),
+            "{}'s coverage {coverage} is in the table",
+            summary.experiment
+        );
+        let accuracy = summary.accuracy.expect("forecasts were scored");
+        let rmse = format!("{:.1} / {:.1}", accuracy.mae, accuracy.rmse);
+        assert!(
+            markdown.contains(&rmse),
+            "{}'s MAE / RMSE {rmse} is in the table",
+            summary.experiment
+        );
+        assert!(markdown.contains(&summary.readings_sent.to_string()));
+    }
+    assert!(
+        markdown.contains("| architecture | Streaming | Streaming | Batching |"),
+        "{markdown}"
+    );
+    assert!(markdown.contains("forecast accuracy per device"));
+
+    let stems: Vec<String> = written
+        .plots
+        .iter()
+        .map(|p| p.file_stem().unwrap().to_string_lossy().into_owned())
+        .collect();
+    for stem in [
+        "latency-cdf",
+        "coverage",
+        "watermark-completeness",
+        "watermark-rmse",
+    ] {
+        assert!(stems.contains(&stem.to_owned()), "a {stem} plot in {stems:?}");
+    }
+    for name in &names {
+        assert!(
+            stems.contains(&format!("forecast-{name}")),
+            "a forecast plot of {name}"
+        );
+    }
+    for plot in &written.plots {
+        let svg = std::fs::read_to_string(plot).unwrap();
+        assert!(svg.contains("<polyline"), "{} draws lines", plot.display());
+        assert!(markdown.contains(&format!("{}.svg", plot.file_stem().unwrap().to_string_lossy())));
+    }
+    let latency = std::fs::read_to_string(out.path().join("latency-cdf.svg")).unwrap();
+    for name in &names {
+        assert!(
+            latency.contains(name.as_str()),
+            "the latency CDF has a line for {name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_report_on_an_experiment_that_never_ran_says_so() {
+    let out = tempfile::tempdir().expect("a temporary directory");
+    let stamp = unique("n");
+    let name = format!("never-{}", &stamp[stamp.len() - 8..]);
+    let error = write_report(&services().postgres_url, &[name.clone()], "t", out.path())
+        .await
+        .expect_err("nothing to report");
+    let message = format!("{error:#}");
+    assert!(message.contains(&name), "{message}");
+}
