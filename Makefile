@@ -90,7 +90,7 @@ EXPERIMENT_TITLE_4 := Experiment 4: watermark bound 0 s, 5 s, 10 s (Streaming)
 
 .PHONY: experiment-1 experiment-2 experiment-3 experiment-4
 experiment-1 experiment-2 experiment-3 experiment-4: experiment-%: test-env
-	$(CARGO) build --profile $(PROFILE) -p wattcast --bin wattcast
+	$(if $(filter dev,$(PROFILE)),$(CARGO) build --workspace --all-targets,$(CARGO) build --release --workspace --bins)
 	mkdir -p $(REPORTS)/experiment-$*
 	$(EXPERIMENT_BIN) local $(EXPERIMENT_FILE_$*) --drain-timeout 10m --summary-out $(REPORTS)/experiment-$*/summary.json
 	$(EXPERIMENT_BIN) report $(EXPERIMENT_$*) --title "$(EXPERIMENT_TITLE_$*)" --out $(REPORTS)/experiment-$*
@@ -122,8 +122,8 @@ prereqs: ## Check docker, kind (or k3d), kubectl and helm are there
 
 .PHONY: images
 images: prereqs ## Build the wattcast and operator images
-	docker build -f deploy/Dockerfile --target wattcast -t $(WATTCAST_IMAGE) .
-	docker build -f deploy/Dockerfile --target operator -t $(OPERATOR_IMAGE) .
+	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile --target wattcast -t $(WATTCAST_IMAGE) .
+	DOCKER_BUILDKIT=1 docker build -f deploy/Dockerfile --target operator -t $(OPERATOR_IMAGE) .
 
 .PHONY: kind-up
 kind-up: prereqs ## Create the local cluster (kind, or k3d with CLUSTER=k3d) if it does not exist

@@ -102,6 +102,9 @@ async fn main() -> Result<()> {
             Duration::from_secs(15),
         )
     });
+    // Ready means healthy and able to stand for election: a follower is a ready standby (a
+    // rollout of several replicas must not wait on who leads).
+    readiness.set(true);
     if let Some(election) = &election {
         tracing::info!(lease = %args.lease_name, %identity, "waiting to lead");
         if !election.acquire(Duration::from_secs(2), &stop).await {
@@ -111,7 +114,6 @@ async fn main() -> Result<()> {
         let (election, stop, lost) = (election.clone(), stop.clone(), lost.clone());
         tokio::spawn(async move { election.keep(Duration::from_secs(5), stop, lost).await });
     }
-    readiness.set(true);
 
     let settings = Settings {
         poll: args.poll,

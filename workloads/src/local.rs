@@ -89,7 +89,7 @@ pub struct LocalSummary {
     pub accuracy_imputed: Option<Accuracy>,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
-    /// CPU time and peak memory of the whole process (every workload is one of its tasks).
+    /// CPU time and peak memory of this run (every workload is a task of this process).
     pub usage: Option<crate::process_usage::ProcessUsage>,
 }
 
@@ -100,6 +100,9 @@ pub async fn run_local(
     options: LocalOptions,
 ) -> anyhow::Result<LocalSummary> {
     let started = Instant::now();
+    // What this run costs, apart from earlier runs of the same process.
+    crate::process_usage::reset_peak();
+    let usage_at_start = crate::process_usage::current();
     let spec = &experiment.spec;
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
     let generate = experiment::generate_options(spec)?;
@@ -337,7 +340,9 @@ pub async fn run_local(
         progress.finish_and_clear();
     }
 
-    let usage = crate::process_usage::current();
+    let usage = crate::process_usage::current()
+        .zip(usage_at_start)
+        .map(|(now, start)| now.since(start));
     store
         .record_run_finished(
             crate::workload::now_ms(),

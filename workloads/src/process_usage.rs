@@ -34,6 +34,57 @@ pub fn parse(stat: &str, status: &str) -> Option<ProcessUsage> {
     })
 }
 
+/// Exposes this process's CPU time and peak memory on every scrape, as
+/// `process_cpu_seconds_total` and `process_peak_resident_memory_bytes` (how the cluster measures
+/// each workload).
+#[derive(Debug, Default, Clone, Copy)]
+pub struct ProcessCollector;
+
+impl prometheus_client::collector::Collector for ProcessCollector {
+    fn encode(
+        &self,
+        mut encoder: prometheus_client::encoding::DescriptorEncoder,
+    ) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::counter::ConstCounter;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let Some(usage) = current() else {
+            return Ok(());
+        };
+        let cpu = ConstCounter::new(usage.cpu_seconds);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time of the process",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let memory = ConstGauge::new(usage.peak_rss_bytes);
+        memory.encode(encoder.encode_descriptor(
+            "process_peak_resident_memory_bytes",
+            "Peak resident memory of the process",
+            None,
+            memory.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+/// Resets the process's peak resident memory to its current size (Linux `clear_refs` 5), so a
+/// later [`current`] reports the peak since now; false when the kernel does not allow it.
+pub fn reset_peak() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+impl ProcessUsage {
+    /// The CPU used since `earlier`, with this reading's peak memory.
+    pub fn since(self, earlier: ProcessUsage) -> ProcessUsage {
+        ProcessUsage {
+            cpu_seconds: (self.cpu_seconds - earlier.cpu_seconds).max(0.0),
+            peak_rss_bytes: self.peak_rss_bytes,
+        }
+    }
+}
+
 /// This process's usage (None where /proc is not available).
 pub fn current() -> Option<ProcessUsage> {
     let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
@@ -53,11 +104,29 @@ mod tests {
         assert_eq!(usage.cpu_seconds, 3.25);
         assert_eq!(usage.peak_rss_bytes, 204_800 * 1024);
         assert_eq!(parse("garbage", status), None);
+        let later = ProcessUsage {
+            cpu_seconds: 5.0,
+            peak_rss_bytes: 7,
+        };
+        assert_eq!(
+            later.since(usage),
+            ProcessUsage {
+                cpu_seconds: 1.75,
+                peak_rss_bytes: 7
+            }
+        );
     }
 
     #[test]
-    fn this_process_has_used_something() {
+    fn this_process_has_used_something_and_its_metrics_say_so() {
         let usage = current().expect("/proc is there on Linux");
         assert!(usage.peak_rss_bytes > 0);
+        let mut registry = prometheus_client::registry::Registry::default();
+        registry.register_collector(Box::new(ProcessCollector));
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).expect("encodes");
+        assert!(text.contains("# TYPE process_cpu_seconds counter"), "{text}");
+        assert!(text.contains("process_cpu_seconds_total "), "{text}");
+        assert!(text.contains("process_peak_resident_memory_bytes "), "{text}");
     }
 }

@@ -150,9 +150,14 @@ async fn a_report_on_an_experiment_that_never_ran_says_so() {
     let out = tempfile::tempdir().expect("a temporary directory");
     let stamp = unique("n");
     let name = format!("never-{}", &stamp[stamp.len() - 8..]);
-    let error = write_report(&services().postgres_url, &[name.clone()], "t", out.path())
-        .await
-        .expect_err("nothing to report");
+    let error = write_report(
+        &services().postgres_url,
+        std::slice::from_ref(&name),
+        "t",
+        out.path(),
+    )
+    .await
+    .expect_err("nothing to report");
     let message = format!("{error:#}");
     assert!(message.contains(&name), "{message}");
 }

@@ -72,7 +72,11 @@ fn load(common: &Common) -> Result<Loaded> {
         experiment,
         names,
         services: ServiceEnv::load(env_file.as_deref())?,
-        registry: Registry::default(),
+        registry: {
+            let mut registry = Registry::default();
+            registry.register_collector(Box::new(wattcast::process_usage::ProcessCollector));
+            registry
+        },
         readiness: Arc::default(),
         cancel: CancellationToken::new(),
     })

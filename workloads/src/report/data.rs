@@ -46,9 +46,13 @@ impl ExperimentData {
             .map_or_else(|| "?".to_owned(), |run| format!("{:?}", run.spec.architecture))
     }
 
-    /// The watermark bound in seconds for bounded out-of-orderness (0 for monotonous).
+    /// The windower's watermark bound in seconds (0 for monotonous); None for Batching, which
+    /// has no windower.
     pub fn watermark_bound_s(&self) -> Option<f64> {
         let run = self.run.as_ref()?;
+        if run.spec.architecture != wattcast_crds::Architecture::Streaming {
+            return None;
+        }
         let watermark = &run.spec.windowing.watermark;
         Some(
             watermark

@@ -85,7 +85,7 @@ pub fn comparison_rows(experiments: &[ExperimentData]) -> Vec<(String, Vec<Strin
         row("retrains (mean train s)", &|e| {
             format!("{} ({})", e.retrains.0, number(e.retrains.1, 2))
         }),
-        row("CPU seconds (whole run)", &|e| {
+        row("CPU seconds (run, all workloads)", &|e| {
             number(e.run.as_ref().and_then(|r| r.cpu_seconds), 1)
         }),
         row("peak memory (MiB)", &|e| {
