@@ -28,7 +28,8 @@ pub struct ExperimentData {
     pub latency_cdf: Vec<(f64, f64)>,
     /// Window stored → its forecast stored, milliseconds.
     pub forecast_latency_ms: Option<Percentiles>,
-    /// Devices sending in each minute and that minute's p95 publish → stored latency (ms).
+    /// Devices publishing in each minute of replayed data (wall time) and that minute's p95
+    /// publish → stored latency (ms).
     pub devices_vs_latency: Vec<(f64, f64)>,
     /// Retrains and their mean training time, seconds.
     pub retrains: (i64, Option<f64>),
@@ -66,6 +67,27 @@ impl ExperimentData {
     pub fn devices(&self) -> Option<u32> {
         self.run.as_ref().map(|run| run.spec.devices.count)
     }
+}
+
+/// From (devices publishing, p95 latency) per minute in time order: the ramp-up only (up to the
+/// first minute with every device; the ramp-down would repeat the counts with the backlog of the
+/// whole run), one point per device count (the mean of its minutes).
+fn ramp_up_latency(per_minute: &[(i64, f64)]) -> Vec<(f64, f64)> {
+    let most = per_minute.iter().map(|(devices, _)| *devices).max().unwrap_or(0);
+    let end = per_minute
+        .iter()
+        .position(|(devices, _)| *devices == most)
+        .map_or(0, |index| index + 1);
+    let mut by_devices: std::collections::BTreeMap<i64, (f64, usize)> = std::collections::BTreeMap::new();
+    for (devices, latency) in &per_minute[..end] {
+        let entry = by_devices.entry(*devices).or_default();
+        entry.0 += latency;
+        entry.1 += 1;
+    }
+    by_devices
+        .into_iter()
+        .map(|(devices, (sum, count))| (devices as f64, sum / count as f64))
+        .collect()
 }
 
 async fn percentiles_array(store: &Store, sql: &str) -> Result<Vec<f64>, StoreError> {
@@ -141,17 +163,22 @@ pub async fn load(store: &Store, name: &str) -> Result<ExperimentData, StoreErro
         (Some(p50), Some(p95), Some(p99)) => Some(Percentiles { p50, p95, p99 }),
         _ => None,
     };
+    // Ramp-up staggers the sensors in wall time (every device's data spans the same event
+    // times), so group by when readings were published: one bucket per minute of data replayed.
+    let speedup = run
+        .as_ref()
+        .map_or(1.0, |run| run.spec.replay.speedup)
+        .max(f64::MIN_POSITIVE);
+    let bucket_ms = ((60_000.0 / speedup) as i64).max(1_000);
     let devices_vs_latency: Vec<(i64, f64)> = sqlx::query_as(
         "SELECT count(DISTINCT device), percentile_cont(0.95) WITHIN GROUP (ORDER BY stored_ms - published_ms)
          FROM readings WHERE NOT imputed AND published_ms IS NOT NULL
-         GROUP BY event_time / 60 ORDER BY event_time / 60",
+         GROUP BY published_ms / $1 ORDER BY published_ms / $1",
     )
+    .bind(bucket_ms)
     .fetch_all(store.pool())
     .await?;
-    let devices_vs_latency = devices_vs_latency
-        .into_iter()
-        .map(|(devices, latency)| (devices as f64, latency))
-        .collect();
+    let devices_vs_latency = ramp_up_latency(&devices_vs_latency);
     let retrains: (i64, Option<f64>) =
         sqlx::query_as("SELECT count(*), avg(train_seconds) FROM models WHERE version <> 'initial'")
             .fetch_one(store.pool())
@@ -200,4 +227,24 @@ pub async fn load(store: &Store, name: &str) -> Result<ExperimentData, StoreErro
         actual,
         forecast,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scaling_keeps_the_ramp_up_and_averages_each_device_count() {
+        let minutes = [
+            (1, 10.0),
+            (1, 20.0),
+            (2, 30.0),
+            (3, 40.0),
+            (3, 60.0),
+            (2, 900.0),
+            (1, 999.0),
+        ];
+        assert_eq!(ramp_up_latency(&minutes), [(1.0, 15.0), (2.0, 30.0), (3.0, 40.0)]);
+        assert!(ramp_up_latency(&[]).is_empty());
+    }
 }
