@@ -561,3 +561,118 @@ async fn one_replica_leads_and_a_released_lease_passes_to_the_next() {
         .await;
     assert!(lost.is_cancelled(), "the old leader learns it lost the Lease");
 }
+
+/// Marks a StatefulSet ready as its controller would.
+async fn make_stateful_set_ready(client: &Client, name: &str) {
+    let api: Api<k8s_openapi::api::apps::v1::StatefulSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let current = api
+        .get(name)
+        .await
+        .unwrap_or_else(|e| panic!("StatefulSet {name}: {e}"));
+    let status = json!({"status": {"observedGeneration": current.metadata.generation, "replicas": 1, "readyReplicas": 1, "currentReplicas": 1, "updatedReplicas": 1, "availableReplicas": 1}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap_or_else(|e| panic!("the API server refused the status of StatefulSet {name}: {e}"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_managed_experiment_provisions_its_services_before_anything_else() {
+    use k8s_openapi::api::apps::v1::StatefulSet;
+    use k8s_openapi::api::core::v1::Service;
+    let server = start_api_server().await;
+    let client = server.client().expect("a client for envtest");
+    create_namespace(&client, NAMESPACE).await;
+    let operator = install_operator_rbac(&server).await;
+    let (shutdown, controller, _) = start_controller(&operator);
+
+    let name = unique("managed");
+    let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
+    let resource: PipelineExperiment = serde_yaml::from_str(&format!(
+        "apiVersion: wattcast.io/v1alpha1
+kind: PipelineExperiment
+metadata: {{ name: {name}, namespace: {NAMESPACE} }}
+spec:
+  architecture: Batching
+  devices: {{ count: 3 }}
+  dataset: {{ scenario: InOrder }}
+"
+    ))
+    .unwrap();
+    api.create(&PostParams::default(), &resource).await.unwrap();
+    let provisioning = wait_for(&api, &name, 30, "Provisioning", |e| {
+        phase(e) == Phase::Provisioning
+    })
+    .await;
+    let infrastructure = provisioning
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "InfrastructureReady"))
+        .expect("an InfrastructureReady condition");
+    assert_eq!(infrastructure.reason, "ServicesStarting");
+    for service in ["pulsar", "postgres", "rustfs"] {
+        assert!(
+            exists::<StatefulSet>(&client, &format!("{name}-{service}")).await,
+            "the {service} StatefulSet"
+        );
+        assert!(
+            exists::<Service>(&client, &format!("{name}-{service}")).await,
+            "the {service} Service"
+        );
+    }
+    assert!(exists::<Deployment>(&client, &format!("{name}-mosquitto")).await);
+    assert!(exists::<NetworkPolicy>(&client, &format!("{name}-infrastructure")).await);
+    assert!(exists::<Secret>(&client, &format!("{name}-credentials")).await);
+    assert!(
+        !exists::<Job>(&client, &format!("{name}-setup")).await,
+        "no setup before the services are ready"
+    );
+
+    for service in ["pulsar", "postgres", "rustfs"] {
+        make_stateful_set_ready(&client, &format!("{name}-{service}")).await;
+    }
+    assert_eq!(
+        make_deployments_ready(&client, &name).await,
+        [format!("{name}-mosquitto")]
+    );
+    wait_for(&api, &name, 30, "Training", |e| phase(e) == Phase::Training).await;
+    assert!(
+        exists::<Job>(&client, &format!("{name}-setup")).await,
+        "setup once the services are ready"
+    );
+    assert!(
+        !exists::<Deployment>(&client, &format!("{name}-windower")).await,
+        "Batching has no windower"
+    );
+
+    // Deleting it: every service was managed, so nothing external is left to remove.
+    api.delete(&name, &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.get_opt(&name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the finalizer did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cleaned = {
+        let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+        events
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .find(|e| {
+                e.reason.as_deref() == Some("CleanedUp")
+                    && e.involved_object.name.as_deref() == Some(name.as_str())
+            })
+    };
+    assert!(
+        cleaned
+            .and_then(|e| e.message)
+            .is_some_and(|m| m.contains("managed")),
+        "the finalizer says the managed services go with the experiment"
+    );
+    shutdown.cancel();
+    controller.await.unwrap();
+}
