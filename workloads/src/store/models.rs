@@ -86,27 +86,6 @@ impl Store {
         Ok(rows)
     }
 
-    /// Forecast minus measured value, in watts, for every forecast of a device's seconds in
-    /// `[start, end)` that now has a measured reading (what a window just stored lets score).
-    pub async fn forecast_errors(
-        &self,
-        device: DeviceId,
-        start: i64,
-        end: i64,
-    ) -> Result<Vec<f64>, StoreError> {
-        let rows: Vec<(f64,)> = sqlx::query_as(
-            "SELECT f.power_w - r.power_w FROM forecasts f
-             JOIN readings r ON r.device = f.device AND r.event_time = f.event_time AND NOT r.imputed
-             WHERE f.device = $1 AND f.event_time >= $2 AND f.event_time < $3",
-        )
-        .bind(device.0 as i32)
-        .bind(start)
-        .bind(end)
-        .fetch_all(self.pool())
-        .await?;
-        Ok(rows.into_iter().map(|(error,)| error).collect())
-    }
-
     /// Stores the forecast made at `origin` (idempotent: a redelivered window changes nothing).
     pub async fn store_forecast(
         &self,

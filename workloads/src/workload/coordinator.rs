@@ -251,10 +251,11 @@ pub async fn run_coordinator(
                         stats.windows.inc();
                         record_window(&stats, &window, now_ms());
                         let device = window.window.device;
-                        // Scoring is for the dashboard only; the store keeps what a report needs.
-                        match store.forecast_errors(device, window.window.start, window.window.end).await {
-                            Ok(errors) => errors.into_iter().for_each(|error| stats.forecast_abs_error.observe(error.abs())),
-                            Err(error) => tracing::debug!(%error, "scoring forecasts failed"),
+                        // Scored from the forecast in memory, before the next one replaces it.
+                        if let Some(forecasting) = forecasting.as_ref() {
+                            for error in forecasting.errors_against(&window.window) {
+                                stats.forecast_abs_error.observe(error.abs());
+                            }
                         }
                         if let Some(forecasting) = forecasting.as_mut()
                             && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()

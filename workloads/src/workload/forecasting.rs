@@ -2,15 +2,26 @@
 //! announcement, kept when a new one is unusable) and the forecast after each stored window.
 
 use super::{now_ms, retry};
-use crate::DeviceId;
 use crate::model_registry::{LoadedModel, ModelRegistry};
 use crate::store::Store;
 use crate::wire::ModelAnnouncement;
+use crate::{DeviceId, Reading, Window};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+
+/// Forecast minus measured value for each reading a forecast made at `origin` covers.
+pub fn forecast_errors(origin: i64, forecast: &[f64], readings: &[Reading]) -> Vec<f64> {
+    readings
+        .iter()
+        .filter_map(|reading| {
+            let step = usize::try_from(reading.event_time - origin).ok()?;
+            forecast.get(step).map(|value| value - reading.power_w)
+        })
+        .collect()
+}
 
 /// How the coordinator forecasts.
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +91,8 @@ pub struct Forecasting {
     settings: ForecastSettings,
     stats: Arc<ForecastStats>,
     models: HashMap<DeviceId, Slot>,
+    /// Each device's latest forecast: its origin and values, to score against the next window.
+    latest: HashMap<DeviceId, (i64, Vec<f64>)>,
 }
 
 impl Forecasting {
@@ -90,7 +103,18 @@ impl Forecasting {
             settings,
             stats,
             models: HashMap::new(),
+            latest: HashMap::new(),
         }
+    }
+
+    /// Forecast minus measured value (watts) for each reading of `window` that the device's
+    /// latest forecast covered; scored from memory, so the hot path adds no query.
+    pub fn errors_against(&self, window: &Window) -> Vec<f64> {
+        self.latest
+            .get(&window.device)
+            .map_or_else(Vec::new, |(origin, values)| {
+                forecast_errors(*origin, values, &window.readings)
+            })
     }
 
     /// The device's model: loaded on first use from the newest `models` row.
@@ -191,7 +215,35 @@ impl Forecasting {
             store.store_forecast(device, origin, &values, &model.version, now_ms())
         })
         .await?;
+        self.latest.insert(device, (origin, values));
         self.stats.forecasts.inc();
         Some(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reading(event_time: i64, power_w: f64) -> Reading {
+        Reading {
+            device: DeviceId(1),
+            event_time,
+            power_w,
+            published_ms: None,
+        }
+    }
+
+    #[test]
+    fn a_forecast_is_scored_on_the_readings_it_covers_only() {
+        let forecast = [100.0, 110.0, 120.0];
+        let readings = [
+            reading(999, 1.0),
+            reading(1000, 90.0),
+            reading(1002, 125.0),
+            reading(1003, 7.0),
+        ];
+        assert_eq!(forecast_errors(1000, &forecast, &readings), [10.0, -5.0]);
+        assert!(forecast_errors(1000, &[], &readings).is_empty());
     }
 }
