@@ -53,22 +53,10 @@ enum LogFormat {
     Json,
 }
 
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WATTCAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    init_logging(args.log_format);
+    wattcast::observe::init_logging(matches!(args.log_format, LogFormat::Json));
     // The workloads' crates enable both rustls back ends; kube's default is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()

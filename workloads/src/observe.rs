@@ -84,6 +84,21 @@ async fn ready(State(shared): State<Shared>) -> impl IntoResponse {
     }
 }
 
+/// Logs to stderr with tracing, filtered by `WATTCAST_LOG` (default `info`), as JSON lines or
+/// human-readable ones.
+pub fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WATTCAST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
 /// Cancels `cancel` on SIGTERM or Ctrl-C, so workloads shut down gracefully.
 pub fn cancel_on_signals(cancel: CancellationToken) {
     tokio::spawn(async move {

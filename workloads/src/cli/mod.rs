@@ -60,7 +60,7 @@ enum Command {
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    wattcast::observe::init_logging(matches!(cli.log_format, LogFormat::Json));
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Model(command) => model::run(command),
@@ -80,17 +80,5 @@ pub fn run() -> ExitCode {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("WATTCAST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
     }
 }
