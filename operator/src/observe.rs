@@ -48,32 +48,29 @@ pub fn job_state(job: Option<&Job>) -> JobState {
     }
 }
 
+/// Whether the ready replicas reach the wanted ones (a missing count means 1 wanted, 0 ready).
+fn has_ready_replicas(wanted: Option<i32>, ready: Option<i32>) -> bool {
+    ready.unwrap_or(0) >= wanted.unwrap_or(1)
+}
+
 fn deployment_ready(deployment: &Deployment) -> bool {
-    let wanted = deployment
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
-    let ready = deployment
-        .status
-        .as_ref()
-        .and_then(|status| status.ready_replicas)
-        .unwrap_or(0);
-    ready >= wanted
+    has_ready_replicas(
+        deployment.spec.as_ref().and_then(|spec| spec.replicas),
+        deployment
+            .status
+            .as_ref()
+            .and_then(|status| status.ready_replicas),
+    )
 }
 
 fn stateful_set_ready(stateful_set: &StatefulSet) -> bool {
-    let wanted = stateful_set
-        .spec
-        .as_ref()
-        .and_then(|spec| spec.replicas)
-        .unwrap_or(1);
-    let ready = stateful_set
-        .status
-        .as_ref()
-        .and_then(|status| status.ready_replicas)
-        .unwrap_or(0);
-    ready >= wanted
+    has_ready_replicas(
+        stateful_set.spec.as_ref().and_then(|spec| spec.replicas),
+        stateful_set
+            .status
+            .as_ref()
+            .and_then(|status| status.ready_replicas),
+    )
 }
 
 /// What is observed, from the objects that exist and the names of those that should.
