@@ -5,8 +5,8 @@
 mod common;
 
 use common::{
-    OPERATOR_NAMESPACE, apply_documents, chart_dir, create_namespace, render_chart, run_helm,
-    start_bare_api_server,
+    KubeconfigFile, OPERATOR_NAMESPACE, apply_documents, chart_dir, create_namespace, helm_install,
+    render_chart, run_helm, start_bare_api_server,
 };
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -101,24 +101,8 @@ async fn the_rendered_chart_is_accepted_by_the_api_server() {
 async fn helm_installs_the_chart_into_a_real_api_server() {
     let server = start_bare_api_server().await;
     let client = server.client().expect("a client");
-    let kubeconfig = std::env::temp_dir().join(format!("wattcast-chart-{}.kubeconfig", std::process::id()));
-    std::fs::write(
-        &kubeconfig,
-        serde_yaml::to_string(&server.kubeconfig().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let kubeconfig_path = kubeconfig.to_str().unwrap();
-    let chart = chart_dir();
-    let installed = run_helm(&[
-        "install",
-        "wattcast",
-        chart.to_str().unwrap(),
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        "--kubeconfig",
-        kubeconfig_path,
-    ]);
+    let kubeconfig = KubeconfigFile::write(&server, "chart");
+    let installed = helm_install(&kubeconfig);
     assert!(installed.contains("STATUS: deployed"), "{installed}");
     assert!(
         installed.contains("kubectl apply -f data/experiments/e2e.yaml"),
@@ -157,10 +141,9 @@ async fn helm_installs_the_chart_into_a_real_api_server() {
         "--namespace",
         OPERATOR_NAMESPACE,
         "--kubeconfig",
-        kubeconfig_path,
+        kubeconfig.path(),
     ]);
     assert!(uninstalled.contains("uninstalled"), "{uninstalled}");
-    let _ = std::fs::remove_file(&kubeconfig);
 }
 
 /// Metric names (without the `_total`/`_bucket`/… suffixes) in a registry's exposition.

@@ -169,6 +169,19 @@ async fn wait_for(
     }
 }
 
+/// Deletes the experiment and waits (at most a minute) for its finalizer to let it go.
+async fn delete_and_wait(api: &Api<PipelineExperiment>, name: &str) {
+    api.delete(name, &Default::default()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while api.get_opt(name).await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the finalizer did not finish"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn phase(experiment: &PipelineExperiment) -> Phase {
     experiment.status.as_ref().map(|s| s.phase).unwrap_or_default()
 }
@@ -396,15 +409,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
         objects.get(&format!("{name}/1/initial/model.onnx")).await.is_ok(),
         "the run stored an initial model"
     );
-    api.delete(&name, &Default::default()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while api.get_opt(&name).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finalizer did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    delete_and_wait(&api, &name).await;
     assert!(
         objects
             .get(&format!("{name}/1/initial/model.onnx"))
@@ -473,15 +478,7 @@ async fn a_failed_setup_fails_the_experiment_with_a_warning_and_keeps_its_object
     );
     // A failed run keeps its objects for inspection (DeleteWorkloads keeps everything on failure).
     assert!(exists::<Job>(&client, &format!("{name}-setup")).await);
-    api.delete(&name, &Default::default()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while api.get_opt(&name).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finalizer did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    delete_and_wait(&api, &name).await;
     shutdown.cancel();
     controller.await.unwrap();
 }
@@ -645,15 +642,7 @@ spec:
     );
 
     // Deleting it: every service was managed, so nothing external is left to remove.
-    api.delete(&name, &Default::default()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    while api.get_opt(&name).await.unwrap().is_some() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the finalizer did not finish"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    delete_and_wait(&api, &name).await;
     let cleaned = {
         let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
         events

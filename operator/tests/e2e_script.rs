@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{OPERATOR_NAMESPACE, chart_dir, kubebuilder_assets, run_helm, start_bare_api_server};
+use common::{KubeconfigFile, helm_install, kubebuilder_assets, start_bare_api_server};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,24 +17,8 @@ use wattcast_operator::metrics::Metrics;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
     let server = start_bare_api_server().await;
-    let kubeconfig = std::env::temp_dir().join(format!("wattcast-e2e-{}.kubeconfig", std::process::id()));
-    std::fs::write(
-        &kubeconfig,
-        serde_yaml::to_string(&server.kubeconfig().unwrap()).unwrap(),
-    )
-    .unwrap();
-    let kubeconfig_path = kubeconfig.to_str().unwrap().to_owned();
-    let chart = chart_dir();
-    run_helm(&[
-        "install",
-        "wattcast",
-        chart.to_str().unwrap(),
-        "--namespace",
-        OPERATOR_NAMESPACE,
-        "--create-namespace",
-        "--kubeconfig",
-        &kubeconfig_path,
-    ]);
+    let kubeconfig = KubeconfigFile::write(&server, "e2e");
+    helm_install(&kubeconfig);
     // The CRD needs a moment to be served.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let client = server.client().expect("a client");
@@ -57,7 +41,7 @@ async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
     let output = tokio::process::Command::new("bash")
         .arg(repo.join("deploy/e2e.sh"))
         .arg(repo.join("data/experiments/e2e.yaml"))
-        .env("KUBECONFIG", &kubeconfig_path)
+        .env("KUBECONFIG", kubeconfig.path())
         .env("PATH", path)
         .env("E2E_TIMEOUT_SECONDS", "12")
         .current_dir(&repo)
@@ -66,7 +50,6 @@ async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
         .expect("bash runs the script");
     shutdown.cancel();
     controller.await.unwrap();
-    let _ = std::fs::remove_file(&kubeconfig);
 
     let stdout = String::from_utf8_lossy(&output.stdout);
     let stderr = String::from_utf8_lossy(&output.stderr);

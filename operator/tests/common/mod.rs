@@ -246,3 +246,45 @@ pub async fn install_operator_rbac(server: &envtest::Server) -> kube::Client {
     }
     operator
 }
+
+/// Writes the server's kubeconfig to a file for helm and kubectl (removed on drop).
+pub struct KubeconfigFile(pub std::path::PathBuf);
+
+impl KubeconfigFile {
+    /// The file for `server`, named after `purpose`.
+    pub fn write(server: &envtest::Server, purpose: &str) -> Self {
+        let path = std::env::temp_dir().join(format!("wattcast-{purpose}-{}.kubeconfig", std::process::id()));
+        std::fs::write(
+            &path,
+            serde_yaml::to_string(&server.kubeconfig().expect("a kubeconfig")).expect("YAML"),
+        )
+        .expect("the kubeconfig written");
+        Self(path)
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &str {
+        self.0.to_str().expect("a UTF-8 path")
+    }
+}
+
+impl Drop for KubeconfigFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// `helm install wattcast` of the chart into the operator's namespace; helm's output.
+pub fn helm_install(kubeconfig: &KubeconfigFile) -> String {
+    let chart = chart_dir();
+    run_helm(&[
+        "install",
+        "wattcast",
+        chart.to_str().expect("a UTF-8 path"),
+        "--namespace",
+        OPERATOR_NAMESPACE,
+        "--create-namespace",
+        "--kubeconfig",
+        kubeconfig.path(),
+    ])
+}
