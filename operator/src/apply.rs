@@ -77,12 +77,12 @@ where
 /// Creates the experiment's credentials Secret with random values unless it exists (it is never
 /// rewritten: the running services were configured with it).
 pub async fn ensure_credentials(client: &Client, experiment: &ExperimentRef) -> Result<bool, kube::Error> {
-    let secret = Credentials::generate(&mut rand::rng()).secret(experiment);
     let api: Api<Secret> = Api::namespaced(client.clone(), &experiment.namespace);
-    let name = secret.metadata.name.clone().unwrap_or_default();
+    let name = experiment.object_name(crate::resources::credentials::COMPONENT);
     if api.get_opt(&name).await?.is_some() {
         return Ok(false);
     }
+    let secret = Credentials::generate(&mut rand::rng()).secret(experiment);
     match api.create(&PostParams::default(), &secret).await {
         Ok(_) => Ok(true),
         Err(error) if is_conflict(&error) => Ok(false),
