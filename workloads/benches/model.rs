@@ -4,7 +4,7 @@
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 use std::time::Duration;
 use wattcast::DeviceId;
 use wattcast::dataset::generate::{DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device};
@@ -55,4 +55,11 @@ fn model(c: &mut Criterion) {
 }
 
 criterion_group!(benches, model);
-criterion_main!(benches);
+
+fn main() {
+    // As the wattcast binary does first thing (mimalloc above is the other half of its set-up).
+    // SAFETY: no other thread exists yet.
+    unsafe { wattcast::model::threads::pin_thread_count() };
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,6 +1,7 @@
-//! The exported ONNX model, run by tract, computes what candle's network computes; the
-//! forecaster accepts models meeting the contract (including a tf2onnx-style graph) and refuses
-//! the rest with a clear message.
+//! The exported ONNX model, run by tract, computes what candle's network computes; the native
+//! evaluator computes what tract computes and is used only when it does; the forecaster accepts
+//! models meeting the contract (including a tf2onnx-style graph) and refuses the rest with a
+//! clear message.
 
 use candle_core::{Device, Tensor};
 use prost::Message;
@@ -8,7 +9,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tract_onnx::pb;
 use wattcast::model::lstm::LstmNetwork;
-use wattcast::model::{ForecastError, Forecaster, LstmWeights, MinMaxScaler, Recipe, onnx, train};
+use wattcast::model::{
+    ForecastEngine, ForecastError, Forecaster, LstmWeights, MinMaxScaler, Recipe, onnx, train,
+};
 
 const LOOK_BACK: usize = 60;
 
@@ -50,11 +53,14 @@ fn tract_runs_the_export_as_candle_computes_it() {
     for weights in [random_weights(1), random_weights(2), trained_weights()] {
         let forecaster =
             Forecaster::load(&onnx::export(&weights, LOOK_BACK), unit_scaler(), LOOK_BACK).expect("loads");
+        assert_eq!(forecaster.engine(), ForecastEngine::Native);
         for _ in 0..20 {
             let sequence: Vec<f32> = (0..LOOK_BACK).map(|_| rng.random_range(-0.2..1.2)).collect();
-            let tract = forecaster.predict_scaled(&sequence).expect("runs");
+            let tract = forecaster.predict_scaled_by_tract(&sequence).expect("runs");
             let candle = candle_forward(&weights, &sequence);
             assert!((tract - candle).abs() <= 1e-5, "tract {tract} vs candle {candle}");
+            let native = forecaster.predict_scaled(&sequence).expect("runs");
+            assert!((native - tract).abs() <= 1e-5, "native {native} vs tract {tract}");
         }
     }
 }
@@ -187,6 +193,97 @@ fn a_tf2onnx_style_graph_meets_the_contract() {
     let forecaster = Forecaster::load(&tf2onnx_style(&weights), unit_scaler(), LOOK_BACK).expect("loads");
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let sequence: Vec<f32> = (0..LOOK_BACK).map(|_| rng.random_range(0.0..1.0)).collect();
-    let tract = forecaster.predict_scaled(&sequence).expect("runs");
+    assert_eq!(forecaster.engine(), ForecastEngine::Native);
+    let tract = forecaster.predict_scaled_by_tract(&sequence).expect("runs");
     assert!((tract - weights.predict(&sequence)).abs() <= 1e-5);
+    let native = forecaster.predict_scaled(&sequence).expect("runs");
+    assert!((native - tract).abs() <= 1e-5, "native {native} vs tract {tract}");
+}
+
+/// A 60-step forecast from history in watts: the native evaluator's, and tract's step by step.
+fn forecasts_by_both(forecaster: &Forecaster, scaler: MinMaxScaler, history: &[f64]) -> (Vec<f64>, Vec<f64>) {
+    let native = forecaster.forecast(history, 60).expect("forecasts");
+    let mut window: Vec<f32> = history[history.len() - LOOK_BACK..]
+        .iter()
+        .map(|&v| scaler.scale(v) as f32)
+        .collect();
+    let mut tract = Vec::new();
+    for _ in 0..60 {
+        let next = forecaster.predict_scaled_by_tract(&window).expect("runs");
+        tract.push(scaler.unscale(f64::from(next)));
+        window.remove(0);
+        window.push(next);
+    }
+    (native, tract)
+}
+
+#[test]
+fn native_and_tract_forecasts_agree_over_the_whole_horizon() {
+    let scaler = MinMaxScaler {
+        min: 80.0,
+        max: 2400.0,
+    };
+    let forecaster =
+        Forecaster::load(&onnx::export(&trained_weights(), LOOK_BACK), scaler, LOOK_BACK).expect("loads");
+    assert_eq!(forecaster.engine(), ForecastEngine::Native);
+    let history: Vec<f64> = (0..LOOK_BACK)
+        .map(|i| 900.0 + 700.0 * (i as f64 / 11.0).sin())
+        .collect();
+    let (native, tract) = forecasts_by_both(&forecaster, scaler, &history);
+    for (step, (n, t)) in native.iter().zip(&tract).enumerate() {
+        // 1e-5 of the scaled range, in watts.
+        assert!(
+            (n - t).abs() <= 1e-5 * (scaler.max - scaler.min),
+            "step {step}: {n} vs {t}"
+        );
+    }
+}
+
+/// The export with one edit to its graph.
+fn edited(weights: &LstmWeights, edit: impl FnOnce(&mut pb::GraphProto)) -> Vec<u8> {
+    let mut model = pb::ModelProto::decode(onnx::export(weights, LOOK_BACK).as_slice()).expect("decodes");
+    edit(model.graph.as_mut().expect("graph"));
+    model.encode_to_vec()
+}
+
+#[test]
+fn graphs_the_native_evaluator_does_not_know_run_on_tract() {
+    let weights = random_weights(8);
+    // A Relu on the output: a valid model with an operator the recogniser does not know.
+    let with_relu = edited(&weights, |graph| {
+        let add = graph.node.iter_mut().find(|n| n.op_type == "Add").expect("add");
+        add.output = vec!["linear".to_owned()];
+        graph.node.push(pb::NodeProto {
+            op_type: "Relu".to_owned(),
+            input: vec!["linear".to_owned()],
+            output: vec![onnx::OUTPUT.to_owned()],
+            ..Default::default()
+        });
+    });
+    let forecaster = Forecaster::load(&with_relu, unit_scaler(), LOOK_BACK).expect("loads");
+    assert_eq!(forecaster.engine(), ForecastEngine::Tract);
+    let sequence: Vec<f32> = (0..LOOK_BACK).map(|i| i as f32 / 60.0).collect();
+    let expected = weights.predict(&sequence).max(0.0);
+    let got = forecaster.predict_scaled(&sequence).expect("runs");
+    assert!((got - expected).abs() <= 1e-5, "{got} vs {expected}");
+    // alpha = 2 on the Gemm doubles the dense layer: an attribute the recogniser refuses.
+    let doubled = edited(&weights, |graph| {
+        let matmul = graph
+            .node
+            .iter_mut()
+            .find(|n| n.op_type == "MatMul")
+            .expect("matmul");
+        matmul.op_type = "Gemm".to_owned();
+        matmul.attribute.push(pb::AttributeProto {
+            name: "alpha".to_owned(),
+            r#type: pb::attribute_proto::AttributeType::Float as i32,
+            f: 2.0,
+            ..Default::default()
+        });
+    });
+    let forecaster = Forecaster::load(&doubled, unit_scaler(), LOOK_BACK).expect("loads");
+    assert_eq!(forecaster.engine(), ForecastEngine::Tract);
+    let expected = 2.0 * (weights.predict(&sequence) - weights.dense_bias) + weights.dense_bias;
+    let got = forecaster.predict_scaled(&sequence).expect("runs");
+    assert!((got - expected).abs() <= 1e-5, "{got} vs {expected}");
 }

@@ -1,7 +1,37 @@
 //! Forecasting with an ONNX model run by tract: loaded once, then recursive multi-step forecasts.
+//!
+//! tract loads, types and checks every model, and runs any model meeting the contract. A model
+//! recognised as a plain LSTM → Dense graph is then also compiled into [`NativeLstm`], which is
+//! used instead only if it gives tract's outputs on a set of probe sequences.
 
+use super::native::NativeLstm;
 use super::scaler::MinMaxScaler;
+use rand::{Rng, SeedableRng};
 use tract_onnx::prelude::*;
+
+/// Probe sequences a native evaluator must agree with tract on before it replaces it.
+const PROBES: usize = 16;
+/// How far a native output may be from tract's, relative to the output's size (at least 1).
+const PROBE_TOLERANCE: f32 = 1e-5;
+
+/// What runs a loaded model's forecasts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ForecastEngine {
+    /// The compiled LSTM → Dense evaluator, checked against tract at load.
+    Native,
+    /// tract's interpreter (any model meeting the contract).
+    Tract,
+}
+
+impl ForecastEngine {
+    /// A label for logs and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Native => "native",
+            Self::Tract => "tract",
+        }
+    }
+}
 
 /// Why a model cannot be loaded or used.
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +73,11 @@ pub enum ForecastError {
 
 /// Checks the graph's one input against `[N, look_back, 1]` where its dimensions are declared
 /// (an LSTM runs on any sequence length, so a wrong look-back would otherwise go unnoticed).
-fn check_declared_input(onnx: &[u8], look_back: usize) -> Result<(), ForecastError> {
-    use prost::Message;
+fn check_declared_input(model: &tract_onnx::pb::ModelProto, look_back: usize) -> Result<(), ForecastError> {
     use tract_onnx::pb::{tensor_shape_proto::dimension::Value, type_proto};
-    let model = tract_onnx::pb::ModelProto::decode(onnx).map_err(|e| ForecastError::Load(e.to_string()))?;
     let graph = model
         .graph
+        .as_ref()
         .ok_or_else(|| ForecastError::Load("the model has no graph".to_owned()))?;
     let constants: std::collections::HashSet<&str> =
         graph.initializer.iter().map(|t| t.name.as_str()).collect();
@@ -91,6 +120,7 @@ fn check_declared_input(onnx: &[u8], look_back: usize) -> Result<(), ForecastErr
 /// A loaded model and its scaler, ready to forecast; cheap to share between tasks.
 pub struct Forecaster {
     plan: TypedSimplePlan<TypedModel>,
+    native: Option<NativeLstm>,
     scaler: MinMaxScaler,
     look_back: usize,
 }
@@ -100,13 +130,15 @@ impl std::fmt::Debug for Forecaster {
         f.debug_struct("Forecaster")
             .field("scaler", &self.scaler)
             .field("look_back", &self.look_back)
+            .field("engine", &self.engine())
             .finish()
     }
 }
 
 impl Forecaster {
     /// Loads an ONNX model whose single input is `[N, look_back, 1]` (N may be symbolic) and
-    /// whose output is `[N, 1]`, fixing N to 1 and optimising it for repeated runs.
+    /// whose output is `[N, 1]`, fixing N to 1 and optimising it for repeated runs; a plain
+    /// LSTM → Dense model that the native evaluator computes as tract does runs natively.
     pub fn load(onnx: &[u8], scaler: MinMaxScaler, look_back: usize) -> Result<Self, ForecastError> {
         if !scaler.is_valid() {
             return Err(ForecastError::Scaler {
@@ -114,7 +146,11 @@ impl Forecaster {
                 max: scaler.max,
             });
         }
-        check_declared_input(onnx, look_back)?;
+        let proto = {
+            use prost::Message;
+            tract_onnx::pb::ModelProto::decode(onnx).map_err(|e| ForecastError::Load(e.to_string()))?
+        };
+        check_declared_input(&proto, look_back)?;
         let model = tract_onnx::onnx()
             .model_for_read(&mut std::io::Cursor::new(onnx))
             .map_err(|e| ForecastError::Load(format!("{e:#}")))?;
@@ -137,11 +173,51 @@ impl Forecaster {
         let plan = typed
             .into_runnable()
             .map_err(|e| ForecastError::Load(format!("{e:#}")))?;
-        Ok(Self {
+        let mut forecaster = Self {
             plan,
+            native: None,
             scaler,
             look_back,
-        })
+        };
+        forecaster.native = match NativeLstm::recognise(&proto) {
+            Ok(native) => forecaster.agrees_with_tract(native)?,
+            Err(why) => {
+                tracing::debug!(%why, "the model runs on tract");
+                None
+            }
+        };
+        Ok(forecaster)
+    }
+
+    /// `native` if it gives tract's outputs on [`PROBES`] seeded random sequences spanning the
+    /// scaled range and beyond; otherwise `None`, with a warning (tract then runs the model).
+    fn agrees_with_tract(&self, native: NativeLstm) -> Result<Option<NativeLstm>, ForecastError> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(0x5EED);
+        for _ in 0..PROBES {
+            let sequence: Vec<f32> = (0..self.look_back)
+                .map(|_| rng.random_range(-0.25..1.25))
+                .collect();
+            let by_tract = self.predict_scaled_by_tract(&sequence)?;
+            let by_native = native.predict(&sequence);
+            if (by_native - by_tract).abs() > PROBE_TOLERANCE * by_tract.abs().max(1.0) {
+                tracing::warn!(
+                    by_tract,
+                    by_native,
+                    "the native evaluator disagrees with tract on this model; tract runs it"
+                );
+                return Ok(None);
+            }
+        }
+        Ok(Some(native))
+    }
+
+    /// What runs this model's forecasts.
+    pub fn engine(&self) -> ForecastEngine {
+        if self.native.is_some() {
+            ForecastEngine::Native
+        } else {
+            ForecastEngine::Tract
+        }
     }
 
     /// Readings the model looks back over.
@@ -154,8 +230,17 @@ impl Forecaster {
         self.scaler
     }
 
-    /// The model's scaled output for one scaled input sequence.
+    /// The model's scaled output for one scaled input sequence (`look_back` long).
     pub fn predict_scaled(&self, sequence: &[f32]) -> Result<f32, ForecastError> {
+        match &self.native {
+            Some(native) if sequence.len() == self.look_back => Ok(native.predict(sequence)),
+            _ => self.predict_scaled_by_tract(sequence),
+        }
+    }
+
+    /// The model's scaled output for one scaled input sequence, always computed by tract (the
+    /// reference the native evaluator is held to).
+    pub fn predict_scaled_by_tract(&self, sequence: &[f32]) -> Result<f32, ForecastError> {
         let input = Tensor::from_shape(&[1, self.look_back, 1], sequence)
             .map_err(|e| ForecastError::Run(format!("{e:#}")))?;
         let outputs = self
@@ -188,6 +273,13 @@ impl Forecaster {
             });
         }
         let mut window: Vec<f32> = recent.iter().map(|&v| self.scaler.scale(v) as f32).collect();
+        if let Some(native) = &self.native {
+            let scaled = native.forecast_scaled(&window, horizon);
+            return Ok(scaled
+                .into_iter()
+                .map(|v| self.scaler.unscale(f64::from(v)))
+                .collect());
+        }
         let mut forecasts = Vec::with_capacity(horizon);
         for _ in 0..horizon {
             let next = self.predict_scaled(&window)?;
@@ -196,5 +288,36 @@ impl Forecaster {
             window.push(next);
         }
         Ok(forecasts)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{LstmWeights, onnx};
+    use rand_chacha::ChaCha8Rng;
+
+    fn weights(seed: u64) -> LstmWeights {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.5..0.5)).collect() };
+        LstmWeights {
+            hidden: 6,
+            input: values(24),
+            recurrent: values(144),
+            bias: values(24),
+            dense: values(6),
+            dense_bias: 0.1,
+        }
+    }
+
+    #[test]
+    fn the_native_evaluator_is_used_only_when_it_agrees_with_tract() {
+        let scaler = MinMaxScaler { min: 0.0, max: 1.0 };
+        let forecaster = Forecaster::load(&onnx::export(&weights(1), 60), scaler, 60).expect("loads");
+        assert_eq!(forecaster.engine(), ForecastEngine::Native);
+        let same = NativeLstm::from_weights(&weights(1)).expect("consistent");
+        assert!(forecaster.agrees_with_tract(same).expect("runs").is_some());
+        let other = NativeLstm::from_weights(&weights(2)).expect("consistent");
+        assert!(forecaster.agrees_with_tract(other).expect("runs").is_none());
     }
 }

@@ -4,14 +4,16 @@
 pub mod artifacts;
 pub mod forecaster;
 pub mod lstm;
+pub mod native;
 pub mod onnx;
 pub mod recipe;
 pub mod scaler;
+pub mod threads;
 pub mod train;
 pub mod weights;
 
 pub use artifacts::{ModelArtifacts, ModelVersion};
-pub use forecaster::{ForecastError, Forecaster};
+pub use forecaster::{ForecastEngine, ForecastError, Forecaster};
 pub use recipe::Recipe;
 pub use scaler::MinMaxScaler;
 pub use train::{TrainError, TrainMetrics, TrainedModel, train};

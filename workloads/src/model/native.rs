@@ -1,0 +1,553 @@
+//! A compiled evaluator for ONNX models recognised as LSTM → Dense, used by the forecaster only
+//! after it has shown that it computes what tract computes for the same model.
+//!
+//! tract interprets an ONNX LSTM as a scan of about fifteen small operations per time step, and a
+//! 60-step recursive forecast is 3,600 such steps: the interpreter's per-operation cost, not the
+//! arithmetic, is what a forecast costs there. This module runs the same cell as one tight loop
+//! whose element-wise parts the compiler vectorises.
+
+use super::weights::LstmWeights;
+use tract_onnx::pb;
+
+/// Why a model is not one this evaluator can run (the forecaster then runs it with tract).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("not a plain LSTM → Dense graph: {0}")]
+pub struct NotRecognised(String);
+
+fn unrecognised<T>(why: impl Into<String>) -> Result<T, NotRecognised> {
+    Err(NotRecognised(why.into()))
+}
+
+/// The weights of a one-feature LSTM followed by a dense layer, laid out for the cell loop.
+#[derive(Clone, Debug)]
+pub struct NativeLstm {
+    hidden: usize,
+    /// `[G]` (G = 4H rounded up to [`LANES`], zero-padded), gates in ONNX order i, o, f, c: the
+    /// three sigmoid gates first, then the candidate.
+    input: Vec<f32>,
+    /// `[G]`: ONNX's Wb + Rb.
+    bias: Vec<f32>,
+    /// `[G / LANES, H, LANES]`: for each block of [`LANES`] gates, what each state unit adds to
+    /// them, so a block's gates stay in one register while the state is run through.
+    recurrent_blocks: Vec<f32>,
+    /// `[H]`.
+    dense: Vec<f32>,
+    dense_bias: f32,
+}
+
+impl NativeLstm {
+    /// The evaluator for weights in wattcast's own layout.
+    pub fn from_weights(weights: &LstmWeights) -> Result<Self, NotRecognised> {
+        if !weights.is_consistent() {
+            return unrecognised("the weight arrays do not match the hidden size");
+        }
+        Ok(Self::new(
+            weights.hidden,
+            &weights.input,
+            &weights.bias,
+            &weights.recurrent,
+            weights.dense.clone(),
+            weights.dense_bias,
+        ))
+    }
+
+    /// Lays out ONNX-ordered weights (`recurrent` is ONNX's R, `[4H, H]`) for the cell loop.
+    fn new(
+        hidden: usize,
+        input: &[f32],
+        bias: &[f32],
+        recurrent: &[f32],
+        dense: Vec<f32>,
+        dense_bias: f32,
+    ) -> Self {
+        let gates = padded_gates(hidden);
+        let pad = |values: &[f32]| {
+            let mut padded = values.to_vec();
+            padded.resize(gates, 0.0);
+            padded
+        };
+        let mut recurrent_blocks = vec![0.0; gates * hidden];
+        for gate in 0..4 * hidden {
+            let (block, lane) = (gate / LANES, gate % LANES);
+            for unit in 0..hidden {
+                recurrent_blocks[(block * hidden + unit) * LANES + lane] = recurrent[gate * hidden + unit];
+            }
+        }
+        Self {
+            hidden,
+            input: pad(input),
+            bias: pad(bias),
+            recurrent_blocks,
+            dense,
+            dense_bias,
+        }
+    }
+
+    /// Reads the weights out of an ONNX graph holding one forward LSTM node with default
+    /// activations over a single input feature, whose last state feeds a MatMul or Gemm with an
+    /// `H`-element weight (and optionally a one-element bias). Anything else is refused.
+    pub fn recognise(model: &pb::ModelProto) -> Result<Self, NotRecognised> {
+        let Some(graph) = &model.graph else {
+            return unrecognised("no graph");
+        };
+        let initializers: std::collections::HashMap<&str, &pb::TensorProto> =
+            graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
+        let constant = |name: &str| -> Result<Vec<f32>, NotRecognised> {
+            match initializers.get(name) {
+                Some(tensor) => floats(tensor),
+                None => unrecognised(format!("{name:?} is not a constant")),
+            }
+        };
+        if let Some(node) = graph
+            .node
+            .iter()
+            .find(|n| !KNOWN_OPERATORS.contains(&n.op_type.as_str()))
+        {
+            return unrecognised(format!("a {} node", node.op_type));
+        }
+        let lstms: Vec<&pb::NodeProto> = graph.node.iter().filter(|n| n.op_type == "LSTM").collect();
+        let [lstm] = lstms.as_slice() else {
+            return unrecognised(format!("{} LSTM nodes, expected one", lstms.len()));
+        };
+        check_lstm_attributes(lstm)?;
+        let hidden = lstm
+            .attribute
+            .iter()
+            .find(|a| a.name == "hidden_size")
+            .map(|a| a.i)
+            .and_then(|h| usize::try_from(h).ok())
+            .filter(|&h| h > 0);
+        let Some(h) = hidden else {
+            return unrecognised("the LSTM has no hidden_size");
+        };
+        let input_name = |i: usize| lstm.input.get(i).map(String::as_str).unwrap_or("");
+        let input = constant(input_name(1))?;
+        let recurrent = constant(input_name(2))?;
+        if input.len() != 4 * h || recurrent.len() != 4 * h * h {
+            return unrecognised(format!(
+                "W has {} and R {} values; one input feature and hidden size {h} need {} and {}",
+                input.len(),
+                recurrent.len(),
+                4 * h,
+                4 * h * h
+            ));
+        }
+        let bias = match input_name(3) {
+            "" => vec![0.0; 4 * h],
+            name => {
+                let both = constant(name)?;
+                if both.len() != 8 * h {
+                    return unrecognised(format!("B has {} values, expected {}", both.len(), 8 * h));
+                }
+                (0..4 * h).map(|k| both[k] + both[4 * h + k]).collect()
+            }
+        };
+        if !input_name(4).is_empty() {
+            return unrecognised("sequence_lens is given");
+        }
+        for (index, what) in [(5, "initial_h"), (6, "initial_c")] {
+            let name = input_name(index);
+            if !name.is_empty() && constant(name)?.iter().any(|&v| v != 0.0) {
+                return unrecognised(format!("{what} is not zero"));
+            }
+        }
+        if !input_name(7).is_empty() {
+            return unrecognised("the LSTM has peepholes");
+        }
+        let (dense, dense_bias) = dense_layer(graph, &initializers, h)?;
+        Ok(Self::new(h, &input, &bias, &recurrent, dense, dense_bias))
+    }
+
+    /// The model's output for one input sequence (already scaled).
+    pub fn predict(&self, sequence: &[f32]) -> f32 {
+        let mut scratch = Scratch::new(self.hidden);
+        self.run(sequence, &mut scratch)
+    }
+
+    /// A recursive forecast of `horizon` scaled values after `window` (scaled, look-back long):
+    /// each prediction joins the window for the next, the oldest reading leaves it.
+    pub fn forecast_scaled(&self, window: &[f32], horizon: usize) -> Vec<f32> {
+        let look_back = window.len();
+        let mut scratch = Scratch::new(self.hidden);
+        // The window slides through one buffer: step k reads `series[k..k + look_back]`.
+        let mut series = Vec::with_capacity(look_back + horizon);
+        series.extend_from_slice(window);
+        for step in 0..horizon {
+            let next = self.run(&series[step..step + look_back], &mut scratch);
+            series.push(next);
+        }
+        series.split_off(look_back)
+    }
+
+    fn run(&self, sequence: &[f32], scratch: &mut Scratch) -> f32 {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has just been found to support the features the function enables.
+            return unsafe { self.run_avx2(sequence, scratch) };
+        }
+        self.cell_loop::<false>(sequence, scratch)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn run_avx2(&self, sequence: &[f32], scratch: &mut Scratch) -> f32 {
+        self.cell_loop::<true>(sequence, scratch)
+    }
+
+    /// The LSTM over `sequence` from a zero state, then the dense layer on the last state;
+    /// `FUSED` multiply-adds are single instructions (only where the CPU has them).
+    #[inline(always)]
+    fn cell_loop<const FUSED: bool>(&self, sequence: &[f32], scratch: &mut Scratch) -> f32 {
+        let h = self.hidden;
+        let Scratch { gates, state, cell } = scratch;
+        state.fill(0.0);
+        cell.fill(0.0);
+        for &x in sequence {
+            let blocks = gates
+                .chunks_exact_mut(LANES)
+                .zip(self.input.chunks_exact(LANES))
+                .zip(self.bias.chunks_exact(LANES))
+                .zip(self.recurrent_blocks.chunks_exact(h * LANES));
+            for (((gate_block, input), bias), weights) in blocks {
+                let mut sums = [0f32; LANES];
+                for lane in 0..LANES {
+                    sums[lane] = multiply_add::<FUSED>(input[lane], x, bias[lane]);
+                }
+                for (&s, unit_weights) in state.iter().zip(weights.chunks_exact(LANES)) {
+                    for lane in 0..LANES {
+                        sums[lane] = multiply_add::<FUSED>(s, unit_weights[lane], sums[lane]);
+                    }
+                }
+                gate_block.copy_from_slice(&sums);
+            }
+            let (sigmoid_gates, rest) = gates.split_at_mut(3 * h);
+            let candidate = &mut rest[..h];
+            sigmoid_gates.iter_mut().for_each(|g| *g = sigmoid(*g));
+            candidate.iter_mut().for_each(|g| *g = tanh(*g));
+            let (input_gate, rest) = sigmoid_gates.split_at(h);
+            let (output_gate, forget_gate) = rest.split_at(h);
+            for j in 0..h {
+                cell[j] = multiply_add::<FUSED>(forget_gate[j], cell[j], input_gate[j] * candidate[j]);
+            }
+            for j in 0..h {
+                state[j] = output_gate[j] * tanh(cell[j]);
+            }
+        }
+        self.dense
+            .iter()
+            .zip(state.iter())
+            .map(|(w, s)| w * s)
+            .sum::<f32>()
+            + self.dense_bias
+    }
+}
+
+/// Gates per block of the cell loop: eight AVX registers of f32, summed as independent chains
+/// (one chain would wait on each multiply-add before the next).
+const LANES: usize = 64;
+
+/// 4H rounded up to whole blocks.
+fn padded_gates(hidden: usize) -> usize {
+    (4 * hidden).div_ceil(LANES) * LANES
+}
+
+/// `a · b + c`, as one fused instruction when `FUSED` (a library call where the CPU lacks it).
+#[inline(always)]
+fn multiply_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED { a.mul_add(b, c) } else { a * b + c }
+}
+
+/// Buffers one run of the cell loop works in.
+struct Scratch {
+    gates: Vec<f32>,
+    state: Vec<f32>,
+    cell: Vec<f32>,
+}
+
+impl Scratch {
+    fn new(hidden: usize) -> Self {
+        Self {
+            gates: vec![0.0; padded_gates(hidden)],
+            state: vec![0.0; hidden],
+            cell: vec![0.0; hidden],
+        }
+    }
+}
+
+/// `e^x` by range reduction to `2^n · e^r`, |r| ≤ ln 2 / 2, and a degree-7 Taylor polynomial
+/// (relative error below 1e-8 before rounding); branch-free so that loops over it vectorise.
+#[inline(always)]
+fn exp(x: f32) -> f32 {
+    const LOG2_E: f32 = std::f32::consts::LOG2_E;
+    // ln 2 in two parts (Cody–Waite): n · LN_2_HIGH is exact, so r keeps its precision.
+    const LN_2_HIGH: f32 = 0.693_359_4; // exactly 355 / 512
+    const LN_2_LOW: f32 = -2.121_944_4e-4;
+    // Adding and subtracting 1.5 · 2^23 rounds to the nearest integer without a rounding
+    // instruction older CPUs lack.
+    const ROUND: f32 = 12_582_912.0;
+    let x = x.clamp(-87.0, 88.0);
+    let shifted = x * LOG2_E + ROUND;
+    let n = shifted - ROUND;
+    let r = (x - n * LN_2_HIGH) - n * LN_2_LOW;
+    let p = 1.0
+        + r * (1.0
+            + r * (0.5
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    // n in integer form is the difference of the bit patterns (ROUND's last bit weighs 1); an
+    // `as` conversion would saturate and check for NaN, which keeps loops from vectorising.
+    let n_bits = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let two_to_n = f32::from_bits(n_bits.wrapping_add(127) << 23);
+    p * two_to_n
+}
+
+/// The logistic function.
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + exp(-x))
+}
+
+/// The hyperbolic tangent as `1 − 2 / (e^{2x} + 1)` (absolute error near 1e-7).
+#[inline(always)]
+fn tanh(x: f32) -> f32 {
+    1.0 - 2.0 / (exp(2.0 * x) + 1.0)
+}
+
+/// Operators a recognised graph may hold: the LSTM, the dense layer, and reshaping between them.
+/// Any other operator could change the output, so its graph is left to tract.
+const KNOWN_OPERATORS: [&str; 9] = [
+    "LSTM",
+    "MatMul",
+    "Gemm",
+    "Add",
+    "Transpose",
+    "Reshape",
+    "Squeeze",
+    "Flatten",
+    "Identity",
+];
+
+/// Refuses LSTM attributes that change what the cell computes.
+fn check_lstm_attributes(lstm: &pb::NodeProto) -> Result<(), NotRecognised> {
+    for attribute in &lstm.attribute {
+        let plain = match attribute.name.as_str() {
+            "hidden_size" => true,
+            "direction" => matches!(attribute.s.as_slice(), b"forward" | b""),
+            "activations" => {
+                let names: Vec<&[u8]> = attribute.strings.iter().map(Vec::as_slice).collect();
+                names.is_empty() || names == [b"Sigmoid".as_slice(), b"Tanh", b"Tanh"]
+            }
+            "input_forget" | "layout" => attribute.i == 0,
+            _ => false,
+        };
+        if !plain {
+            return unrecognised(format!(
+                "the LSTM's {:?} attribute is not the default",
+                attribute.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The dense layer: the one MatMul or Gemm with an `H`-element constant operand, and its bias (a
+/// Gemm's C or an Add of a one-element constant; zero if there is none).
+fn dense_layer(
+    graph: &pb::GraphProto,
+    initializers: &std::collections::HashMap<&str, &pb::TensorProto>,
+    hidden: usize,
+) -> Result<(Vec<f32>, f32), NotRecognised> {
+    let constant_of = |node: &pb::NodeProto, len: usize| -> Option<Vec<f32>> {
+        node.input
+            .iter()
+            .filter_map(|name| initializers.get(name.as_str()))
+            .filter_map(|tensor| floats(tensor).ok())
+            .find(|values| values.len() == len)
+    };
+    let products: Vec<&pb::NodeProto> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "MatMul" || n.op_type == "Gemm")
+        .collect();
+    let [product] = products.as_slice() else {
+        return unrecognised(format!("{} MatMul/Gemm nodes, expected one", products.len()));
+    };
+    for attribute in &product.attribute {
+        let plain = match attribute.name.as_str() {
+            "alpha" | "beta" => attribute.f == 1.0,
+            "transA" => attribute.i == 0,
+            "transB" => true, // a [1, H] or [H, 1] weight holds the same values
+            _ => false,
+        };
+        if !plain {
+            return unrecognised(format!(
+                "the dense layer's {:?} attribute is not the default",
+                attribute.name
+            ));
+        }
+    }
+    let Some(dense) = constant_of(product, hidden) else {
+        return unrecognised(format!("the dense layer has no {hidden}-element weight"));
+    };
+    let gemm_bias = (product.op_type == "Gemm")
+        .then(|| product.input.get(2))
+        .flatten()
+        .and_then(|name| initializers.get(name.as_str()))
+        .and_then(|tensor| floats(tensor).ok());
+    let adds: Vec<Vec<f32>> = graph
+        .node
+        .iter()
+        .filter(|n| n.op_type == "Add")
+        .filter_map(|n| constant_of(n, 1))
+        .collect();
+    let bias = match (gemm_bias, adds.as_slice()) {
+        (Some(c), []) if c.len() == 1 => c[0],
+        (None, []) => 0.0,
+        (None, [add]) => add[0],
+        _ => return unrecognised("the dense layer's bias is not one constant"),
+    };
+    Ok((dense, bias))
+}
+
+/// A constant's values as f32, from `float_data` or little-endian `raw_data`.
+fn floats(tensor: &pb::TensorProto) -> Result<Vec<f32>, NotRecognised> {
+    if tensor.data_type != pb::tensor_proto::DataType::Float as i32 {
+        return unrecognised(format!("{:?} is not f32", tensor.name));
+    }
+    if !tensor.float_data.is_empty() {
+        return Ok(tensor.float_data.clone());
+    }
+    if !tensor.raw_data.len().is_multiple_of(4) {
+        return unrecognised(format!("{:?} has a partial f32 in its raw data", tensor.name));
+    }
+    Ok(tensor
+        .raw_data
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::onnx;
+    use prost::Message;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    fn weights(seed: u64, hidden: usize) -> LstmWeights {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut values = |n: usize| -> Vec<f32> { (0..n).map(|_| rng.random_range(-0.8..0.8)).collect() };
+        LstmWeights {
+            hidden,
+            input: values(4 * hidden),
+            recurrent: values(4 * hidden * hidden),
+            bias: values(4 * hidden),
+            dense: values(hidden),
+            dense_bias: 0.3,
+        }
+    }
+
+    #[test]
+    fn exp_sigmoid_and_tanh_are_accurate_over_the_range_that_matters() {
+        for i in -2000..=2000 {
+            let x = i as f32 / 100.0;
+            let exact = f64::from(x).exp();
+            assert!(((f64::from(exp(x)) - exact) / exact).abs() < 2e-7, "exp({x})");
+            let sigmoid_exact = 1.0 / (1.0 + (-f64::from(x)).exp());
+            assert!(
+                (f64::from(sigmoid(x)) - sigmoid_exact).abs() < 2e-7,
+                "sigmoid({x})"
+            );
+            assert!(
+                (f64::from(tanh(x)) - f64::from(x).tanh()).abs() < 3e-7,
+                "tanh({x})"
+            );
+        }
+        assert!((0.0..1e-30).contains(&sigmoid(-200.0)));
+        assert!((tanh(500.0) - 1.0).abs() < 1e-7 && (tanh(-500.0) + 1.0).abs() < 1e-7);
+    }
+
+    #[test]
+    fn predicts_what_the_reference_definition_gives() {
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        for hidden in [1, 5, 25, 33] {
+            let weights = weights(hidden as u64, hidden);
+            let native = NativeLstm::from_weights(&weights).expect("consistent");
+            for _ in 0..10 {
+                let sequence: Vec<f32> = (0..60).map(|_| rng.random_range(-0.2..1.2)).collect();
+                let (got, want) = (native.predict(&sequence), weights.predict(&sequence));
+                assert!((got - want).abs() < 1e-5, "hidden {hidden}: {got} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_recursive_forecast_feeds_each_prediction_back() {
+        let weights = weights(9, 25);
+        let native = NativeLstm::from_weights(&weights).expect("consistent");
+        let window: Vec<f32> = (0..60).map(|i| (i as f32 / 7.0).sin()).collect();
+        let forecast = native.forecast_scaled(&window, 5);
+        let mut sliding = window.clone();
+        for &value in &forecast {
+            assert_eq!(value, native.predict(&sliding));
+            sliding.remove(0);
+            sliding.push(value);
+        }
+    }
+
+    #[test]
+    fn recognises_the_export_and_reads_its_weights_back() {
+        let weights = weights(2, 25);
+        let model = pb::ModelProto::decode(onnx::export(&weights, 60).as_slice()).expect("decodes");
+        let native = NativeLstm::recognise(&model).expect("recognised");
+        let sequence: Vec<f32> = (0..60).map(|i| i as f32 / 60.0).collect();
+        assert_eq!(
+            native.predict(&sequence),
+            NativeLstm::from_weights(&weights).expect("ok").predict(&sequence)
+        );
+    }
+
+    #[test]
+    fn refuses_graphs_that_change_the_cell() {
+        let export = onnx::export(&weights(3, 4), 60);
+        let mut model = pb::ModelProto::decode(export.as_slice()).expect("decodes");
+        let graph = model.graph.as_mut().expect("graph");
+        let lstm = graph.node.iter_mut().find(|n| n.op_type == "LSTM").expect("lstm");
+        lstm.attribute.push(pb::AttributeProto {
+            name: "clip".to_owned(),
+            f: 3.0,
+            ..Default::default()
+        });
+        let error = NativeLstm::recognise(&model).expect_err("clip");
+        assert_eq!(
+            error.to_string(),
+            "not a plain LSTM → Dense graph: the LSTM's \"clip\" attribute is not the default"
+        );
+        let mut model = pb::ModelProto::decode(export.as_slice()).expect("decodes");
+        let graph = model.graph.as_mut().expect("graph");
+        let duplicate = graph
+            .node
+            .iter()
+            .find(|n| n.op_type == "MatMul")
+            .cloned()
+            .expect("matmul");
+        graph.node.push(duplicate);
+        let error = NativeLstm::recognise(&model).expect_err("two products");
+        assert!(
+            error.to_string().ends_with("2 MatMul/Gemm nodes, expected one"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn reads_raw_little_endian_constants() {
+        let tensor = pb::TensorProto {
+            name: "w".to_owned(),
+            data_type: pb::tensor_proto::DataType::Float as i32,
+            raw_data: [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
+            ..Default::default()
+        };
+        assert_eq!(floats(&tensor).expect("floats"), vec![1.5, -2.0]);
+    }
+}
