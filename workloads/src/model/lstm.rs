@@ -9,12 +9,10 @@ use rand_distr::{Distribution, StandardNormal};
 /// The network's trainable variables; gates laid out in ONNX order i, o, f, c.
 pub struct LstmNetwork {
     hidden: usize,
-    /// `[1, 4H]`: one input feature to the four gates.
-    input: Var,
-    /// `[H, 4H]`: the previous state to the four gates (ONNX's R transposed).
-    recurrent: Var,
-    /// `[4H]`.
-    bias: Var,
+    /// `[H + 2, 4H]`: rows `0..H` take the previous state to the four gates (ONNX's R
+    /// transposed), row `H` the reading (ONNX's W), row `H + 1` is the gate bias. One variable,
+    /// so each time step is one product of `[state, reading, 1]` with it.
+    kernel: Var,
     /// `[H, 1]`.
     dense: Var,
     /// `[1]`.
@@ -37,11 +35,12 @@ impl LstmNetwork {
         let mut bias = vec![0f32; 4 * h];
         bias[2 * h..3 * h].fill(1.0);
         let dense = glorot(h, 1, rng);
+        let mut kernel = recurrent;
+        kernel.extend(input);
+        kernel.extend(bias);
         Ok(Self {
             hidden,
-            input: Var::from_tensor(&Tensor::from_vec(input, (1, 4 * h), device)?)?,
-            recurrent: Var::from_tensor(&Tensor::from_vec(recurrent, (h, 4 * h), device)?)?,
-            bias: Var::from_tensor(&Tensor::from_vec(bias, 4 * h, device)?)?,
+            kernel: Var::from_tensor(&Tensor::from_vec(kernel, (h + 2, 4 * h), device)?)?,
             dense: Var::from_tensor(&Tensor::from_vec(dense, (h, 1), device)?)?,
             dense_bias: Var::from_tensor(&Tensor::zeros(1, DType::F32, device)?)?,
         })
@@ -51,14 +50,12 @@ impl LstmNetwork {
     pub fn from_weights(weights: &LstmWeights, device: &Device) -> candle_core::Result<Self> {
         let h = weights.hidden;
         let var = |tensor: candle_core::Result<Tensor>| tensor.and_then(|t| Var::from_tensor(&t));
-        let recurrent = Tensor::from_slice(&weights.recurrent, (4 * h, h), device)?
-            .t()?
-            .contiguous();
+        let recurrent = Tensor::from_slice(&weights.recurrent, (4 * h, h), device)?.t()?;
+        let input = Tensor::from_slice(&weights.input, (1, 4 * h), device)?;
+        let bias = Tensor::from_slice(&weights.bias, (1, 4 * h), device)?;
         Ok(Self {
             hidden: h,
-            input: var(Tensor::from_slice(&weights.input, (1, 4 * h), device))?,
-            recurrent: var(recurrent)?,
-            bias: var(Tensor::from_slice(&weights.bias, 4 * h, device))?,
+            kernel: var(Tensor::cat(&[&recurrent, &input, &bias], 0))?,
             dense: var(Tensor::from_slice(&weights.dense, (h, 1), device))?,
             dense_bias: var(Tensor::from_slice(&[weights.dense_bias], 1, device))?,
         })
@@ -66,37 +63,29 @@ impl LstmNetwork {
 
     /// The variables the optimiser updates.
     pub fn variables(&self) -> Vec<Var> {
-        vec![
-            self.input.clone(),
-            self.recurrent.clone(),
-            self.bias.clone(),
-            self.dense.clone(),
-            self.dense_bias.clone(),
-        ]
+        vec![self.kernel.clone(), self.dense.clone(), self.dense_bias.clone()]
     }
 
     /// Predictions `[B, 1]` for sequences `[B, T, 1]`; `keep_mask` (`[B, H]`, already divided by
     /// the keep probability) applies dropout to the last state while training.
+    ///
+    /// Training's cost is candle's per-operation overhead (the tensors are tiny), so each time
+    /// step is written with as few tracked operations as possible: one product for all four
+    /// gates, each activation applied once to all gates before they are taken apart.
     pub fn forward(&self, sequences: &Tensor, keep_mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
         let h = self.hidden;
         let (batch, steps, _) = sequences.dims3()?;
-        // A constant 1 beside each reading folds the gate bias into the input product:
-        // [B, T, 2] × [2, 4H] per step, one operation fewer per step forwards and backwards.
+        // A constant 1 beside each reading multiplies the bias row of the kernel. Narrowing
+        // this constant (not a tracked projection of it) keeps the backward pass linear in the
+        // sequence length: the gradient of a narrow is as big as its source.
         let ones = Tensor::ones((batch, steps, 1), sequences.dtype(), sequences.device())?;
         let readings = Tensor::cat(&[sequences, &ones], 2)?;
-        let input_and_bias = Tensor::cat(&[self.input.as_tensor(), &self.bias.unsqueeze(0)?], 0)?;
-        let mut state: Option<Tensor> = None;
+        let mut state = Tensor::zeros((batch, h), sequences.dtype(), sequences.device())?;
         let mut cell: Option<Tensor> = None;
         for step in 0..steps {
-            // Narrowing the constant input (not a projection of it) keeps the backward pass
-            // linear in the sequence length: the gradient of a narrow is as big as its source.
             let reading = readings.narrow(1, step, 1)?.squeeze(1)?;
-            let from_input = reading.matmul(&input_and_bias)?;
-            let gates = match &state {
-                Some(state) => (from_input + state.matmul(self.recurrent.as_tensor())?)?,
-                None => from_input,
-            };
-            let sigmoids = candle_nn::ops::sigmoid(&gates.narrow(D::Minus1, 0, 3 * h)?)?;
+            let gates = Tensor::cat(&[&state, &reading], 1)?.matmul(self.kernel.as_tensor())?;
+            let sigmoids = candle_nn::ops::sigmoid(&gates)?;
             let input_gate = sigmoids.narrow(D::Minus1, 0, h)?;
             let output_gate = sigmoids.narrow(D::Minus1, h, h)?;
             let forget_gate = sigmoids.narrow(D::Minus1, 2 * h, h)?;
@@ -105,13 +94,15 @@ impl LstmNetwork {
                 Some(cell) => ((forget_gate * cell)? + (input_gate * candidate)?)?,
                 None => (input_gate * candidate)?,
             };
-            state = Some((output_gate * next_cell.tanh()?)?);
+            state = (output_gate * next_cell.tanh()?)?;
             cell = Some(next_cell);
         }
-        let last = match (state, keep_mask) {
-            (Some(state), Some(mask)) => (state * mask)?,
-            (Some(state), None) => state,
-            (None, _) => return Err(candle_core::Error::Msg("empty input sequences".to_owned())),
+        if steps == 0 {
+            return Err(candle_core::Error::Msg("empty input sequences".to_owned()));
+        }
+        let last = match keep_mask {
+            Some(mask) => (state * mask)?,
+            None => state,
         };
         last.matmul(self.dense.as_tensor())?
             .broadcast_add(&self.dense_bias)
@@ -119,12 +110,24 @@ impl LstmNetwork {
 
     /// The current weights in ONNX's layout.
     pub fn weights(&self) -> candle_core::Result<LstmWeights> {
+        let h = self.hidden;
+        let kernel = self.kernel.as_tensor();
+        let row = |index: usize| {
+            kernel
+                .narrow(0, index, 1)
+                .and_then(|r| r.flatten_all()?.to_vec1())
+        };
         Ok(LstmWeights {
-            hidden: self.hidden,
-            input: self.input.flatten_all()?.to_vec1()?,
+            hidden: h,
+            input: row(h)?,
             // [H, 4H] → [4H, H]
-            recurrent: self.recurrent.t()?.contiguous()?.flatten_all()?.to_vec1()?,
-            bias: self.bias.to_vec1()?,
+            recurrent: kernel
+                .narrow(0, 0, h)?
+                .t()?
+                .contiguous()?
+                .flatten_all()?
+                .to_vec1()?,
+            bias: row(h + 1)?,
             dense: self.dense.flatten_all()?.to_vec1()?,
             dense_bias: self.dense_bias.to_vec1::<f32>()?[0],
         })
