@@ -96,54 +96,68 @@ impl Store {
         filled: &[FilledPoint],
         stored_ms: i64,
     ) -> Result<(), StoreError> {
-        let window = &message.window;
-        let device = window.device.0 as i32;
-        let published: std::collections::HashMap<i64, Option<i64>> = window
-            .readings
-            .iter()
-            .map(|reading| (reading.event_time, reading.published_ms))
-            .collect();
-        let times: Vec<i64> = filled.iter().map(|point| point.event_time).collect();
-        let powers: Vec<f64> = filled.iter().map(|point| point.power_w).collect();
-        let imputed: Vec<bool> = filled.iter().map(|point| point.imputed).collect();
-        let published_ms: Vec<Option<i64>> = filled
-            .iter()
-            .map(|point| published.get(&point.event_time).copied().flatten())
-            .collect();
+        self.store_windows(&[(message, filled)], stored_ms).await
+    }
 
+    /// Stores windows and their filled seconds, exactly as [`Store::store_window`] would one
+    /// after another, in one transaction of two statements per group of windows with distinct
+    /// keys (a window delivered twice goes into the next group, since one statement may not
+    /// touch a row twice). One round trip per group instead of three per window is what lets
+    /// the coordinator keep up when thousands of windows close in the same second.
+    pub async fn store_windows(
+        &self,
+        windows: &[(&WindowMessage, &[FilledPoint])],
+        stored_ms: i64,
+    ) -> Result<(), StoreError> {
+        if windows.is_empty() {
+            return Ok(());
+        }
         let mut transaction = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
-             SELECT $1, t.event_time, t.power_w, t.imputed, t.published_ms, $6
-             FROM UNNEST($2::bigint[], $3::double precision[], $4::boolean[], $5::bigint[])
-                  AS t(event_time, power_w, imputed, published_ms)
-             ON CONFLICT (device, event_time) DO UPDATE
-                SET power_w = EXCLUDED.power_w, imputed = false,
-                    published_ms = EXCLUDED.published_ms, stored_ms = EXCLUDED.stored_ms
-                WHERE readings.imputed AND NOT EXCLUDED.imputed",
-        )
-        .bind(device)
-        .bind(&times)
-        .bind(&powers)
-        .bind(&imputed)
-        .bind(&published_ms)
-        .bind(stored_ms)
-        .execute(&mut *transaction)
-        .await?;
-        sqlx::query(
-            "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)
-             ON CONFLICT (device, window_start) DO NOTHING",
-        )
-        .bind(device)
-        .bind(window.start)
-        .bind(window.end)
-        .bind(window.readings.len() as i32)
-        .bind(window.expected as i32)
-        .bind(message.emitted_ms)
-        .bind(stored_ms)
-        .execute(&mut *transaction)
-        .await?;
+        for group in groups_with_distinct_keys(windows) {
+            let rows = ReadingRows::of(&group);
+            sqlx::query(
+                "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
+                 SELECT t.device, t.event_time, t.power_w, t.imputed, t.published_ms, $6
+                 FROM UNNEST($1::integer[], $2::bigint[], $3::double precision[], $4::boolean[], $5::bigint[])
+                      AS t(device, event_time, power_w, imputed, published_ms)
+                 ON CONFLICT (device, event_time) DO UPDATE
+                    SET power_w = EXCLUDED.power_w, imputed = false,
+                        published_ms = EXCLUDED.published_ms, stored_ms = EXCLUDED.stored_ms
+                    WHERE readings.imputed AND NOT EXCLUDED.imputed",
+            )
+            .bind(&rows.devices)
+            .bind(&rows.times)
+            .bind(&rows.powers)
+            .bind(&rows.imputed)
+            .bind(&rows.published_ms)
+            .bind(stored_ms)
+            .execute(&mut *transaction)
+            .await?;
+            let windows: Vec<&crate::window::Window> =
+                group.iter().map(|(message, _)| &message.window).collect();
+            let devices: Vec<i32> = windows.iter().map(|w| w.device.0 as i32).collect();
+            let starts: Vec<i64> = windows.iter().map(|w| w.start).collect();
+            let ends: Vec<i64> = windows.iter().map(|w| w.end).collect();
+            let received: Vec<i32> = windows.iter().map(|w| w.readings.len() as i32).collect();
+            let expected: Vec<i32> = windows.iter().map(|w| w.expected as i32).collect();
+            let emitted: Vec<i64> = group.iter().map(|(message, _)| message.emitted_ms).collect();
+            sqlx::query(
+                "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
+                 SELECT t.device, t.window_start, t.window_end, t.received, t.expected, t.emitted_ms, $7
+                 FROM UNNEST($1::integer[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $6::bigint[])
+                      AS t(device, window_start, window_end, received, expected, emitted_ms)
+                 ON CONFLICT (device, window_start) DO NOTHING",
+            )
+            .bind(&devices)
+            .bind(&starts)
+            .bind(&ends)
+            .bind(&received)
+            .bind(&expected)
+            .bind(&emitted)
+            .bind(stored_ms)
+            .execute(&mut *transaction)
+            .await?;
+        }
         transaction.commit().await?;
         Ok(())
     }
@@ -178,5 +192,101 @@ impl Store {
         .await?;
         rows.reverse();
         Ok(rows)
+    }
+}
+
+/// The readings of a group of windows as the column arrays of one `UNNEST` insert.
+struct ReadingRows {
+    devices: Vec<i32>,
+    times: Vec<i64>,
+    powers: Vec<f64>,
+    imputed: Vec<bool>,
+    published_ms: Vec<Option<i64>>,
+}
+
+impl ReadingRows {
+    fn of(windows: &[(&WindowMessage, &[FilledPoint])]) -> Self {
+        let total = windows.iter().map(|(_, filled)| filled.len()).sum();
+        let mut rows = Self {
+            devices: Vec::with_capacity(total),
+            times: Vec::with_capacity(total),
+            powers: Vec::with_capacity(total),
+            imputed: Vec::with_capacity(total),
+            published_ms: Vec::with_capacity(total),
+        };
+        for (message, filled) in windows {
+            let window = &message.window;
+            let published: std::collections::HashMap<i64, Option<i64>> = window
+                .readings
+                .iter()
+                .map(|reading| (reading.event_time, reading.published_ms))
+                .collect();
+            for point in *filled {
+                rows.devices.push(window.device.0 as i32);
+                rows.times.push(point.event_time);
+                rows.powers.push(point.power_w);
+                rows.imputed.push(point.imputed);
+                rows.published_ms
+                    .push(published.get(&point.event_time).copied().flatten());
+            }
+        }
+        rows
+    }
+}
+
+/// Splits `windows` (in order) into runs in which no (device, window start) repeats.
+fn groups_with_distinct_keys<'a, T: Copy>(
+    windows: &[(&'a WindowMessage, T)],
+) -> Vec<Vec<(&'a WindowMessage, T)>> {
+    let mut groups: Vec<Vec<(&WindowMessage, T)>> = vec![Vec::new()];
+    let mut keys = std::collections::HashSet::new();
+    for &(message, filled) in windows {
+        let key = (message.window.device, message.window.start);
+        if !keys.insert(key) {
+            groups.push(Vec::new());
+            keys.clear();
+            keys.insert(key);
+        }
+        if let Some(group) = groups.last_mut() {
+            group.push((message, filled));
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::Window;
+
+    fn message(device: u32, start: i64) -> WindowMessage {
+        WindowMessage {
+            window: Window {
+                device: DeviceId(device),
+                start,
+                end: start + 60,
+                readings: Vec::new(),
+                expected: 60,
+                late: 0,
+            },
+            emitted_ms: 0,
+        }
+    }
+
+    #[test]
+    fn a_repeated_window_starts_a_new_group_and_order_is_kept() {
+        let messages = [
+            message(1, 0),
+            message(2, 0),
+            message(1, 60),
+            message(2, 0),
+            message(3, 0),
+        ];
+        let items: Vec<(&WindowMessage, usize)> = messages.iter().zip(0..).collect();
+        let groups: Vec<Vec<usize>> = groups_with_distinct_keys(&items)
+            .into_iter()
+            .map(|group| group.into_iter().map(|(_, index)| index).collect())
+            .collect();
+        assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4]]);
     }
 }
