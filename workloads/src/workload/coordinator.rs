@@ -1,18 +1,18 @@
 //! `wattcast coordinator`: consumes `windows` and `late`; per window it fills missing seconds,
-//! stores the window and its readings idempotently (retrying while PostgreSQL is away, so
-//! nothing is lost), forecasts the next seconds with the device's model, and asks for a
+//! stores the window and its readings idempotently (the windows that have arrived together in
+//! one transaction, retried while PostgreSQL is away, so nothing is lost), forecasts the next seconds with the device's model, and asks for a
 //! retrain every `retrain_every` of event time; announced models are swapped in between
 //! windows, so none is dropped.
 
 use super::forecasting::Forecasting;
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
-use crate::imputation::{ImputationMethod, impute};
+use crate::imputation::{FilledPoint, ImputationMethod, impute};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -147,6 +147,46 @@ fn record_window(stats: &CoordinatorStats, window: &WindowMessage, stored_ms: i6
     }
 }
 
+/// Windows taken from the subscription at once at most: what has arrived is stored in one
+/// transaction, so a burst of windows closing together costs a few round trips, not one per window.
+const MAX_WINDOWS_PER_BATCH: usize = 512;
+
+/// Transactions a batch is split into, by device, and stored at once: PostgreSQL runs each on
+/// one core, so one transaction at a time left the others idle while windows queued.
+const STORE_PARTS: u32 = 4;
+
+/// Stores a batch as [`STORE_PARTS`] concurrent transactions, each holding whole devices (so no
+/// two touch the same rows). If one fails the batch is retried whole, which is harmless: the
+/// stores are idempotent.
+async fn store_in_parts(
+    store: &Store,
+    items: &[(&WindowMessage, &[FilledPoint])],
+    stored_ms: i64,
+) -> Result<(), crate::store::StoreError> {
+    let mut parts: Vec<Vec<(&WindowMessage, &[FilledPoint])>> = vec![Vec::new(); STORE_PARTS as usize];
+    for &item in items {
+        parts[(item.0.window.device.0 % STORE_PARTS) as usize].push(item);
+    }
+    futures::future::try_join_all(
+        parts
+            .iter()
+            .filter(|part| !part.is_empty())
+            .map(|part| store.store_windows(part, stored_ms)),
+    )
+    .await?;
+    Ok(())
+}
+
+/// A window message and its filled seconds, or why it cannot be used.
+fn parse_window(
+    payload: &[u8],
+    imputation: ImputationMethod,
+) -> Result<(WindowMessage, Vec<FilledPoint>), String> {
+    let window = serde_json::from_slice::<WindowMessage>(payload).map_err(|error| error.to_string())?;
+    let filled = impute(&window.window, imputation).map_err(|error| error.to_string())?;
+    Ok((window, filled))
+}
+
 /// Why the coordinator stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CoordinatorError {
@@ -219,82 +259,99 @@ pub async fn run_coordinator(
     // Per device: the event time up to which a retrain was last requested.
     let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
 
-    loop {
+    'consume: loop {
         tokio::select! {
             () = cancel.cancelled() => break,
             message = windows.next() => {
                 let Some(message) = message else { break };
-                let message = message.map_err(pulsar_error)?;
-                let parsed = serde_json::from_slice::<WindowMessage>(&message.payload.data)
-                    .map_err(|error| error.to_string())
-                    .and_then(|window| {
-                        impute(&window.window, config.imputation)
-                            .map(|filled| (window, filled))
-                            .map_err(|error| error.to_string())
-                    });
-                match parsed {
-                    Ok((window, filled)) => {
-                        let stored = retry("storing a window", &cancel, || {
-                            let result = store.store_window(&window, &filled, now_ms());
-                            async {
-                                let result = result.await;
-                                if result.is_err() {
-                                    stats.store_retries.inc();
-                                }
-                                result
-                            }
-                        })
-                        .await;
-                        if stored.is_none() {
-                            break; // cancelled: the window stays unacknowledged and is redelivered
+                let mut batch = vec![message.map_err(pulsar_error)?];
+                // Whatever has already arrived joins the batch, without waiting for more.
+                let mut ended = false;
+                while batch.len() < MAX_WINDOWS_PER_BATCH {
+                    match windows.next().now_or_never() {
+                        Some(Some(message)) => batch.push(message.map_err(pulsar_error)?),
+                        Some(None) => {
+                            ended = true;
+                            break;
                         }
-                        stats.windows.inc();
-                        record_window(&stats, &window, now_ms());
-                        let device = window.window.device;
-                        // Scored from the forecast in memory, before the next one replaces it.
-                        if let Some(forecasting) = forecasting.as_ref() {
-                            for error in forecasting.errors_against(&window.window) {
-                                stats.forecast_abs_error.observe(error.abs());
-                            }
-                        }
-                        if let Some(forecasting) = forecasting.as_mut()
-                            && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()
-                        {
-                            break; // cancelled: redelivered, and the stored parts are idempotent
-                        }
-                        let until = *retrained_until.entry(device).or_insert(window.window.start);
-                        if window.window.end - until >= config.retrain_every_s {
-                            let request = RetrainRequest {
-                                device,
-                                from: window.window.end - config.retrain_readings,
-                                to: window.window.end,
-                            };
-                            let payload = serde_json::to_vec(&request).map_err(pulsar_error)?;
-                            retrain
-                                .create_message()
-                                .with_content(payload)
-                                .with_key(device.to_string())
-                                .send_non_blocking()
-                                .await
-                                .map_err(pulsar_error)?
-                                .await
-                                .map_err(pulsar_error)?;
-                            retrained_until.insert(device, window.window.end);
-                            stats.retrain_requests.inc();
-                        }
-                    }
-                    Err(reason) => {
-                        stats.dead_letters.inc();
-                        let letter = DeadLetter {
-                            stage: "coordinator".to_owned(),
-                            source: config.names.pulsar_topic("windows"),
-                            reason,
-                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
-                        };
-                        send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                        None => break,
                     }
                 }
-                windows.ack(&message).await.map_err(pulsar_error)?;
+                let mut usable = Vec::with_capacity(batch.len());
+                for message in &batch {
+                    match parse_window(&message.payload.data, config.imputation) {
+                        Ok(parsed) => usable.push(parsed),
+                        Err(reason) => {
+                            stats.dead_letters.inc();
+                            let letter = DeadLetter {
+                                stage: "coordinator".to_owned(),
+                                source: config.names.pulsar_topic("windows"),
+                                reason,
+                                payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
+                            };
+                            send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                        }
+                    }
+                }
+                let items: Vec<(&WindowMessage, &[FilledPoint])> =
+                    usable.iter().map(|(window, filled)| (window, filled.as_slice())).collect();
+                let stored = retry("storing windows", &cancel, || {
+                    let result = store_in_parts(&store, &items, now_ms());
+                    async {
+                        let result = result.await;
+                        if result.is_err() {
+                            stats.store_retries.inc();
+                        }
+                        result
+                    }
+                })
+                .await;
+                if stored.is_none() {
+                    break; // cancelled: the windows stay unacknowledged and are redelivered
+                }
+                let stored_ms = now_ms();
+                for (window, _) in &usable {
+                    stats.windows.inc();
+                    record_window(&stats, window, stored_ms);
+                    let device = window.window.device;
+                    // Scored from the forecast in memory, before the next one replaces it.
+                    if let Some(forecasting) = forecasting.as_ref() {
+                        for error in forecasting.errors_against(&window.window) {
+                            stats.forecast_abs_error.observe(error.abs());
+                        }
+                    }
+                    if let Some(forecasting) = forecasting.as_mut()
+                        && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()
+                    {
+                        break 'consume; // cancelled: redelivered, and the stored parts are idempotent
+                    }
+                    let until = *retrained_until.entry(device).or_insert(window.window.start);
+                    if window.window.end - until >= config.retrain_every_s {
+                        let request = RetrainRequest {
+                            device,
+                            from: window.window.end - config.retrain_readings,
+                            to: window.window.end,
+                        };
+                        let payload = serde_json::to_vec(&request).map_err(pulsar_error)?;
+                        retrain
+                            .create_message()
+                            .with_content(payload)
+                            .with_key(device.to_string())
+                            .send_non_blocking()
+                            .await
+                            .map_err(pulsar_error)?
+                            .await
+                            .map_err(pulsar_error)?;
+                        retrained_until.insert(device, window.window.end);
+                        stats.retrain_requests.inc();
+                    }
+                }
+                for message in &batch {
+                    windows.ack(message).await.map_err(pulsar_error)?;
+                }
+                if ended {
+                    break;
+                }
             }
             message = announcements.next() => {
                 let Some(message) = message else { break };
