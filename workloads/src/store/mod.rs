@@ -104,6 +104,10 @@ impl Store {
     /// keys (a window delivered twice goes into the next group, since one statement may not
     /// touch a row twice). One round trip per group instead of three per window is what lets
     /// the coordinator keep up when thousands of windows close in the same second.
+    ///
+    /// Plain inserts are tried first: checking every row for a conflict costs PostgreSQL about
+    /// twice as much, and conflicts only come with redeliveries. If one happens, that transaction
+    /// is rolled back and the batch is stored again with the conflict rules.
     pub async fn store_windows(
         &self,
         windows: &[(&WindowMessage, &[FilledPoint])],
@@ -112,27 +116,60 @@ impl Store {
         if windows.is_empty() {
             return Ok(());
         }
-        let mut transaction = self.pool.begin().await?;
-        for group in groups_with_distinct_keys(windows) {
-            let rows = ReadingRows::of(&group);
-            sqlx::query(
-                "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
-                 SELECT t.device, t.event_time, t.power_w, t.imputed, t.published_ms, $6
-                 FROM UNNEST($1::integer[], $2::bigint[], $3::double precision[], $4::boolean[], $5::bigint[])
-                      AS t(device, event_time, power_w, imputed, published_ms)
-                 ON CONFLICT (device, event_time) DO UPDATE
+        match self.insert_windows(windows, stored_ms, OnConflict::Fail).await {
+            Err(StoreError::Query(error))
+                if error
+                    .as_database_error()
+                    .is_some_and(|database| database.is_unique_violation()) =>
+            {
+                self.insert_windows(windows, stored_ms, OnConflict::Merge).await
+            }
+            result => result,
+        }
+    }
+
+    async fn insert_windows(
+        &self,
+        windows: &[(&WindowMessage, &[FilledPoint])],
+        stored_ms: i64,
+        on_conflict: OnConflict,
+    ) -> Result<(), StoreError> {
+        let (readings_rule, windows_rule) = match on_conflict {
+            OnConflict::Fail => ("", ""),
+            OnConflict::Merge => (
+                "ON CONFLICT (device, event_time) DO UPDATE
                     SET power_w = EXCLUDED.power_w, imputed = false,
                         published_ms = EXCLUDED.published_ms, stored_ms = EXCLUDED.stored_ms
                     WHERE readings.imputed AND NOT EXCLUDED.imputed",
-            )
-            .bind(&rows.devices)
-            .bind(&rows.times)
-            .bind(&rows.powers)
-            .bind(&rows.imputed)
-            .bind(&rows.published_ms)
-            .bind(stored_ms)
-            .execute(&mut *transaction)
-            .await?;
+                "ON CONFLICT (device, window_start) DO NOTHING",
+            ),
+        };
+        let insert_readings = format!(
+            "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
+             SELECT t.device, t.event_time, t.power_w, t.imputed, t.published_ms, $6
+             FROM UNNEST($1::integer[], $2::bigint[], $3::double precision[], $4::boolean[], $5::bigint[])
+                  AS t(device, event_time, power_w, imputed, published_ms)
+             {readings_rule}"
+        );
+        let insert_windows = format!(
+            "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
+             SELECT t.device, t.window_start, t.window_end, t.received, t.expected, t.emitted_ms, $7
+             FROM UNNEST($1::integer[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $6::bigint[])
+                  AS t(device, window_start, window_end, received, expected, emitted_ms)
+             {windows_rule}"
+        );
+        let mut transaction = self.pool.begin().await?;
+        for group in groups_with_distinct_keys(windows) {
+            let rows = ReadingRows::of(&group);
+            sqlx::query(&insert_readings)
+                .bind(&rows.devices)
+                .bind(&rows.times)
+                .bind(&rows.powers)
+                .bind(&rows.imputed)
+                .bind(&rows.published_ms)
+                .bind(stored_ms)
+                .execute(&mut *transaction)
+                .await?;
             let windows: Vec<&crate::window::Window> =
                 group.iter().map(|(message, _)| &message.window).collect();
             let devices: Vec<i32> = windows.iter().map(|w| w.device.0 as i32).collect();
@@ -141,22 +178,16 @@ impl Store {
             let received: Vec<i32> = windows.iter().map(|w| w.readings.len() as i32).collect();
             let expected: Vec<i32> = windows.iter().map(|w| w.expected as i32).collect();
             let emitted: Vec<i64> = group.iter().map(|(message, _)| message.emitted_ms).collect();
-            sqlx::query(
-                "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
-                 SELECT t.device, t.window_start, t.window_end, t.received, t.expected, t.emitted_ms, $7
-                 FROM UNNEST($1::integer[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $6::bigint[])
-                      AS t(device, window_start, window_end, received, expected, emitted_ms)
-                 ON CONFLICT (device, window_start) DO NOTHING",
-            )
-            .bind(&devices)
-            .bind(&starts)
-            .bind(&ends)
-            .bind(&received)
-            .bind(&expected)
-            .bind(&emitted)
-            .bind(stored_ms)
-            .execute(&mut *transaction)
-            .await?;
+            sqlx::query(&insert_windows)
+                .bind(&devices)
+                .bind(&starts)
+                .bind(&ends)
+                .bind(&received)
+                .bind(&expected)
+                .bind(&emitted)
+                .bind(stored_ms)
+                .execute(&mut *transaction)
+                .await?;
         }
         transaction.commit().await?;
         Ok(())
@@ -193,6 +224,15 @@ impl Store {
         rows.reverse();
         Ok(rows)
     }
+}
+
+/// What an insert does with a row whose key is already stored.
+#[derive(Debug, Clone, Copy)]
+enum OnConflict {
+    /// Fail (the fast path: no conflict check per row).
+    Fail,
+    /// A measured value replaces an imputed one; anything else stays.
+    Merge,
 }
 
 /// The readings of a group of windows as the column arrays of one `UNNEST` insert.
