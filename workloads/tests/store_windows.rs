@@ -120,3 +120,27 @@ async fn a_batch_stores_what_storing_one_by_one_stores() {
     one_by_one.drop_schema().await.expect("dropped");
     batched.drop_schema().await.expect("dropped");
 }
+
+#[tokio::test]
+async fn the_window_latency_splits_into_ingest_and_store() {
+    let store = empty_store("windows-latency-split").await;
+    let all: Vec<i64> = (0..10).collect();
+    // Last readings published at 9,000 ms (device 1) and 9,000 ms (device 2).
+    let mut first = window(1, 0, &all);
+    first.emitted_ms = 10_500;
+    let mut second = window(2, 0, &all);
+    second.emitted_ms = 12_000;
+    for (message, stored_ms) in [(&first, 11_000), (&second, 14_000)] {
+        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
+        store
+            .store_window(message, &filled, stored_ms)
+            .await
+            .expect("stores");
+    }
+    let split = store.window_latency_split().await.expect("the split");
+    let (ingest, stored) = (split.ingest_ms.expect("ingest"), split.store_ms.expect("store"));
+    // Ingest: 1,500 and 3,000 ms; store: 500 and 2,000 ms (percentiles interpolate between them).
+    assert_eq!((ingest.p50, stored.p50), (2_250.0, 1_250.0));
+    assert!((ingest.p99 - 2_985.0).abs() < 1e-6 && (stored.p99 - 1_985.0).abs() < 1e-6);
+    store.drop_schema().await.expect("dropped");
+}

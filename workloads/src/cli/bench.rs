@@ -10,6 +10,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 use wattcast::local::{LocalOptions, LocalSummary, run_local};
 use wattcast::services::{Services, find_test_env_file};
+use wattcast::store::Store;
+use wattcast::store::summary::WindowLatencySplit;
+use wattcast::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
 
 #[derive(Debug, Args)]
@@ -34,6 +37,8 @@ struct BenchRow {
     devices: u32,
     meets_targets: bool,
     summary: LocalSummary,
+    /// The window latency split into ingest (publish → emitted) and store (emitted → stored).
+    window_latency_split: WindowLatencySplit,
     /// CPU seconds this process (all workloads) used, per second of run.
     cpu_cores: f64,
     /// Peak resident memory of this process, MiB.
@@ -104,10 +109,18 @@ pub fn run(args: BenchArgs) -> Result<()> {
             && summary
                 .window_latency_ms
                 .is_some_and(|latency| latency.p99 <= 2000.0);
+        let window_latency_split = runtime
+            .block_on(async {
+                let schema = ExperimentNames::new(&format!("bench-{devices}"))?.postgres_schema();
+                let store = Store::connect(&services.postgres_url, &schema, 1).await?;
+                anyhow::Ok(store.window_latency_split().await?)
+            })
+            .context("reading the window latency split from the run's store")?;
         let row = BenchRow {
             devices,
             meets_targets,
             summary,
+            window_latency_split,
             cpu_cores,
             peak_rss_mib: peak_rss_mib(),
         };
@@ -117,10 +130,12 @@ pub fn run(args: BenchArgs) -> Result<()> {
             })
         };
         eprintln!(
-            "devices {devices:>6}: coverage {:.4}, window latency p50/p95/p99 {} ms (per reading {} ms), \
-             {:.2} cores, peak RSS {:.0} MiB -> {}",
+            "devices {devices:>6}: coverage {:.4}, window latency p50/p95/p99 {} ms (ingest {} ms, store {} ms; \
+             per reading {} ms), {:.2} cores, peak RSS {:.0} MiB -> {}",
             row.summary.coverage.unwrap_or(0.0),
             show(row.summary.window_latency_ms),
+            show(row.window_latency_split.ingest_ms),
+            show(row.window_latency_split.store_ms),
             show(row.summary.latency_ms),
             row.cpu_cores,
             row.peak_rss_mib,

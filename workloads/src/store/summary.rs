@@ -156,6 +156,50 @@ impl Store {
     }
 }
 
+/// The window latency in its two halves, to see which side of the pipeline a delay is on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct WindowLatencySplit {
+    /// Last reading of a window published → the window emitted (sensor, MQTT, bridge, Pulsar,
+    /// windower; includes the wait for the reading that closes the window).
+    pub ingest_ms: Option<Percentiles>,
+    /// Window emitted → stored (Pulsar, coordinator, PostgreSQL).
+    pub store_ms: Option<Percentiles>,
+}
+
+impl Store {
+    /// [`WindowLatencySplit`] over the stored windows that hold a published reading.
+    pub async fn window_latency_split(&self) -> Result<WindowLatencySplit, StoreError> {
+        type Six = (
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+            Option<f64>,
+        );
+        let row: Six = sqlx::query_as(
+            "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ingest),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY ingest),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY ingest),
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY store),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY store),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY store)
+             FROM (SELECT w.emitted_ms - max(r.published_ms) AS ingest, w.stored_ms - w.emitted_ms AS store
+                   FROM windows w
+                   JOIN readings r ON r.device = w.device AND NOT r.imputed
+                        AND r.event_time >= w.window_start AND r.event_time < w.window_end
+                   WHERE r.published_ms IS NOT NULL
+                   GROUP BY w.device, w.window_start, w.emitted_ms, w.stored_ms) AS per_window",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(WindowLatencySplit {
+            ingest_ms: percentiles((row.0, row.1, row.2)),
+            store_ms: percentiles((row.3, row.4, row.5)),
+        })
+    }
+}
+
 fn percentiles(values: (Option<f64>, Option<f64>, Option<f64>)) -> Option<Percentiles> {
     match values {
         (Some(p50), Some(p95), Some(p99)) => Some(Percentiles { p50, p95, p99 }),
