@@ -25,6 +25,9 @@ persistence false
 pid_file $pidfile
 log_dest file $MOSQUITTO_DIR/mosquitto.log
 max_queued_messages 100000
+# The bridge acknowledges a QoS 1 message only once Pulsar has it: with Mosquitto's default of
+# 20 messages in flight per client, Pulsar's confirm latency capped the bridge near 2,000/s.
+max_inflight_messages 1000
 CONF
   if [[ $(id -u) -eq 0 ]]; then
     # As root, Mosquitto drops to its own user, which must read its files.

@@ -24,6 +24,14 @@ password_file /mosquitto/auth/passwd
 persistence true
 persistence_location /mosquitto/data/
 log_dest stdout
+# The bridge acknowledges a QoS 1 message only once Pulsar has it; Mosquitto's default of 20 in
+# flight per client would cap it by Pulsar's confirm latency.
+max_inflight_messages 1000
+# While the bridge is away its persistent session queues QoS 1 messages; past the default of
+# 1,000 Mosquitto would drop them, so the queue is bounded by payload bytes (128 MiB, within
+# the container's 512 MiB limit) instead: about a million readings.
+max_queued_messages 0
+max_queued_bytes 134217728
 ";
 
 fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> Value {
@@ -228,7 +236,7 @@ fn add_mosquitto(
                             "ports": [{"name": "mqtt", "containerPort": 1883}],
                             "readinessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 5},
                             "livenessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 20},
-                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
                             "securityContext": container_security,
                             "volumeMounts": [
                                 {"name": "config", "mountPath": "/mosquitto/config", "readOnly": true},
