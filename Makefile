@@ -47,7 +47,7 @@ bench-model: ## Criterion benchmarks of the model only (training the original re
 
 .PHONY: bench-pipeline
 bench-pipeline: test-env release ## The pipeline at real time with 100..5000 devices (minutes; needs the test env)
-	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}
+	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,3000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}
 
 .PHONY: crd
 crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) from the Rust types

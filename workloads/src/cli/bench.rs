@@ -18,7 +18,7 @@ use wattcast_crds::PipelineExperiment;
 #[derive(Debug, Args)]
 pub struct BenchArgs {
     /// Device counts to try, in order (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,5000")]
+    #[arg(long, value_delimiter = ',', default_value = "100,500,1000,2000,3000,5000")]
     devices: Vec<u32>,
     /// Data per run (replayed at real time, so also the run's length).
     #[arg(long, default_value = "3m")]
