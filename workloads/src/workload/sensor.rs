@@ -76,16 +76,21 @@ struct Publication {
 enum Payload {
     Reading(Reading),
     Batch(Window),
+    /// The device's data is all sent.
+    EndOfStream(DeviceId),
 }
 
 /// Plans every publication in time order. Streaming: row k of a device is due at
 /// `start(device) + k / speedup` seconds, where a device's start is its ramp-up delay plus its
 /// phase within the second (device i of n at i/n s). Batching: a device's minute is due when the minute
 /// has been replayed, holding every reading of that minute (sorted), whatever its arrival order.
+/// Each device's end-of-stream marker follows its last publication at once, so its last window
+/// fires then rather than when the sensor's slowest device is done.
 fn plan(config: &SensorConfig) -> Vec<Publication> {
     let mut plan = Vec::new();
     let count = config.devices.len().max(1) as f64;
     for (index, (device, readings)) in config.devices.iter().enumerate() {
+        let first_of_device = plan.len();
         // Devices are not synchronised: each sends at its own phase within the second.
         let phase = Duration::from_secs_f64(index as f64 / count / config.speedup);
         let start = config
@@ -132,13 +137,28 @@ fn plan(config: &SensorConfig) -> Vec<Publication> {
                 }
             }
         }
+        let last_due = plan[first_of_device..]
+            .iter()
+            .map(|publication: &Publication| publication.due)
+            .max()
+            .unwrap_or(start);
+        let topic = match config.mode {
+            SensorMode::Streaming => config.names.mqtt_readings(*device),
+            SensorMode::Batching => config.names.mqtt_batches(*device),
+        };
+        plan.push(Publication {
+            due: last_due,
+            topic,
+            payload: Payload::EndOfStream(*device),
+        });
     }
+    // Stable: a marker stays after its device's publications due at the same instant.
     plan.sort_by_key(|publication| publication.due);
     plan
 }
 
-/// Replays the data, waits until the broker acknowledged every message, sends each device's
-/// end-of-stream marker, and disconnects.
+/// Replays the data (each device's end-of-stream marker right after its last publication), waits
+/// until the broker acknowledged every message, and disconnects.
 pub async fn run_sensor(
     config: SensorConfig,
     cancel: CancellationToken,
@@ -150,7 +170,7 @@ pub async fn run_sensor(
     let (client, mut events) = AsyncClient::new(options, 1000);
 
     let plan = plan(&config);
-    let total = plan.len() as u64 + config.devices.len() as u64;
+    let total = plan.len() as u64;
     let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
     let connection = tokio::spawn(async move {
         let mut acked = 0u64;
@@ -201,6 +221,15 @@ pub async fn run_sensor(
                     (device, count),
                 )
             }
+            Payload::EndOfStream(device) => {
+                let marker = EndOfStream {
+                    sensor_id: device,
+                    end_of_stream: true,
+                    readings_sent: report.readings_sent.get(&device).copied().unwrap_or(0),
+                    message_creation_time: now_ms(),
+                };
+                (serde_json::to_vec(&marker), (device, 0))
+            }
         };
         let payload = payload.map_err(|error| SensorError::Mqtt(error.to_string()))?;
         client
@@ -208,23 +237,6 @@ pub async fn run_sensor(
             .await
             .map_err(|error| SensorError::Mqtt(error.to_string()))?;
         *report.readings_sent.entry(readings.0).or_default() += readings.1;
-    }
-    for (device, _) in &config.devices {
-        let marker = EndOfStream {
-            sensor_id: *device,
-            end_of_stream: true,
-            readings_sent: report.readings_sent.get(device).copied().unwrap_or(0),
-            message_creation_time: now_ms(),
-        };
-        let topic = match config.mode {
-            SensorMode::Streaming => config.names.mqtt_readings(*device),
-            SensorMode::Batching => config.names.mqtt_batches(*device),
-        };
-        let payload = serde_json::to_vec(&marker).map_err(|error| SensorError::Mqtt(error.to_string()))?;
-        client
-            .publish(topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|error| SensorError::Mqtt(error.to_string()))?;
     }
     // Wait until the broker has acknowledged everything before saying we are done.
     tokio::select! {
@@ -275,9 +287,10 @@ mod tests {
         let device_1: Vec<(Duration, i64)> = plan
             .iter()
             .filter(|p| p.topic.ends_with("/1"))
-            .map(|p| match &p.payload {
-                Payload::Reading(r) => (p.due, r.event_time),
+            .filter_map(|p| match &p.payload {
+                Payload::Reading(r) => Some((p.due, r.event_time)),
                 Payload::Batch(_) => unreachable!(),
+                Payload::EndOfStream(_) => None,
             })
             .collect();
         let times: Vec<i64> = device_1.iter().map(|(_, t)| *t).collect();
@@ -296,14 +309,15 @@ mod tests {
         let plan = plan(&config(SensorMode::Batching, None));
         let batches: Vec<(Duration, u32, i64, Vec<i64>)> = plan
             .iter()
-            .map(|p| match &p.payload {
-                Payload::Batch(w) => (
+            .filter_map(|p| match &p.payload {
+                Payload::Batch(w) => Some((
                     p.due,
                     w.device.0,
                     w.start,
                     w.readings.iter().map(|r| r.event_time).collect(),
-                ),
+                )),
                 Payload::Reading(_) => unreachable!(),
+                Payload::EndOfStream(_) => None,
             })
             .collect();
         assert_eq!(
@@ -314,5 +328,37 @@ mod tests {
                 (Duration::from_secs(60), 1, 60, vec![60, 61]),
             ]
         );
+    }
+
+    #[test]
+    fn each_device_ends_right_after_its_own_last_publication() {
+        // Streaming: device 1's data ends at 2 s, before device 2 starts (ramp-up). Batching:
+        // device 1's second minute is due at 60 s, after device 2's only minute.
+        for (mode, order) in [(SensorMode::Streaming, [1, 2]), (SensorMode::Batching, [2, 1])] {
+            let plan = plan(&config(mode, Some(Duration::from_secs(10))));
+            for device in [1, 2] {
+                let of_device: Vec<&Publication> = plan
+                    .iter()
+                    .filter(|p| p.topic.ends_with(&format!("/{device}")))
+                    .collect();
+                let last = of_device.last().expect("the device publishes");
+                assert!(matches!(last.payload, Payload::EndOfStream(d) if d.0 == device));
+                let data_end = of_device[..of_device.len() - 1].iter().map(|p| p.due).max();
+                assert_eq!(Some(last.due), data_end, "device {device} ends with its data");
+                let markers = of_device
+                    .iter()
+                    .filter(|p| matches!(p.payload, Payload::EndOfStream(_)))
+                    .count();
+                assert_eq!(markers, 1);
+            }
+            let markers: Vec<u32> = plan
+                .iter()
+                .filter_map(|p| match p.payload {
+                    Payload::EndOfStream(d) => Some(d.0),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(markers, order);
+        }
     }
 }
