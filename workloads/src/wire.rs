@@ -54,6 +54,18 @@ pub struct DeadLetter {
     pub payload: String,
 }
 
+impl DeadLetter {
+    /// A letter from `stage` about a message from `source`, keeping its payload as lossy UTF-8.
+    pub fn new(stage: &str, source: impl Into<String>, reason: impl Into<String>, payload: &[u8]) -> Self {
+        Self {
+            stage: stage.to_owned(),
+            source: source.into(),
+            reason: reason.into(),
+            payload: String::from_utf8_lossy(payload).into_owned(),
+        }
+    }
+}
+
 /// A request to retrain a device's model on the readings stored for `[from, to)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetrainRequest {

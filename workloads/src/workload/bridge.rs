@@ -231,12 +231,12 @@ async fn forward(
         Err(reason) => {
             stats.dead_letters.inc();
             tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
-            let letter = DeadLetter {
-                stage: "bridge".to_owned(),
-                source: publish.topic.clone(),
-                reason: reason.to_string(),
-                payload: String::from_utf8_lossy(&publish.payload).into_owned(),
-            };
+            let letter = DeadLetter::new(
+                "bridge",
+                publish.topic.clone(),
+                reason.to_string(),
+                &publish.payload,
+            );
             let payload =
                 serde_json::to_vec(&letter).map_err(|error| BridgeError::Pulsar(error.to_string()))?;
             producers

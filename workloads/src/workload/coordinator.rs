@@ -283,12 +283,7 @@ pub async fn run_coordinator(
                         Ok(parsed) => usable.push(parsed),
                         Err(reason) => {
                             stats.dead_letters.inc();
-                            let letter = DeadLetter {
-                                stage: "coordinator".to_owned(),
-                                source: config.names.pulsar_topic("windows"),
-                                reason,
-                                payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
-                            };
+                            let letter = DeadLetter::new("coordinator", config.names.pulsar_topic("windows"), reason, &message.payload.data);
                             send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
                         }
                     }
@@ -379,12 +374,7 @@ pub async fn run_coordinator(
                     }
                     Err(error) => {
                         stats.dead_letters.inc();
-                        let letter = DeadLetter {
-                            stage: "coordinator".to_owned(),
-                            source: config.names.pulsar_topic("late"),
-                            reason: format!("malformed: {error}"),
-                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
-                        };
+                        let letter = DeadLetter::new("coordinator", config.names.pulsar_topic("late"), format!("malformed: {error}"), &message.payload.data);
                         send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
                     }
                 }

@@ -160,12 +160,12 @@ pub async fn run_trainer(
             Outcome::Refused(reason) => {
                 tracing::warn!(%reason, "retrain request refused");
                 stats.refused.inc();
-                let letter = DeadLetter {
-                    stage: "trainer".to_owned(),
-                    source: config.names.pulsar_topic("retrain"),
+                let letter = DeadLetter::new(
+                    "trainer",
+                    config.names.pulsar_topic("retrain"),
                     reason,
-                    payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
-                };
+                    &message.payload.data,
+                );
                 send_dead_letter(&mut dead_letter, &letter)
                     .await
                     .map_err(pulsar_error)?;

@@ -183,12 +183,7 @@ pub async fn run_windower(
                     }
                     Err(reason) => {
                         stats.dead_letters.inc();
-                        let letter = DeadLetter {
-                            stage: "windower".to_owned(),
-                            source: readings_topic.clone(),
-                            reason: reason.to_string(),
-                            payload: String::from_utf8_lossy(&message.payload.data).into_owned(),
-                        };
+                        let letter = DeadLetter::new("windower", readings_topic.clone(), reason.to_string(), &message.payload.data);
                         send_dead_letter(&mut outputs.dead_letter, &letter).await.map_err(pulsar_error)?;
                         consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                     }
