@@ -21,7 +21,7 @@ use pulsar::consumer::InitialPosition;
 use pulsar::producer::SendFuture;
 use pulsar::proto::MessageIdData;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -145,6 +145,8 @@ pub async fn run_windower(
     // to acknowledge when they land. Waiting for receipts here, not inline, lets the windower
     // go on reading while Pulsar persists what it published.
     let mut confirmations: FuturesUnordered<Confirmation> = FuturesUnordered::new();
+    // Ids whose windows are confirmed, acknowledged a few at a time (see `AckQueue`).
+    let mut acks = AckQueue::default();
     let mut events = Vec::new();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     loop {
@@ -153,16 +155,20 @@ pub async fn run_windower(
             () = cancel.cancelled() => break,
             Some((confirmed, ids)) = confirmations.next(), if !confirmations.is_empty() => {
                 confirmed.map_err(WindowerError::Pulsar)?;
-                for id in ids {
-                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
-                }
+                acks.confirmed(ids);
             }
             _ = idle_check.tick() => {
                 engine.flush_idle(now_ms(), &mut events);
+                for id in acks.take(AckQueue::PER_SECOND) {
+                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                }
             }
             message = consumer.next() => {
                 let Some(message) = message else { break };
                 let message = message.map_err(pulsar_error)?;
+                for id in acks.take(AckQueue::PER_MESSAGE) {
+                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                }
                 let id = message.message_id().clone();
                 match parse_sensor_payload(&message.payload.data, config.devices) {
                     Ok(SensorPayload::Reading(reading)) => {
@@ -200,7 +206,43 @@ pub async fn run_windower(
         )
         .await?;
     }
+    // Graceful stop: what is confirmed is acknowledged now, so a restart redelivers only
+    // readings whose windows were not published.
+    for id in acks.take(usize::MAX) {
+        consumer
+            .ack_with_id(&readings_topic, id)
+            .await
+            .map_err(pulsar_error)?;
+    }
     Ok(())
+}
+
+/// Reading ids whose windows Pulsar confirmed, acknowledged at a steady pace rather than all at
+/// once. Every device's window closes within the same second, so acknowledging 60 readings per
+/// window on confirmation would send Pulsar one acknowledgement per reading of the minute in
+/// that second, competing with the windows themselves; spread out, they cost the same but
+/// outside the burst. Acknowledging later is safe: until then a crash only redelivers readings
+/// whose windows are already stored, and the store ignores a window it already holds.
+#[derive(Debug, Default)]
+struct AckQueue {
+    ready: VecDeque<MessageIdData>,
+}
+
+impl AckQueue {
+    /// Acknowledged per message consumed: twice the arrival rate, so a minute's backlog
+    /// clears within half a minute while readings flow.
+    const PER_MESSAGE: usize = 2;
+    /// Acknowledged per second regardless, so the queue drains when readings stop.
+    const PER_SECOND: usize = 20_000;
+
+    fn confirmed(&mut self, ids: Vec<MessageIdData>) {
+        self.ready.extend(ids);
+    }
+
+    fn take(&mut self, at_most: usize) -> impl Iterator<Item = MessageIdData> + '_ {
+        let count = at_most.min(self.ready.len());
+        self.ready.drain(..count)
+    }
 }
 
 /// A publication's receipt, and the reading ids to acknowledge once it arrives.
@@ -265,4 +307,29 @@ async fn publish(
         }));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(entry: u64) -> MessageIdData {
+        MessageIdData {
+            ledger_id: 1,
+            entry_id: entry,
+            ..MessageIdData::default()
+        }
+    }
+
+    #[test]
+    fn the_ack_queue_hands_out_confirmed_ids_in_order_and_at_most_as_many_as_asked() {
+        let mut acks = AckQueue::default();
+        acks.confirmed((0..5).map(id).collect());
+        acks.confirmed(vec![id(9)]);
+        let first: Vec<u64> = acks.take(AckQueue::PER_MESSAGE).map(|id| id.entry_id).collect();
+        assert_eq!(first, vec![0, 1]);
+        let rest: Vec<u64> = acks.take(usize::MAX).map(|id| id.entry_id).collect();
+        assert_eq!(rest, vec![2, 3, 4, 9]);
+        assert_eq!(acks.take(AckQueue::PER_SECOND).count(), 0);
+    }
 }
