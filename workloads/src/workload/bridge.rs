@@ -7,6 +7,8 @@ use crate::observe::Readiness;
 use crate::services::MqttEndpoint;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use pulsar::producer::SendFuture;
@@ -133,6 +135,9 @@ pub async fn run_bridge(
         .await
         .map_err(|error| BridgeError::Mqtt(error.to_string()))?;
 
+    let (to_acknowledge, confirmed) = tokio::sync::mpsc::unbounded_channel();
+    let mut acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
+
     let mut ready = Some(ready);
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -149,25 +154,8 @@ pub async fn run_bridge(
                 backoff = Duration::from_millis(100);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let Some(receipt) = forward(&config, &mut producers, &stats, &publish).await? else {
-                    if let Err(error) = client.ack(&publish).await {
-                        tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
-                    }
-                    continue;
-                };
-                let client = client.clone();
-                tokio::spawn(async move {
-                    match receipt.await {
-                        Ok(_) => {
-                            if let Err(error) = client.ack(&publish).await {
-                                tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
-                            }
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "Pulsar did not confirm a send; the MQTT message stays unacknowledged")
-                        }
-                    }
-                });
+                let receipt = forward(&config, &mut producers, &stats, &publish).await?;
+                let _ = to_acknowledge.send((receipt, publish));
             }
             Ok(_) => {}
             Err(error) => {
@@ -181,8 +169,60 @@ pub async fn run_bridge(
             }
         }
     }
+    // Graceful stop: what Pulsar confirms now is acknowledged to the broker before leaving
+    // (the event loop must keep running to send the acknowledgements).
+    drop(to_acknowledge);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        loop {
+            tokio::select! {
+                _ = &mut acknowledger => break,
+                event = events.poll() => if event.is_err() { break },
+            }
+        }
+    });
+    let _ = drained.await;
     let _ = client.disconnect().await;
     Ok(())
+}
+
+/// How long a stopping bridge waits for Pulsar's outstanding receipts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Acknowledges each MQTT message once Pulsar confirmed its send (at once when there was
+/// nothing to send). One task for all of them: thousands of tasks each waiting for room in the
+/// client's request queue make every wake-up scan all the waiters.
+async fn acknowledge(
+    client: AsyncClient,
+    mut confirmed: tokio::sync::mpsc::UnboundedReceiver<(Option<SendFuture>, Publish)>,
+) {
+    let mut receipts = FuturesUnordered::new();
+    loop {
+        let (result, publish) = tokio::select! {
+            next = confirmed.recv() => match next {
+                Some((Some(receipt), publish)) => {
+                    receipts.push(async move { (receipt.await.map(drop), publish) });
+                    continue;
+                }
+                Some((None, publish)) => (Ok(()), publish),
+                None if receipts.is_empty() => return,
+                None => match receipts.next().await {
+                    Some(done) => done,
+                    None => return,
+                },
+            },
+            Some(done) = receipts.next(), if !receipts.is_empty() => done,
+        };
+        match result {
+            Ok(()) => {
+                if let Err(error) = client.ack(&publish).await {
+                    tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Pulsar did not confirm a send; the MQTT message stays unacknowledged")
+            }
+        }
+    }
 }
 
 /// Sends one MQTT message to its Pulsar topic; the returned future resolves when Pulsar
