@@ -113,6 +113,11 @@ impl ModelRegistry {
         })
     }
 
+    /// Which of `devices` have at least one recorded model.
+    pub async fn devices_with_models(&self, devices: &[DeviceId]) -> Result<Vec<DeviceId>, RegistryError> {
+        Ok(self.store.devices_with_models(devices).await?)
+    }
+
     /// The device's newest recorded model, loaded; `None` when it has none yet.
     pub async fn load_latest(
         &self,

@@ -89,6 +89,13 @@ async fn published_models_load_and_round_trip() {
         store.latest_model(DEVICE).await.expect("query"),
         Some(record.clone())
     );
+    assert_eq!(
+        store
+            .devices_with_models(&[DeviceId(99), DEVICE])
+            .await
+            .expect("query"),
+        vec![DEVICE]
+    );
     let downloaded = registry
         .objects()
         .download_model(&record.object_prefix)
@@ -226,6 +233,54 @@ async fn forecasting_swaps_models_and_keeps_the_last_good_one() {
         .await
         .expect("count");
     assert_eq!(rows, 3 * 60);
+    registry
+        .objects()
+        .delete_prefix(&format!("{experiment}/"))
+        .await
+        .expect("deletes");
+    store.drop_schema().await.expect("drops");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_windows_looks_up_its_devices_models_at_once() {
+    let (experiment, store, registry) = setup("batchcheck").await;
+    let other = DeviceId(2);
+    let origin = 1_765_152_000;
+    store_history(&store, origin).await;
+    let settings = ForecastSettings {
+        look_back: 60,
+        horizon: 60,
+        absent_recheck_ms: 3_600_000,
+    };
+    let cancel = CancellationToken::new();
+
+    // Neither device has a model: the batch check marks both absent until the recheck is due,
+    // so a model recorded afterwards is not looked up window by window.
+    let stats = std::sync::Arc::new(ForecastStats::default());
+    let mut forecasting = Forecasting::new(registry.clone(), settings, stats.clone());
+    forecasting.check_models([DEVICE, other, DEVICE]).await;
+    registry
+        .publish(DEVICE, ModelVersion::Initial, &quick_model(1, 60), 1)
+        .await
+        .expect("publishes");
+    forecasting
+        .after_window(&store, DEVICE, origin, &cancel)
+        .await
+        .expect("not cancelled");
+    assert_eq!((stats.skipped.get(), stats.forecasts.get()), (1, 0));
+
+    // Checked after the model exists: its device forecasts, the other is skipped.
+    let stats = std::sync::Arc::new(ForecastStats::default());
+    let mut forecasting = Forecasting::new(registry.clone(), settings, stats.clone());
+    forecasting.check_models([DEVICE, other]).await;
+    for device in [DEVICE, other] {
+        forecasting
+            .after_window(&store, device, origin, &cancel)
+            .await
+            .expect("not cancelled");
+    }
+    assert_eq!((stats.skipped.get(), stats.forecasts.get()), (1, 1));
+    assert_eq!(versions(&store).await, vec![(origin, "initial".to_owned())]);
     registry
         .objects()
         .delete_prefix(&format!("{experiment}/"))

@@ -66,6 +66,20 @@ impl Store {
         .await?)
     }
 
+    /// Which of `devices` have at least one recorded model: one query for a whole batch of
+    /// windows, instead of one per device that has none yet.
+    pub async fn devices_with_models(&self, devices: &[DeviceId]) -> Result<Vec<DeviceId>, StoreError> {
+        let ids: Vec<i32> = devices.iter().map(|device| device.0 as i32).collect();
+        let rows: Vec<(i32,)> = sqlx::query_as("SELECT DISTINCT device FROM models WHERE device = ANY($1)")
+            .bind(&ids)
+            .fetch_all(self.pool())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(device,)| DeviceId(device as u32))
+            .collect())
+    }
+
     /// The device's latest `limit` stored values before `before` (epoch seconds), oldest first.
     pub async fn values_before(
         &self,

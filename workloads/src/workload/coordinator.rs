@@ -305,6 +305,9 @@ pub async fn run_coordinator(
                     break; // cancelled: the windows stay unacknowledged and are redelivered
                 }
                 let stored_ms = now_ms();
+                if let Some(forecasting) = forecasting.as_mut() {
+                    forecasting.check_models(usable.iter().map(|(window, _)| window.window.device)).await;
+                }
                 for (window, _) in &usable {
                     stats.windows.inc();
                     record_window(&stats, window, stored_ms);

@@ -118,14 +118,50 @@ impl Forecasting {
     }
 
     /// The device's model: loaded on first use from the newest `models` row.
+    /// Whether `device`'s slot says nothing about its model as of `now`: never looked up, or
+    /// found absent longer ago than the recheck interval.
+    fn due_for_lookup(&self, device: DeviceId, now: i64) -> bool {
+        match self.models.get(&device) {
+            Some(Slot::Loaded(_)) => false,
+            Some(Slot::Absent { checked_ms }) => now - checked_ms >= self.settings.absent_recheck_ms,
+            None => true,
+        }
+    }
+
+    /// Looks up in one query which of `devices` (the devices of a batch of windows) have a
+    /// model, and marks the rest absent; the per-window lookups that follow then query only
+    /// for devices that do have one. Every device's window closes in the same second, so
+    /// without this a burst of windows cost one query each until models exist. A failed
+    /// lookup changes nothing: each device is then looked up on its own.
+    pub async fn check_models(&mut self, devices: impl IntoIterator<Item = DeviceId>) {
+        let now = now_ms();
+        let mut due: Vec<DeviceId> = devices
+            .into_iter()
+            .filter(|device| self.due_for_lookup(*device, now))
+            .collect();
+        due.sort_unstable();
+        due.dedup();
+        if due.is_empty() {
+            return;
+        }
+        match self.registry.devices_with_models(&due).await {
+            Ok(with_models) => {
+                let with_models: std::collections::HashSet<DeviceId> = with_models.into_iter().collect();
+                for device in due.into_iter().filter(|device| !with_models.contains(device)) {
+                    self.models.insert(device, Slot::Absent { checked_ms: now });
+                }
+            }
+            Err(error) => tracing::warn!(%error, "looking up which devices have models failed"),
+        }
+    }
+
     async fn model(&mut self, device: DeviceId) -> Option<Arc<LoadedModel>> {
         let now = now_ms();
-        match self.models.get(&device) {
-            Some(Slot::Loaded(model)) => return Some(model.clone()),
-            Some(Slot::Absent { checked_ms }) if now - checked_ms < self.settings.absent_recheck_ms => {
-                return None;
-            }
-            _ => {}
+        if let Some(Slot::Loaded(model)) = self.models.get(&device) {
+            return Some(model.clone());
+        }
+        if !self.due_for_lookup(device, now) {
+            return None;
         }
         let slot = match self.registry.load_latest(device, self.settings.look_back).await {
             Ok(Some(model)) => {
