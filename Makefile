@@ -49,6 +49,10 @@ bench-model: ## Criterion benchmarks of the model only (training the original re
 bench-pipeline: test-env release ## The pipeline at real time with 100..5000 devices (minutes; needs the test env)
 	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,3000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}
 
+.PHONY: bench-pipeline-processes
+bench-pipeline-processes: test-env release ## The same with one process per workload, for CPU and memory per component
+	$(WATTCAST) bench-pipeline --processes --devices $${DEVICES:-5000} --duration $${DURATION:-3m} --out $${OUT:-/tmp/wattcast-bench-pipeline-processes.json}
+
 .PHONY: crd
 crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) from the Rust types
 	$(CARGO) run -q -p wattcast-operator --bin crdgen > crds/pipelineexperiment.yaml

@@ -93,21 +93,10 @@ pub struct LocalSummary {
     pub usage: Option<crate::process_usage::ProcessUsage>,
 }
 
-/// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace
-/// and PostgreSQL schema are recreated first, so each run starts clean.
-pub async fn run_local(
-    experiment: &PipelineExperiment,
-    options: LocalOptions,
-) -> anyhow::Result<LocalSummary> {
-    let started = Instant::now();
-    // What this run costs, apart from earlier runs of the same process.
-    crate::process_usage::reset_peak();
-    let usage_at_start = crate::process_usage::current();
-    let spec = &experiment.spec;
+/// Gives `experiment` a fresh start: its Pulsar namespace and topics recreated, its schema
+/// dropped and migrated, and the run recorded. Returns a store on the schema.
+pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Services) -> anyhow::Result<Store> {
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
-    let generate = experiment::generate_options(spec)?;
-    let services = &options.services;
-
     let admin = PulsarAdmin::new(&services.pulsar_admin_url);
     admin
         .delete_experiment(&names)
@@ -123,9 +112,28 @@ pub async fn run_local(
     store.drop_schema().await.context("resetting the schema")?;
     store.migrate().await?;
     store
-        .record_run(names.experiment(), spec, crate::workload::now_ms())
+        .record_run(names.experiment(), &experiment.spec, crate::workload::now_ms())
         .await
         .context("recording the run")?;
+    Ok(store)
+}
+
+/// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace
+/// and PostgreSQL schema are recreated first, so each run starts clean.
+pub async fn run_local(
+    experiment: &PipelineExperiment,
+    options: LocalOptions,
+) -> anyhow::Result<LocalSummary> {
+    let started = Instant::now();
+    // What this run costs, apart from earlier runs of the same process.
+    crate::process_usage::reset_peak();
+    let usage_at_start = crate::process_usage::current();
+    let spec = &experiment.spec;
+    let names = ExperimentNames::new(experiment::name(experiment)?)?;
+    let generate = experiment::generate_options(spec)?;
+    let services = &options.services;
+
+    let store = reset_experiment(experiment, services).await?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
     objects
         .ensure_bucket()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use wattcast::local::{LocalOptions, LocalSummary, run_local};
 use wattcast::services::{Services, find_test_env_file};
 use wattcast::store::Store;
-use wattcast::store::summary::WindowLatencySplit;
+use wattcast::store::summary::{Percentiles, WindowLatencySplit};
 use wattcast::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
 
@@ -29,6 +29,18 @@ pub struct BenchArgs {
     /// Stop at the first device count that misses the targets.
     #[arg(long)]
     stop_at_first_miss: bool,
+    /// Run the sensor, bridge, windower and coordinator as separate processes (as in the
+    /// cluster) and report each one's CPU and peak memory, instead of `wattcast local`.
+    #[arg(long)]
+    processes: bool,
+}
+
+/// One run's result with a process per workload.
+#[derive(Debug, Serialize)]
+struct ProcessesRow {
+    devices: u32,
+    meets_targets: bool,
+    run: super::bench_processes::ProcessesRun,
 }
 
 /// One run's result.
@@ -89,6 +101,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         .and_then(|dir| find_test_env_file(&dir));
     let services = Services::load(env_file.as_deref())?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    if args.processes {
+        return run_with_processes(&args, &services, &runtime);
+    }
     let mut rows = Vec::new();
     for devices in args.devices {
         let experiment = experiment(devices, &args.duration)?;
@@ -105,10 +120,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             },
         ))?;
         let cpu_cores = (cpu_seconds() - cpu_before) / summary.duration_s.max(1e-9);
-        let meets_targets = summary.coverage.is_some_and(|coverage| coverage >= 0.999)
-            && summary
-                .window_latency_ms
-                .is_some_and(|latency| latency.p99 <= 2000.0);
+        let meets_targets = meets_targets(summary.coverage, summary.window_latency_ms);
         let window_latency_split = runtime
             .block_on(async {
                 let schema = ExperimentNames::new(&format!("bench-{devices}"))?.postgres_schema();
@@ -123,11 +135,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
             window_latency_split,
             cpu_cores,
             peak_rss_mib: peak_rss_mib(),
-        };
-        let show = |latency: Option<wattcast::store::summary::Percentiles>| {
-            latency.map_or("-".to_owned(), |l| {
-                format!("{:.0}/{:.0}/{:.0}", l.p50, l.p95, l.p99)
-            })
         };
         eprintln!(
             "devices {devices:>6}: coverage {:.4}, window latency p50/p95/p99 {} ms (ingest {} ms, store {} ms; \
@@ -151,10 +158,73 @@ pub fn run(args: BenchArgs) -> Result<()> {
             break;
         }
     }
-    let json = serde_json::to_string_pretty(&rows)?;
+    write_rows(&rows, args.out.as_deref())
+}
+
+/// Prints the rows as JSON, and writes them to `out` when given.
+fn write_rows<T: Serialize>(rows: &[T], out: Option<&std::path::Path>) -> Result<()> {
+    let json = serde_json::to_string_pretty(rows)?;
     println!("{json}");
-    if let Some(path) = args.out {
-        std::fs::write(&path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
+    if let Some(path) = out {
+        std::fs::write(path, json + "\n").with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+/// Whether a run meets the targets: coverage ≥ 99.9 % and p99 window latency ≤ 2 s.
+fn meets_targets(coverage: Option<f64>, window_latency: Option<Percentiles>) -> bool {
+    coverage.is_some_and(|coverage| coverage >= 0.999)
+        && window_latency.is_some_and(|latency| latency.p99 <= 2000.0)
+}
+
+fn show(latency: Option<Percentiles>) -> String {
+    latency.map_or("-".to_owned(), |l| {
+        format!("{:.0}/{:.0}/{:.0}", l.p50, l.p95, l.p99)
+    })
+}
+
+/// `--processes`: each device count with one process per workload.
+fn run_with_processes(
+    args: &BenchArgs,
+    services: &Services,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<()> {
+    let mut rows = Vec::new();
+    for &devices in &args.devices {
+        let experiment = experiment(devices, &args.duration)?;
+        let run = runtime.block_on(super::bench_processes::run_processes(&experiment, services))?;
+        let meets_targets = meets_targets(run.summary.coverage, run.summary.window_latency_ms);
+        let components: Vec<String> = run
+            .components
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} {:.2} cores {:.0} MiB",
+                    c.component, c.cpu_cores, c.peak_rss_mib
+                )
+            })
+            .collect();
+        eprintln!(
+            "devices {devices:>6} (processes): coverage {:.4}, window latency p50/p95/p99 {} ms (ingest {} ms, store {} ms); {} -> {}",
+            run.summary.coverage.unwrap_or(0.0),
+            show(run.summary.window_latency_ms),
+            show(run.window_latency_split.ingest_ms),
+            show(run.window_latency_split.store_ms),
+            components.join(", "),
+            if meets_targets {
+                "meets the targets"
+            } else {
+                "misses the targets"
+            }
+        );
+        rows.push(ProcessesRow {
+            devices,
+            meets_targets,
+            run,
+        });
+        if args.stop_at_first_miss && !meets_targets {
+            break;
+        }
+    }
+    write_rows(&rows, args.out.as_deref())
 }

@@ -1,6 +1,7 @@
 //! Command-line parsing, logging set-up and error reporting for the `wattcast` binary.
 
 mod bench;
+mod bench_processes;
 mod dataset;
 mod local;
 mod model;

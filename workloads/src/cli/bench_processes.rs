@@ -1,0 +1,304 @@
+//! `bench-pipeline --processes`: the sensor, bridge, windower and coordinator as separate
+//! `wattcast` processes, as they run in the cluster, so each one's CPU and peak memory is
+//! measured on its own.
+
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use wattcast::local::reset_experiment;
+use wattcast::services::Services;
+use wattcast::store::Store;
+use wattcast::store::summary::{StoreSummary, WindowLatencySplit};
+use wattcast_crds::PipelineExperiment;
+
+/// One workload process's cost over a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ComponentUsage {
+    /// `sensor`, `bridge`, `windower` or `coordinator`.
+    pub component: &'static str,
+    /// CPU seconds (user + system) per second of run.
+    pub cpu_cores: f64,
+    /// Peak resident memory, MiB.
+    pub peak_rss_mib: f64,
+}
+
+/// What a run with one process per workload measured.
+#[derive(Debug, Serialize)]
+pub struct ProcessesRun {
+    /// Readings the sensor reported sending.
+    pub readings_sent: i64,
+    /// The store's account of the run.
+    pub summary: StoreSummary,
+    /// The window latency in its two halves.
+    pub window_latency_split: WindowLatencySplit,
+    /// From the sensor's start until every reading was stored, seconds.
+    pub duration_s: f64,
+    /// Each workload process.
+    pub components: Vec<ComponentUsage>,
+}
+
+/// The consuming workloads, started before the sensor, and the port of each one's `/readyz`.
+const CONSUMERS: [(&str, u16); 3] = [("bridge", 19_191), ("windower", 19_192), ("coordinator", 19_193)];
+/// The sensor's metrics port.
+const SENSOR_PORT: u16 = 19_190;
+
+/// A started workload process and what has been seen of its usage.
+struct Workload {
+    component: &'static str,
+    child: Child,
+    usage: ProcessUsage,
+}
+
+/// CPU seconds and peak memory of a process, from /proc.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessUsage {
+    /// User + system CPU seconds.
+    pub cpu_seconds: f64,
+    /// Peak resident memory (VmHWM), MiB.
+    pub peak_rss_mib: f64,
+}
+
+impl ProcessUsage {
+    /// The usage of process `pid` now; `None` once it has exited.
+    pub fn of(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        Self::parse(&stat, &status)
+    }
+
+    /// Reads `/proc/PID/stat` (utime and stime, in USER_HZ ticks) and `/proc/PID/status`.
+    fn parse(stat: &str, status: &str) -> Option<Self> {
+        let ticks_per_second = 100.0; // USER_HZ on Linux
+        // Fields after the command name, which may itself hold spaces and parentheses.
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let utime: f64 = fields.get(11)?.parse().ok()?;
+        let stime: f64 = fields.get(12)?.parse().ok()?;
+        let peak_kib: f64 = status
+            .lines()
+            .find(|line| line.starts_with("VmHWM:"))?
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()?;
+        Some(Self {
+            cpu_seconds: (utime + stime) / ticks_per_second,
+            peak_rss_mib: peak_kib / 1024.0,
+        })
+    }
+}
+
+impl Workload {
+    /// Starts `wattcast COMPONENT --experiment FILE`, logging to `LOG_DIR/COMPONENT.log`.
+    fn start(component: &'static str, port: u16, experiment_file: &Path, log_dir: &Path) -> Result<Self> {
+        let log_path = log_dir.join(format!("{component}.log"));
+        let log =
+            std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
+        let child = Command::new(std::env::current_exe().context("finding this executable")?)
+            .arg(component)
+            .arg("--experiment")
+            .arg(experiment_file)
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting the {component}"))?;
+        Ok(Self {
+            component,
+            child,
+            usage: ProcessUsage::default(),
+        })
+    }
+
+    /// Records the latest usage while the process lives; its exit status once it has exited.
+    fn observe(&mut self) -> Result<Option<std::process::ExitStatus>> {
+        if let Some(usage) = ProcessUsage::of(self.child.id()) {
+            self.usage = usage;
+        }
+        Ok(self.child.try_wait()?)
+    }
+
+    /// Asks the process to stop (SIGTERM, as Kubernetes does) and waits up to ten seconds.
+    fn stop(&mut self) -> Result<()> {
+        self.observe()?;
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                bail!("the {} did not stop within 10 s of SIGTERM", self.component);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+}
+
+/// Stops every workload when dropped, so a failed run leaves no process behind.
+struct Workloads(Vec<Workload>);
+
+impl Drop for Workloads {
+    fn drop(&mut self) {
+        for workload in &mut self.0 {
+            if matches!(workload.child.try_wait(), Ok(None)) {
+                let _ = workload.child.kill();
+                let _ = workload.child.wait();
+            }
+        }
+    }
+}
+
+/// Runs `experiment` with one process per workload; returns what the store and /proc say.
+pub async fn run_processes(experiment: &PipelineExperiment, services: &Services) -> Result<ProcessesRun> {
+    let store = reset_experiment(experiment, services).await?;
+    let name = wattcast::experiment::name(experiment)?;
+    let dir = std::env::temp_dir().join(format!("wattcast-bench-{name}"));
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let experiment_file: PathBuf = dir.join("experiment.yaml");
+    std::fs::write(&experiment_file, serde_yaml::to_string(experiment)?)
+        .with_context(|| format!("writing {}", experiment_file.display()))?;
+
+    let mut workloads = Workloads(Vec::new());
+    for (component, port) in CONSUMERS {
+        workloads
+            .0
+            .push(Workload::start(component, port, &experiment_file, &dir)?);
+    }
+    let http = reqwest::Client::new();
+    for (component, port) in CONSUMERS {
+        wait_until_ready(&http, component, port, &mut workloads, &dir).await?;
+    }
+
+    let started = Instant::now();
+    let mut sensor = Workload::start("sensor", SENSOR_PORT, &experiment_file, &dir)?;
+    let sensor_status = loop {
+        if let Some(status) = sensor.observe()? {
+            break status;
+        }
+        observe_all(&mut workloads, &dir)?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if !sensor_status.success() {
+        bail!(
+            "the sensor failed ({sensor_status}); see {}",
+            dir.join("sensor.log").display()
+        );
+    }
+    let readings_sent = store.sensor_totals().await?.readings_sent;
+    drain(&store, readings_sent, &mut workloads, &dir).await?;
+    let duration_s = started.elapsed().as_secs_f64();
+
+    let mut components = vec![usage_of(&sensor, duration_s)];
+    for workload in &mut workloads.0 {
+        workload.stop()?;
+        components.push(usage_of(workload, duration_s));
+    }
+    Ok(ProcessesRun {
+        readings_sent,
+        summary: store.summary().await?,
+        window_latency_split: store.window_latency_split().await?,
+        duration_s,
+        components,
+    })
+}
+
+fn usage_of(workload: &Workload, duration_s: f64) -> ComponentUsage {
+    ComponentUsage {
+        component: workload.component,
+        cpu_cores: workload.usage.cpu_seconds / duration_s.max(1e-9),
+        peak_rss_mib: workload.usage.peak_rss_mib,
+    }
+}
+
+/// Samples every consuming workload; fails if one has exited.
+fn observe_all(workloads: &mut Workloads, dir: &Path) -> Result<()> {
+    for workload in &mut workloads.0 {
+        if let Some(status) = workload.observe()? {
+            bail!(
+                "the {} exited ({status}); see {}",
+                workload.component,
+                dir.join(format!("{}.log", workload.component)).display()
+            );
+        }
+    }
+    Ok(())
+}
+
+async fn wait_until_ready(
+    http: &reqwest::Client,
+    component: &str,
+    port: u16,
+    workloads: &mut Workloads,
+    dir: &Path,
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = http
+            .get(format!("http://127.0.0.1:{port}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|response| response.status().is_success());
+        if ready {
+            return Ok(());
+        }
+        observe_all(workloads, dir)?;
+        if Instant::now() > deadline {
+            bail!(
+                "the {component} was not ready within 60 s (port {port} in use?); see {}",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Waits until every reading sent is stored (or stored as late), for at most five minutes.
+async fn drain(store: &Store, readings_sent: i64, workloads: &mut Workloads, dir: &Path) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let arrived = store.arrived().await?;
+        if arrived >= readings_sent {
+            return Ok(());
+        }
+        observe_all(workloads, dir)?;
+        if Instant::now() > deadline {
+            bail!(
+                "not drained after 300 s: {arrived} of {readings_sent} readings stored; see {}",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usage_comes_from_utime_stime_and_the_peak_resident_set() {
+        // A command name with a space and a parenthesis, as /proc allows.
+        let stat = "42 (wattcast (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0";
+        let status = "Name:\twattcast\nVmPeak:\t 900000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t 1000 kB\n";
+        assert_eq!(
+            ProcessUsage::parse(stat, status),
+            Some(ProcessUsage {
+                cpu_seconds: 3.0,
+                peak_rss_mib: 200.0
+            })
+        );
+        assert_eq!(ProcessUsage::parse("garbage", status), None);
+    }
+
+    #[test]
+    fn this_process_has_a_usage() {
+        let usage = ProcessUsage::of(std::process::id()).expect("our own /proc entry");
+        assert!(usage.peak_rss_mib > 0.0, "{usage:?}");
+    }
+}
