@@ -1,5 +1,6 @@
 //! The LSTM → Dropout → Dense network as candle variables, trained with candle's autograd.
 
+use super::activations::{sigmoid_op, tanh_op};
 use super::weights::LstmWeights;
 use candle_core::{D, DType, Device, Tensor, Var};
 use rand::Rng;
@@ -85,16 +86,16 @@ impl LstmNetwork {
         for step in 0..steps {
             let reading = readings.narrow(1, step, 1)?.squeeze(1)?;
             let gates = Tensor::cat(&[&state, &reading], 1)?.matmul(self.kernel.as_tensor())?;
-            let sigmoids = candle_nn::ops::sigmoid(&gates)?;
+            let sigmoids = sigmoid_op(&gates)?;
             let input_gate = sigmoids.narrow(D::Minus1, 0, h)?;
             let output_gate = sigmoids.narrow(D::Minus1, h, h)?;
             let forget_gate = sigmoids.narrow(D::Minus1, 2 * h, h)?;
-            let candidate = gates.narrow(D::Minus1, 3 * h, h)?.tanh()?;
+            let candidate = tanh_op(&gates.narrow(D::Minus1, 3 * h, h)?)?;
             let next_cell = match &cell {
                 Some(cell) => ((forget_gate * cell)? + (input_gate * candidate)?)?,
                 None => (input_gate * candidate)?,
             };
-            state = (output_gate * next_cell.tanh()?)?;
+            state = (output_gate * tanh_op(&next_cell)?)?;
             cell = Some(next_cell);
         }
         if steps == 0 {
