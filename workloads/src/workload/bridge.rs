@@ -2,7 +2,7 @@
 //! the broker only after Pulsar confirmed the send; readings go to `readings`, batches to
 //! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
 
-use super::{now_ms, producer, pulsar_client, retry};
+use super::{compressed_producer, now_ms, producer, pulsar_client, retry};
 use crate::observe::Readiness;
 use crate::services::MqttEndpoint;
 use crate::topics::ExperimentNames;
@@ -113,7 +113,9 @@ pub async fn run_bridge(
     };
     let mut producers = Producers {
         readings: open_producer("readings").await?,
-        windows: open_producer("windows").await?,
+        windows: compressed_producer(&pulsar, config.names.pulsar_topic("windows"))
+            .await
+            .map_err(|error| BridgeError::Pulsar(error.to_string()))?,
         dead_letter: open_producer("dead-letter").await?,
     };
 

@@ -7,7 +7,7 @@
 //! make a window stored twice change nothing. A Key_Shared subscription lets replicas split
 //! the devices, so each device's readings stay in order on one replica.
 
-use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
+use super::{compressed_producer, now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
 use crate::topics::ExperimentNames;
@@ -132,7 +132,9 @@ pub async fn run_windower(
         async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
     };
     let mut outputs = Outputs {
-        windows: open_producer("windows").await?,
+        windows: compressed_producer(&pulsar, config.names.pulsar_topic("windows"))
+            .await
+            .map_err(pulsar_error)?,
         late: open_producer("late").await?,
         dead_letter: open_producer("dead-letter").await?,
     };
