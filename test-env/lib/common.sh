@@ -33,6 +33,17 @@ log() { printf '[test-env] %s\n' "$*" >&2; }
 die() { printf '[test-env] error: %s\n' "$*" >&2; exit 1; }
 
 # Seconds since the script started, for the timing lines in docs/testing.md.
+# Pulsar's embedded bookie turns read-only at 98 % disk use (standalone.conf), and then every
+# topic creation fails with "Not enough non-faulty bookies"; say so before a test does.
+warn_if_disk_nearly_full() {
+  local used
+  used=$(df --output=pcent "${RUN_DIR:-$CACHE_DIR}" 2>/dev/null | tail -n1 | tr -dc '0-9')
+  if [[ -n $used && $used -ge 95 ]]; then
+    log "warning: the disk is ${used}% full; Pulsar's bookie stops accepting writes at 98%."
+    log "warning: free space (e.g. old test binaries under \$CARGO_TARGET_DIR/debug/deps) before running tests."
+  fi
+}
+
 elapsed() { echo $(( $(date +%s) - ${TEST_ENV_STARTED:-$(date +%s)} )); }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: retries COMMAND every second.
