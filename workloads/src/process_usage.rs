@@ -87,9 +87,25 @@ impl ProcessUsage {
 
 /// This process's usage (None where /proc is not available).
 pub fn current() -> Option<ProcessUsage> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    read("self")
+}
+
+/// The usage of process `pid` (None once it has exited, or where /proc is not available).
+pub fn of(pid: u32) -> Option<ProcessUsage> {
+    read(&pid.to_string())
+}
+
+fn read(process: &str) -> Option<ProcessUsage> {
+    let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
+    let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     parse(&stat, &status)
+}
+
+impl ProcessUsage {
+    /// Peak resident memory in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    }
 }
 
 #[cfg(test)]
@@ -121,6 +137,8 @@ mod tests {
     fn this_process_has_used_something_and_its_metrics_say_so() {
         let usage = current().expect("/proc is there on Linux");
         assert!(usage.peak_rss_bytes > 0);
+        let by_pid = of(std::process::id()).expect("our own /proc entry");
+        assert!(by_pid.peak_rss_mib() > 0.0, "{by_pid:?}");
         let mut registry = prometheus_client::registry::Registry::default();
         registry.register_collector(Box::new(ProcessCollector));
         let mut text = String::new();

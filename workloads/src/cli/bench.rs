@@ -69,32 +69,6 @@ fn experiment(devices: u32, duration: &str) -> Result<PipelineExperiment> {
     serde_yaml::from_str(&yaml).context("building the benchmark experiment")
 }
 
-/// CPU seconds (user + system) this process has used, from /proc/self/stat.
-fn cpu_seconds() -> f64 {
-    let ticks_per_second = 100.0; // USER_HZ on Linux
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|stat| {
-            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-            Some(
-                (fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?)
-                    / ticks_per_second,
-            )
-        })
-        .unwrap_or(0.0)
-}
-
-/// Peak resident memory (VmHWM) of this process in MiB.
-fn peak_rss_mib() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            let line = status.lines().find(|line| line.starts_with("VmHWM:"))?;
-            line.split_whitespace().nth(1)?.parse::<f64>().ok()
-        })
-        .map_or(0.0, |kib| kib / 1024.0)
-}
-
 pub fn run(args: BenchArgs) -> Result<()> {
     let env_file = std::env::current_dir()
         .ok()
@@ -107,7 +81,6 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for devices in args.devices {
         let experiment = experiment(devices, &args.duration)?;
-        let cpu_before = cpu_seconds();
         let summary = runtime.block_on(run_local(
             &experiment,
             LocalOptions {
@@ -119,7 +92,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 initial_models: false,
             },
         ))?;
-        let cpu_cores = (cpu_seconds() - cpu_before) / summary.duration_s.max(1e-9);
+        // run_local measures its own run: CPU since it started, peak memory since then.
+        let cpu_cores = summary.usage.map_or(0.0, |u| u.cpu_seconds) / summary.duration_s.max(1e-9);
+        let peak_rss_mib = summary.usage.map_or(0.0, |u| u.peak_rss_mib());
         let meets_targets = meets_targets(summary.coverage, summary.window_latency_ms);
         let window_latency_split = runtime
             .block_on(async {
@@ -134,7 +109,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
             summary,
             window_latency_split,
             cpu_cores,
-            peak_rss_mib: peak_rss_mib(),
+            peak_rss_mib,
         };
         eprintln!(
             "devices {devices:>6}: coverage {:.4}, window latency p50/p95/p99 {} ms (ingest {} ms, store {} ms; \

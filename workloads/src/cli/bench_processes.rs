@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wattcast::local::reset_experiment;
+use wattcast::process_usage::{self, ProcessUsage};
 use wattcast::services::Services;
 use wattcast::store::Store;
 use wattcast::store::summary::{StoreSummary, WindowLatencySplit};
@@ -48,45 +49,8 @@ const SENSOR_PORT: u16 = 19_190;
 struct Workload {
     component: &'static str,
     child: Child,
-    usage: ProcessUsage,
-}
-
-/// CPU seconds and peak memory of a process, from /proc.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct ProcessUsage {
-    /// User + system CPU seconds.
-    pub cpu_seconds: f64,
-    /// Peak resident memory (VmHWM), MiB.
-    pub peak_rss_mib: f64,
-}
-
-impl ProcessUsage {
-    /// The usage of process `pid` now; `None` once it has exited.
-    pub fn of(pid: u32) -> Option<Self> {
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-        Self::parse(&stat, &status)
-    }
-
-    /// Reads `/proc/PID/stat` (utime and stime, in USER_HZ ticks) and `/proc/PID/status`.
-    fn parse(stat: &str, status: &str) -> Option<Self> {
-        let ticks_per_second = 100.0; // USER_HZ on Linux
-        // Fields after the command name, which may itself hold spaces and parentheses.
-        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-        let utime: f64 = fields.get(11)?.parse().ok()?;
-        let stime: f64 = fields.get(12)?.parse().ok()?;
-        let peak_kib: f64 = status
-            .lines()
-            .find(|line| line.starts_with("VmHWM:"))?
-            .split_whitespace()
-            .nth(1)?
-            .parse()
-            .ok()?;
-        Some(Self {
-            cpu_seconds: (utime + stime) / ticks_per_second,
-            peak_rss_mib: peak_kib / 1024.0,
-        })
-    }
+    /// The latest reading of its /proc entry.
+    usage: Option<ProcessUsage>,
 }
 
 impl Workload {
@@ -109,14 +73,14 @@ impl Workload {
         Ok(Self {
             component,
             child,
-            usage: ProcessUsage::default(),
+            usage: None,
         })
     }
 
     /// Records the latest usage while the process lives; its exit status once it has exited.
     fn observe(&mut self) -> Result<Option<std::process::ExitStatus>> {
-        if let Some(usage) = ProcessUsage::of(self.child.id()) {
-            self.usage = usage;
+        if let Some(usage) = process_usage::of(self.child.id()) {
+            self.usage = Some(usage);
         }
         Ok(self.child.try_wait()?)
     }
@@ -209,10 +173,11 @@ pub async fn run_processes(experiment: &PipelineExperiment, services: &Services)
 }
 
 fn usage_of(workload: &Workload, duration_s: f64) -> ComponentUsage {
+    let usage = workload.usage;
     ComponentUsage {
         component: workload.component,
-        cpu_cores: workload.usage.cpu_seconds / duration_s.max(1e-9),
-        peak_rss_mib: workload.usage.peak_rss_mib,
+        cpu_cores: usage.map_or(0.0, |u| u.cpu_seconds) / duration_s.max(1e-9),
+        peak_rss_mib: usage.map_or(0.0, |u| u.peak_rss_mib()),
     }
 }
 
@@ -274,31 +239,5 @@ async fn drain(store: &Store, readings_sent: i64, workloads: &mut Workloads, dir
             );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usage_comes_from_utime_stime_and_the_peak_resident_set() {
-        // A command name with a space and a parenthesis, as /proc allows.
-        let stat = "42 (wattcast (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 8 0";
-        let status = "Name:\twattcast\nVmPeak:\t 900000 kB\nVmHWM:\t  204800 kB\nVmRSS:\t 1000 kB\n";
-        assert_eq!(
-            ProcessUsage::parse(stat, status),
-            Some(ProcessUsage {
-                cpu_seconds: 3.0,
-                peak_rss_mib: 200.0
-            })
-        );
-        assert_eq!(ProcessUsage::parse("garbage", status), None);
-    }
-
-    #[test]
-    fn this_process_has_a_usage() {
-        let usage = ProcessUsage::of(std::process::id()).expect("our own /proc entry");
-        assert!(usage.peak_rss_mib > 0.0, "{usage:?}");
     }
 }
