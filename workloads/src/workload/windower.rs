@@ -161,14 +161,14 @@ pub async fn run_windower(
             }
             _ = idle_check.tick() => {
                 engine.flush_idle(now_ms(), &mut events);
-                for id in acks.take(AckQueue::PER_SECOND) {
+                for id in acks.on_tick() {
                     consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                 }
             }
             message = consumer.next() => {
                 let Some(message) = message else { break };
                 let message = message.map_err(pulsar_error)?;
-                for id in acks.take(AckQueue::PER_MESSAGE) {
+                for id in acks.on_message() {
                     consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                 }
                 let id = message.message_id().clone();
@@ -228,17 +228,34 @@ pub async fn run_windower(
 #[derive(Debug, Default)]
 struct AckQueue {
     ready: VecDeque<MessageIdData>,
+    /// Whether a message was consumed since the last tick.
+    consumed_since_tick: bool,
 }
 
 impl AckQueue {
     /// Acknowledged per message consumed: twice the arrival rate, so a minute's backlog
     /// clears within half a minute while readings flow.
     const PER_MESSAGE: usize = 2;
-    /// Acknowledged per second regardless, so the queue drains when readings stop.
-    const PER_SECOND: usize = 20_000;
+    /// Acknowledged per second without readings, so the queue drains when readings stop.
+    /// Only then: pulsar-rs sends acknowledgements ahead of any publication on the connection,
+    /// so a bulk of them in the second windows close would hold the windows back.
+    const PER_IDLE_SECOND: usize = 20_000;
 
     fn confirmed(&mut self, ids: Vec<MessageIdData>) {
         self.ready.extend(ids);
+    }
+
+    /// The ids to acknowledge as a message is consumed.
+    fn on_message(&mut self) -> impl Iterator<Item = MessageIdData> + '_ {
+        self.consumed_since_tick = true;
+        self.take(Self::PER_MESSAGE)
+    }
+
+    /// The ids to acknowledge on the once-a-second tick: a bulk if no message arrived since
+    /// the previous tick, none otherwise.
+    fn on_tick(&mut self) -> impl Iterator<Item = MessageIdData> + '_ {
+        let idle = !std::mem::take(&mut self.consumed_since_tick);
+        self.take(if idle { Self::PER_IDLE_SECOND } else { 0 })
     }
 
     fn take(&mut self, at_most: usize) -> impl Iterator<Item = MessageIdData> + '_ {
@@ -332,6 +349,18 @@ mod tests {
         assert_eq!(first, vec![0, 1]);
         let rest: Vec<u64> = acks.take(usize::MAX).map(|id| id.entry_id).collect();
         assert_eq!(rest, vec![2, 3, 4, 9]);
-        assert_eq!(acks.take(AckQueue::PER_SECOND).count(), 0);
+        assert_eq!(acks.take(AckQueue::PER_IDLE_SECOND).count(), 0);
+    }
+
+    #[test]
+    fn the_ack_queue_drains_in_bulk_only_on_a_tick_without_messages() {
+        let mut acks = AckQueue::default();
+        acks.confirmed((0..100).map(id).collect());
+        // A message arrived in this second: the tick leaves the queue to the messages.
+        assert_eq!(acks.on_message().count(), AckQueue::PER_MESSAGE);
+        assert_eq!(acks.on_tick().count(), 0);
+        // No message since that tick: the next one drains the queue.
+        assert_eq!(acks.on_tick().count(), 100 - AckQueue::PER_MESSAGE);
+        assert_eq!(acks.on_tick().count(), 0);
     }
 }
