@@ -1,9 +1,8 @@
 //! `wattcast coordinator`: consumes `windows` and `late`; per window it fills missing seconds,
 //! stores the window and its readings idempotently (the windows that have arrived together in
-//! one batch of transactions, retried while PostgreSQL is away, so nothing is lost; the next
-//! batch is received and stored while one is still in PostgreSQL), forecasts the next seconds
-//! with the device's model, and asks for a retrain every `retrain_every` of event time;
-//! announced models are swapped in between windows, so none is dropped.
+//! one transaction, retried while PostgreSQL is away, so nothing is lost), forecasts the next seconds with the device's model, and asks for a
+//! retrain every `retrain_every` of event time; announced models are swapped in between
+//! windows, so none is dropped.
 
 use super::forecasting::Forecasting;
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
@@ -13,17 +12,13 @@ use crate::reading::DeviceId;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
-use futures::stream::FuturesOrdered;
 use futures::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
-use pulsar::consumer::Message;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
 use std::collections::HashMap;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -182,47 +177,6 @@ async fn store_in_parts(
     Ok(())
 }
 
-/// Batches stored at once: while one is in PostgreSQL the next is received, parsed and sent,
-/// so the database does not wait for the coordinator between batches. Two batches of
-/// [`STORE_PARTS`] transactions fit the coordinator's pool of eight connections.
-const BATCHES_IN_FLIGHT: usize = 2;
-
-/// Windows taken from the subscription together: their messages (acknowledged once the batch
-/// is finished) and the usable windows with their filled seconds.
-struct Batch {
-    messages: Vec<Message<Vec<u8>>>,
-    windows: Arc<Vec<(WindowMessage, Vec<FilledPoint>)>>,
-}
-
-/// A batch whose store is under way; `None` when cancelled before it was stored.
-type StoringBatch = Pin<Box<dyn Future<Output = (Batch, Option<()>)> + Send>>;
-
-/// Stores a batch's windows, retrying while PostgreSQL is away; `None` if cancelled first.
-/// Two batches may be stored at once even if they hold windows of the same device: different
-/// windows write different rows, and forecasting waits for its batch, which comes after.
-async fn store_batch(
-    store: Store,
-    windows: Arc<Vec<(WindowMessage, Vec<FilledPoint>)>>,
-    stats: Arc<CoordinatorStats>,
-    cancel: CancellationToken,
-) -> Option<()> {
-    let items: Vec<(&WindowMessage, &[FilledPoint])> = windows
-        .iter()
-        .map(|(window, filled)| (window, filled.as_slice()))
-        .collect();
-    retry("storing windows", &cancel, || {
-        let result = store_in_parts(&store, &items, now_ms());
-        async {
-            let result = result.await;
-            if result.is_err() {
-                stats.store_retries.inc();
-            }
-            result
-        }
-    })
-    .await
-}
-
 /// A window message and its filled seconds, or why it cannot be used.
 fn parse_window(
     payload: &[u8],
@@ -305,36 +259,26 @@ pub async fn run_coordinator(
     // Per device: the event time up to which a retrain was last requested.
     let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
 
-    // Batches being stored, oldest first: the next batch is received, parsed and stored while
-    // the one before is still in PostgreSQL; each is finished in arrival order once stored.
-    let mut storing: FuturesOrdered<StoringBatch> = FuturesOrdered::new();
-    let mut windows_open = true;
-
     'consume: loop {
-        if !windows_open && storing.is_empty() {
-            break;
-        }
         tokio::select! {
             () = cancel.cancelled() => break,
-            message = windows.next(), if windows_open && storing.len() < BATCHES_IN_FLIGHT => {
-                let Some(message) = message else {
-                    windows_open = false;
-                    continue;
-                };
-                let mut messages = vec![message.map_err(pulsar_error)?];
+            message = windows.next() => {
+                let Some(message) = message else { break };
+                let mut batch = vec![message.map_err(pulsar_error)?];
                 // Whatever has already arrived joins the batch, without waiting for more.
-                while messages.len() < MAX_WINDOWS_PER_BATCH {
+                let mut ended = false;
+                while batch.len() < MAX_WINDOWS_PER_BATCH {
                     match windows.next().now_or_never() {
-                        Some(Some(message)) => messages.push(message.map_err(pulsar_error)?),
+                        Some(Some(message)) => batch.push(message.map_err(pulsar_error)?),
                         Some(None) => {
-                            windows_open = false;
+                            ended = true;
                             break;
                         }
                         None => break,
                     }
                 }
-                let mut usable = Vec::with_capacity(messages.len());
-                for message in &messages {
+                let mut usable = Vec::with_capacity(batch.len());
+                for message in &batch {
                     match parse_window(&message.payload.data, config.imputation) {
                         Ok(parsed) => usable.push(parsed),
                         Err(reason) => {
@@ -344,22 +288,27 @@ pub async fn run_coordinator(
                         }
                     }
                 }
-                let usable = Arc::new(usable);
-                let stored = store_batch(store.clone(), Arc::clone(&usable), Arc::clone(&stats), cancel.clone());
-                storing.push_back(Box::pin(async move {
-                    let stored = stored.await;
-                    (Batch { messages, windows: usable }, stored)
-                }));
-            }
-            Some((batch, stored)) = storing.next(), if !storing.is_empty() => {
+                let items: Vec<(&WindowMessage, &[FilledPoint])> =
+                    usable.iter().map(|(window, filled)| (window, filled.as_slice())).collect();
+                let stored = retry("storing windows", &cancel, || {
+                    let result = store_in_parts(&store, &items, now_ms());
+                    async {
+                        let result = result.await;
+                        if result.is_err() {
+                            stats.store_retries.inc();
+                        }
+                        result
+                    }
+                })
+                .await;
                 if stored.is_none() {
                     break; // cancelled: the windows stay unacknowledged and are redelivered
                 }
                 let stored_ms = now_ms();
                 if let Some(forecasting) = forecasting.as_mut() {
-                    forecasting.check_models(batch.windows.iter().map(|(window, _)| window.window.device)).await;
+                    forecasting.check_models(usable.iter().map(|(window, _)| window.window.device)).await;
                 }
-                for (window, _) in batch.windows.iter() {
+                for (window, _) in &usable {
                     stats.windows.inc();
                     record_window(&stats, window, stored_ms);
                     let device = window.window.device;
@@ -395,8 +344,11 @@ pub async fn run_coordinator(
                         stats.retrain_requests.inc();
                     }
                 }
-                for message in &batch.messages {
+                for message in &batch {
                     windows.ack(message).await.map_err(pulsar_error)?;
+                }
+                if ended {
+                    break;
                 }
             }
             message = announcements.next() => {
