@@ -32,7 +32,6 @@ S3_PORT=9000
 log() { printf '[test-env] %s\n' "$*" >&2; }
 die() { printf '[test-env] error: %s\n' "$*" >&2; exit 1; }
 
-# Seconds since the script started, for the timing lines in docs/testing.md.
 # Pulsar's embedded bookie turns read-only at 98 % disk use (standalone.conf), and then every
 # topic creation fails with "Not enough non-faulty bookies"; say so before a test does.
 warn_if_disk_nearly_full() {
@@ -44,6 +43,7 @@ warn_if_disk_nearly_full() {
   fi
 }
 
+# Seconds since the script started, for the timing lines in docs/testing.md.
 elapsed() { echo $(( $(date +%s) - ${TEST_ENV_STARTED:-$(date +%s)} )); }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: retries COMMAND every second.

@@ -83,6 +83,11 @@ impl ProcessUsage {
             peak_rss_bytes: self.peak_rss_bytes,
         }
     }
+
+    /// Peak resident memory in MiB.
+    pub fn peak_rss_mib(&self) -> f64 {
+        self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
+    }
 }
 
 /// This process's usage (None where /proc is not available).
@@ -99,13 +104,6 @@ fn read(process: &str) -> Option<ProcessUsage> {
     let stat = std::fs::read_to_string(format!("/proc/{process}/stat")).ok()?;
     let status = std::fs::read_to_string(format!("/proc/{process}/status")).ok()?;
     parse(&stat, &status)
-}
-
-impl ProcessUsage {
-    /// Peak resident memory in MiB.
-    pub fn peak_rss_mib(&self) -> f64 {
-        self.peak_rss_bytes as f64 / (1024.0 * 1024.0)
-    }
 }
 
 #[cfg(test)]
