@@ -56,17 +56,12 @@ async fn setup(name: &str) -> (String, Store, ModelRegistry) {
     (experiment, store, registry)
 }
 
-/// Stores a filled window's worth of readings before `origin` so there is history to forecast from.
+/// Stores two minutes of readings before `origin` so there is history to forecast from.
 async fn store_history(store: &Store, origin: i64) {
-    sqlx::query(
-        "INSERT INTO readings (device, event_time, power_w, imputed, stored_ms)
-         SELECT 1, t, 800 + 50 * sin(t / 7.0), false, 0 FROM generate_series($1::bigint, $2::bigint) AS t",
-    )
-    .bind(origin - 120)
-    .bind(origin - 1)
-    .execute(store.pool())
-    .await
-    .expect("history stored");
+    let values: Vec<f64> = (origin - 120..origin)
+        .map(|t| 800.0 + 50.0 * (t as f64 / 7.0).sin())
+        .collect();
+    common::store_measured(store, 1, origin - 120, &values).await;
 }
 
 async fn versions(store: &Store) -> Vec<(i64, String)> {

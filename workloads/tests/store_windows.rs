@@ -144,3 +144,152 @@ async fn the_window_latency_splits_into_ingest_and_store() {
     assert!((ingest.p99 - 2_985.0).abs() < 1e-6 && (stored.p99 - 1_985.0).abs() < 1e-6);
     store.drop_schema().await.expect("dropped");
 }
+
+#[tokio::test]
+async fn a_measured_second_that_replaces_a_filler_carries_its_own_publish_and_store_times() {
+    let store = empty_store("windows-restored").await;
+    let first = window(1, 0, &[0, 1, 3, 4, 5, 6, 7, 8, 9]);
+    let again = window(1, 0, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    for (message, stored_ms) in [(&first, 42), (&again, 50)] {
+        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
+        store
+            .store_window(message, &filled, stored_ms)
+            .await
+            .expect("stores");
+    }
+    let seconds: Vec<(i64, f64, bool, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT event_time, power_w, imputed, published_ms, stored_ms FROM readings ORDER BY event_time",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("readings");
+    assert_eq!(seconds.len(), 10);
+    assert_eq!(
+        seconds[2],
+        (2, 102.0, false, Some(2_000), 50),
+        "the replaced second: measured, published and stored by the redelivery"
+    );
+    assert!(
+        seconds
+            .iter()
+            .enumerate()
+            .filter(|(second, _)| *second != 2)
+            .all(|(second, row)| row.0 == second as i64
+                && row.3 == Some(1_000 * second as i64)
+                && row.4 == 42),
+        "the other seconds keep the first delivery's times: {seconds:?}"
+    );
+    store.drop_schema().await.expect("dropped");
+}
+
+#[tokio::test]
+async fn the_look_back_reads_the_latest_seconds_across_windows_and_gaps() {
+    let store = empty_store("windows-look-back").await;
+    let all: Vec<i64> = (0..10).collect();
+    // Device 1 has windows at 0, 10 and 30 (none at 20); device 2 one at 40.
+    for message in [
+        window(1, 0, &all),
+        window(1, 10, &all),
+        window(1, 30, &all),
+        window(2, 40, &all),
+    ] {
+        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
+        store.store_window(&message, &filled, 1).await.expect("stores");
+    }
+    let times = |rows: Vec<(i64, f64)>| -> Vec<i64> { rows.into_iter().map(|(time, _)| time).collect() };
+    let device = DeviceId(1);
+    assert_eq!(
+        times(store.values_before(device, 35, 7).await.expect("reads")),
+        vec![18, 19, 30, 31, 32, 33, 34],
+        "oldest first, skipping the missing window, nothing at or after 35"
+    );
+    let latest = store.latest_values(device, 15).await.expect("reads");
+    assert_eq!(
+        times(latest.clone()),
+        [15, 16, 17, 18, 19].into_iter().chain(30..40).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        latest[0].1, 105.0,
+        "second 5 of the window at 10 (device 1: 100 + its second in the window)"
+    );
+    assert_eq!(
+        store
+            .values_before(device, 1_000, 100)
+            .await
+            .expect("reads")
+            .len(),
+        30
+    );
+    assert!(
+        store
+            .values_before(device, 0, 10)
+            .await
+            .expect("reads")
+            .is_empty()
+    );
+    store.drop_schema().await.expect("dropped");
+}
+
+#[tokio::test]
+async fn migrating_a_store_with_reading_rows_keeps_every_second() {
+    let schema = common::unique("windows-migrated").replace('-', "_");
+    let store = common::reachable(
+        "PostgreSQL",
+        Store::connect(&common::services().postgres_url, &schema, 1).await,
+    );
+    sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
+        .execute(store.pool())
+        .await
+        .expect("the schema");
+    // The schema as it was before readings moved into their windows.
+    let mut before = sqlx::migrate!("./migrations");
+    before.migrations = before
+        .migrations
+        .iter()
+        .filter(|migration| migration.version <= 4)
+        .cloned()
+        .collect::<Vec<_>>()
+        .into();
+    before.run(store.pool()).await.expect("migrations 1 to 4");
+    let old_rows: Vec<(i32, i64, f64, bool, Option<i64>, i64)> = vec![
+        (1, 60, 1.5, false, Some(61_000), 70_000),
+        (1, 61, 2.5, true, None, 70_000),
+        (1, 62, 3.5, false, Some(63_000), 75_000), // stored later, by a redelivery
+        (2, 60, 9.0, false, Some(60_500), 71_000),
+        (2, 61, 9.5, false, None, 71_000),
+        (2, 62, 8.0, false, Some(62_500), 71_000),
+    ];
+    for (device, event_time, power_w, imputed, published_ms, stored_ms) in &old_rows {
+        sqlx::query(
+            "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(device)
+        .bind(event_time)
+        .bind(power_w)
+        .bind(imputed)
+        .bind(published_ms)
+        .bind(stored_ms)
+        .execute(store.pool())
+        .await
+        .expect("an old reading row");
+    }
+    sqlx::query(
+        "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
+         VALUES (1, 60, 63, 2, 3, 69000, 70000), (2, 60, 63, 3, 3, 70500, 71000)",
+    )
+    .execute(store.pool())
+    .await
+    .expect("the old window rows");
+
+    store.migrate().await.expect("the remaining migrations");
+    let migrated: Vec<(i32, i64, f64, bool, Option<i64>, i64)> = sqlx::query_as(
+        "SELECT device, event_time, power_w, imputed, published_ms, stored_ms FROM readings
+         ORDER BY device, event_time",
+    )
+    .fetch_all(store.pool())
+    .await
+    .expect("the readings view");
+    assert_eq!(migrated, old_rows);
+    store.drop_schema().await.expect("dropped");
+}

@@ -15,18 +15,14 @@ use wattcast::wire::{DeadLetter, ModelAnnouncement};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 
 /// Stores `count` readings of `device` from second 1000 on; `nan_at` makes one of them NaN.
-async fn store_readings(store: &Store, device: i32, count: i64, nan_at: Option<i64>) {
-    sqlx::query(
-        "INSERT INTO readings (device, event_time, power_w, imputed, stored_ms)
-         SELECT $1, t, CASE WHEN t = $3 THEN 'NaN'::float8 ELSE 700 + 80 * sin(t / 9.0) END, false, 0
-         FROM generate_series(1000::bigint, 999 + $2::bigint) AS t",
-    )
-    .bind(device)
-    .bind(count)
-    .bind(nan_at.unwrap_or(-1))
-    .execute(store.pool())
-    .await
-    .expect("readings stored");
+async fn store_readings(store: &Store, device: u32, count: i64, nan_at: Option<i64>) {
+    let values: Vec<f64> = (1000..1000 + count)
+        .map(|t| match nan_at {
+            Some(nan) if nan == t => f64::NAN,
+            _ => 700.0 + 80.0 * (t as f64 / 9.0).sin(),
+        })
+        .collect();
+    common::store_measured(store, device, 1000, &values).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

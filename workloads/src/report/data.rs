@@ -183,7 +183,7 @@ pub async fn load(store: &Store, name: &str) -> Result<ExperimentData, StoreErro
         sqlx::query_as("SELECT count(*), avg(train_seconds) FROM models WHERE version <> 'initial'")
             .fetch_one(store.pool())
             .await?;
-    let first_device: Option<(i32,)> = sqlx::query_as("SELECT min(device) FROM readings")
+    let first_device: Option<(i32,)> = sqlx::query_as("SELECT min(device) FROM windows")
         .fetch_optional(store.pool())
         .await?
         .filter(|(device,): &(Option<i32>,)| device.is_some())

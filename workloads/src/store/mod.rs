@@ -30,6 +30,20 @@ pub enum StoreError {
         /// What went wrong.
         source: sqlx::migrate::MigrateError,
     },
+    /// A window's filled seconds do not run one per second from its start.
+    #[error(
+        "window of device {device} starting at {window_start}: second {offset} is at {event_time}, not one per second from the start"
+    )]
+    NotContiguous {
+        /// The device.
+        device: DeviceId,
+        /// The window's start (epoch seconds).
+        window_start: i64,
+        /// Which filled second is out of place.
+        offset: usize,
+        /// Its event time.
+        event_time: i64,
+    },
     /// A stored value could not be read back.
     #[error("decoding a stored value: {0}")]
     Decode(String),
@@ -100,10 +114,11 @@ impl Store {
     }
 
     /// Stores windows and their filled seconds, exactly as [`Store::store_window`] would one
-    /// after another, in one transaction of two statements per group of windows with distinct
+    /// after another, in one transaction of one statement per group of windows with distinct
     /// keys (a window delivered twice goes into the next group, since one statement may not
-    /// touch a row twice). One round trip per group instead of three per window is what lets
-    /// the coordinator keep up when thousands of windows close in the same second.
+    /// touch a row twice). One round trip per group instead of one per window, and one row per
+    /// window holding its seconds as arrays, are what let the coordinator keep up when thousands
+    /// of windows close in the same second.
     ///
     /// Plain inserts are tried first: checking every row for a conflict costs PostgreSQL about
     /// twice as much, and conflicts only come with redeliveries. If one happens, that transaction
@@ -134,57 +149,26 @@ impl Store {
         stored_ms: i64,
         on_conflict: OnConflict,
     ) -> Result<(), StoreError> {
-        let (readings_rule, windows_rule) = match on_conflict {
-            OnConflict::Fail => ("", ""),
-            OnConflict::Merge => (
-                "ON CONFLICT (device, event_time) DO UPDATE
-                    SET power_w = EXCLUDED.power_w, imputed = false,
-                        published_ms = EXCLUDED.published_ms, stored_ms = EXCLUDED.stored_ms
-                    WHERE readings.imputed AND NOT EXCLUDED.imputed",
-                "ON CONFLICT (device, window_start) DO NOTHING",
-            ),
+        let rule = match on_conflict {
+            OnConflict::Fail => "",
+            OnConflict::Merge => MERGE_IMPUTED_SECONDS,
         };
-        let insert_readings = format!(
-            "INSERT INTO readings (device, event_time, power_w, imputed, published_ms, stored_ms)
-             SELECT t.device, t.event_time, t.power_w, t.imputed, t.published_ms, $6
-             FROM UNNEST($1::integer[], $2::bigint[], $3::double precision[], $4::boolean[], $5::bigint[])
-                  AS t(device, event_time, power_w, imputed, published_ms)
-             {readings_rule}"
-        );
-        let insert_windows = format!(
-            "INSERT INTO windows (device, window_start, window_end, received, expected, emitted_ms, stored_ms)
-             SELECT t.device, t.window_start, t.window_end, t.received, t.expected, t.emitted_ms, $7
-             FROM UNNEST($1::integer[], $2::bigint[], $3::bigint[], $4::integer[], $5::integer[], $6::bigint[])
-                  AS t(device, window_start, window_end, received, expected, emitted_ms)
-             {windows_rule}"
+        let insert = format!(
+            "INSERT INTO windows AS old (device, window_start, window_end, received, expected, emitted_ms,
+                                         stored_ms, power_w, imputed, published_ms)
+             SELECT t.device, t.window_start, t.window_end, t.received, t.expected, t.emitted_ms,
+                    $2, t.power_w, t.imputed, t.published_ms
+             FROM UNNEST($1::window_row[]) AS t
+             {rule}"
         );
         let mut transaction = self.pool.begin().await?;
         for group in groups_with_distinct_keys(windows) {
-            let rows = ReadingRows::of(&group);
-            sqlx::query(&insert_readings)
-                .bind(&rows.devices)
-                .bind(&rows.times)
-                .bind(&rows.powers)
-                .bind(&rows.imputed)
-                .bind(&rows.published_ms)
-                .bind(stored_ms)
-                .execute(&mut *transaction)
-                .await?;
-            let windows: Vec<&crate::window::Window> =
-                group.iter().map(|(message, _)| &message.window).collect();
-            let devices: Vec<i32> = windows.iter().map(|w| w.device.0 as i32).collect();
-            let starts: Vec<i64> = windows.iter().map(|w| w.start).collect();
-            let ends: Vec<i64> = windows.iter().map(|w| w.end).collect();
-            let received: Vec<i32> = windows.iter().map(|w| w.readings.len() as i32).collect();
-            let expected: Vec<i32> = windows.iter().map(|w| w.expected as i32).collect();
-            let emitted: Vec<i64> = group.iter().map(|(message, _)| message.emitted_ms).collect();
-            sqlx::query(&insert_windows)
-                .bind(&devices)
-                .bind(&starts)
-                .bind(&ends)
-                .bind(&received)
-                .bind(&expected)
-                .bind(&emitted)
+            let rows = group
+                .iter()
+                .map(|(message, filled)| WindowRow::of(message, filled))
+                .collect::<Result<Vec<_>, _>>()?;
+            sqlx::query(&insert)
+                .bind(&rows)
                 .bind(stored_ms)
                 .execute(&mut *transaction)
                 .await?;
@@ -214,10 +198,34 @@ impl Store {
 
     /// The most recent stored values of a device, oldest first (for look-back and retraining).
     pub async fn latest_values(&self, device: DeviceId, limit: i64) -> Result<Vec<(i64, f64)>, StoreError> {
+        self.values_before(device, i64::MAX, limit).await
+    }
+
+    /// The device's latest `limit` stored values before `before` (epoch seconds), oldest first.
+    ///
+    /// Reads only the latest windows that can hold them (all of an experiment's windows are as
+    /// long), not every window of the device, so it costs the same after a day as after a minute.
+    pub async fn values_before(
+        &self,
+        device: DeviceId,
+        before: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, f64)>, StoreError> {
         let mut rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT event_time, power_w FROM readings WHERE device = $1 ORDER BY event_time DESC LIMIT $2",
+            "WITH latest AS (
+                 SELECT greatest(cardinality(power_w), 1) AS seconds FROM windows
+                 WHERE device = $1 AND window_start < $2 ORDER BY window_start DESC LIMIT 1),
+             recent AS (
+                 SELECT window_start, power_w FROM windows
+                 WHERE device = $1 AND window_start < $2 ORDER BY window_start DESC
+                 LIMIT (SELECT ($3 + seconds - 1) / seconds + 1 FROM latest))
+             SELECT w.window_start + s.second - 1 AS event_time, s.power_w
+             FROM recent w CROSS JOIN LATERAL unnest(w.power_w) WITH ORDINALITY AS s(power_w, second)
+             WHERE w.window_start + s.second - 1 < $2
+             ORDER BY event_time DESC LIMIT $3",
         )
         .bind(device.0 as i32)
+        .bind(before)
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
@@ -225,6 +233,24 @@ impl Store {
         Ok(rows)
     }
 }
+
+/// The conflict rule of a window stored again: per second, a measured value replaces an imputed
+/// one (and records when, in `restored_ms`); everything else, and the window's own columns, stay.
+const MERGE_IMPUTED_SECONDS: &str = "ON CONFLICT (device, window_start) DO UPDATE
+    SET (power_w, imputed, published_ms, restored_ms) = (
+        SELECT array_agg(CASE WHEN m.replace THEN m.new_power ELSE m.old_power END ORDER BY m.second),
+               array_agg(m.old_imputed AND NOT m.replace ORDER BY m.second),
+               array_agg(CASE WHEN m.replace THEN m.new_published ELSE m.old_published END ORDER BY m.second),
+               array_agg(CASE WHEN m.replace THEN EXCLUDED.stored_ms ELSE m.old_restored END ORDER BY m.second)
+        FROM (SELECT o.second, o.power_w AS old_power, o.imputed AS old_imputed,
+                     o.published_ms AS old_published, o.restored_ms AS old_restored,
+                     n.power_w AS new_power, n.published_ms AS new_published,
+                     coalesce(o.imputed AND NOT n.imputed, false) AS replace
+              FROM unnest(old.power_w, old.imputed, old.published_ms, old.restored_ms)
+                   WITH ORDINALITY AS o(power_w, imputed, published_ms, restored_ms, second)
+              LEFT JOIN unnest(EXCLUDED.power_w, EXCLUDED.imputed, EXCLUDED.published_ms)
+                   WITH ORDINALITY AS n(power_w, imputed, published_ms, second) USING (second)) AS m)
+    WHERE true = ANY (old.imputed)";
 
 /// What an insert does with a row whose key is already stored.
 #[derive(Debug, Clone, Copy)]
@@ -235,42 +261,55 @@ enum OnConflict {
     Merge,
 }
 
-/// The readings of a group of windows as the column arrays of one `UNNEST` insert.
-struct ReadingRows {
-    devices: Vec<i32>,
-    times: Vec<i64>,
-    powers: Vec<f64>,
+/// A window and its seconds as one element of the `window_row[]` an insert takes.
+#[derive(Debug, sqlx::Type)]
+#[sqlx(type_name = "window_row")]
+struct WindowRow {
+    device: i32,
+    window_start: i64,
+    window_end: i64,
+    received: i32,
+    expected: i32,
+    emitted_ms: i64,
+    power_w: Vec<f64>,
     imputed: Vec<bool>,
     published_ms: Vec<Option<i64>>,
 }
 
-impl ReadingRows {
-    fn of(windows: &[(&WindowMessage, &[FilledPoint])]) -> Self {
-        let total = windows.iter().map(|(_, filled)| filled.len()).sum();
-        let mut rows = Self {
-            devices: Vec::with_capacity(total),
-            times: Vec::with_capacity(total),
-            powers: Vec::with_capacity(total),
-            imputed: Vec::with_capacity(total),
-            published_ms: Vec::with_capacity(total),
-        };
-        for (message, filled) in windows {
-            let window = &message.window;
-            let published: std::collections::HashMap<i64, Option<i64>> = window
-                .readings
-                .iter()
-                .map(|reading| (reading.event_time, reading.published_ms))
-                .collect();
-            for point in *filled {
-                rows.devices.push(window.device.0 as i32);
-                rows.times.push(point.event_time);
-                rows.powers.push(point.power_w);
-                rows.imputed.push(point.imputed);
-                rows.published_ms
-                    .push(published.get(&point.event_time).copied().flatten());
+impl WindowRow {
+    /// The row of `message`, whose `filled` seconds must run one per second from its start.
+    fn of(message: &WindowMessage, filled: &[FilledPoint]) -> Result<Self, StoreError> {
+        let window = &message.window;
+        if let Some((offset, point)) = filled
+            .iter()
+            .enumerate()
+            .find(|(offset, point)| point.event_time != window.start + *offset as i64)
+        {
+            return Err(StoreError::NotContiguous {
+                device: window.device,
+                window_start: window.start,
+                offset,
+                event_time: point.event_time,
+            });
+        }
+        let mut published_ms = vec![None; filled.len()];
+        for reading in &window.readings {
+            let offset = usize::try_from(reading.event_time - window.start).ok();
+            if let Some(slot) = offset.and_then(|offset| published_ms.get_mut(offset)) {
+                *slot = reading.published_ms;
             }
         }
-        rows
+        Ok(Self {
+            device: window.device.0 as i32,
+            window_start: window.start,
+            window_end: window.end,
+            received: window.readings.len() as i32,
+            expected: window.expected as i32,
+            emitted_ms: message.emitted_ms,
+            power_w: filled.iter().map(|point| point.power_w).collect(),
+            imputed: filled.iter().map(|point| point.imputed).collect(),
+            published_ms,
+        })
     }
 }
 

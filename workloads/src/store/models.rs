@@ -80,26 +80,6 @@ impl Store {
             .collect())
     }
 
-    /// The device's latest `limit` stored values before `before` (epoch seconds), oldest first.
-    pub async fn values_before(
-        &self,
-        device: DeviceId,
-        before: i64,
-        limit: i64,
-    ) -> Result<Vec<(i64, f64)>, StoreError> {
-        let mut rows: Vec<(i64, f64)> = sqlx::query_as(
-            "SELECT event_time, power_w FROM readings WHERE device = $1 AND event_time < $2
-             ORDER BY event_time DESC LIMIT $3",
-        )
-        .bind(device.0 as i32)
-        .bind(before)
-        .bind(limit)
-        .fetch_all(self.pool())
-        .await?;
-        rows.reverse();
-        Ok(rows)
-    }
-
     /// Stores the forecast made at `origin` (idempotent: a redelivered window changes nothing).
     pub async fn store_forecast(
         &self,

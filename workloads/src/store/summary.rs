@@ -98,11 +98,8 @@ impl Store {
             "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY latency),
                     percentile_cont(0.95) WITHIN GROUP (ORDER BY latency),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY latency)
-             FROM (SELECT w.stored_ms - max(r.published_ms) AS latency
-                   FROM windows w
-                   JOIN readings r ON r.device = w.device AND NOT r.imputed
-                        AND r.event_time >= w.window_start AND r.event_time < w.window_end
-                   GROUP BY w.device, w.window_start, w.stored_ms) AS per_window",
+             FROM (SELECT stored_ms - (SELECT max(p) FROM unnest(published_ms) AS p) AS latency
+                   FROM windows) AS per_window",
         )
         .fetch_one(self.pool())
         .await?;
@@ -184,12 +181,10 @@ impl Store {
                     percentile_cont(0.5) WITHIN GROUP (ORDER BY store),
                     percentile_cont(0.95) WITHIN GROUP (ORDER BY store),
                     percentile_cont(0.99) WITHIN GROUP (ORDER BY store)
-             FROM (SELECT w.emitted_ms - max(r.published_ms) AS ingest, w.stored_ms - w.emitted_ms AS store
-                   FROM windows w
-                   JOIN readings r ON r.device = w.device AND NOT r.imputed
-                        AND r.event_time >= w.window_start AND r.event_time < w.window_end
-                   WHERE r.published_ms IS NOT NULL
-                   GROUP BY w.device, w.window_start, w.emitted_ms, w.stored_ms) AS per_window",
+             FROM (SELECT emitted_ms - last_published AS ingest, stored_ms - emitted_ms AS store
+                   FROM (SELECT emitted_ms, stored_ms, (SELECT max(p) FROM unnest(published_ms) AS p) AS last_published
+                         FROM windows) AS w
+                   WHERE last_published IS NOT NULL) AS per_window",
         )
         .fetch_one(self.pool())
         .await?;

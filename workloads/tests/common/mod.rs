@@ -115,3 +115,55 @@ pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames,
     store.migrate().await.expect("the schema migrated");
     (names, store)
 }
+
+/// Stores `values` of `device` as measured readings, one a second from `from`, the way the
+/// coordinator does: in windows of up to 60 seconds (the last one as long as what is left).
+pub async fn store_measured(store: &wattcast::store::Store, device: u32, from: i64, values: &[f64]) {
+    use wattcast::imputation::FilledPoint;
+    use wattcast::wire::WindowMessage;
+    use wattcast::{DeviceId, Reading, Window};
+    let windows: Vec<(WindowMessage, Vec<FilledPoint>)> = values
+        .chunks(60)
+        .enumerate()
+        .map(|(index, chunk)| {
+            let start = from + 60 * index as i64;
+            let times = (start..).zip(chunk);
+            let readings = times
+                .clone()
+                .map(|(event_time, &power_w)| Reading {
+                    device: DeviceId(device),
+                    event_time,
+                    power_w,
+                    published_ms: None,
+                })
+                .collect();
+            let filled = times
+                .map(|(event_time, &power_w)| FilledPoint {
+                    event_time,
+                    power_w,
+                    imputed: false,
+                })
+                .collect();
+            let window = Window {
+                device: DeviceId(device),
+                start,
+                end: start + chunk.len() as i64,
+                readings,
+                expected: chunk.len() as u32,
+                late: 0,
+            };
+            (
+                WindowMessage {
+                    window,
+                    emitted_ms: 0,
+                },
+                filled,
+            )
+        })
+        .collect();
+    let items: Vec<(&WindowMessage, &[FilledPoint])> = windows
+        .iter()
+        .map(|(message, filled)| (message, filled.as_slice()))
+        .collect();
+    store.store_windows(&items, 0).await.expect("readings stored");
+}
