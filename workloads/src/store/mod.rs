@@ -30,7 +30,8 @@ pub enum StoreError {
         /// What went wrong.
         source: sqlx::migrate::MigrateError,
     },
-    /// A window's filled seconds do not run one per second from its start.
+    /// A window's filled seconds do not run one per second from its start (`impute` always
+    /// fills them so; seconds from elsewhere are checked, since the arrays' positions are the times).
     #[error(
         "window of device {device} starting at {window_start}: second {offset} is at {event_time}, not one per second from the start"
     )]
@@ -367,5 +368,51 @@ mod tests {
             .map(|group| group.into_iter().map(|(_, index)| index).collect())
             .collect();
         assert_eq!(groups, vec![vec![0, 1, 2], vec![3, 4]]);
+    }
+
+    #[test]
+    fn a_window_row_places_each_second_and_its_publish_time_by_offset() {
+        let mut window = message(4, 120);
+        window.window.expected = 3;
+        window.window.end = 123;
+        window.window.readings = [(120, 5.0, Some(1_000)), (122, 7.0, None)]
+            .into_iter()
+            .map(|(event_time, power_w, published_ms)| crate::reading::Reading {
+                device: DeviceId(4),
+                event_time,
+                power_w,
+                published_ms,
+            })
+            .collect();
+        let filled = crate::imputation::impute(&window.window, crate::imputation::ImputationMethod::Mean)
+            .expect("fills");
+        let row = WindowRow::of(&window, &filled).expect("contiguous");
+        assert_eq!(row.power_w, vec![5.0, 6.0, 7.0]);
+        assert_eq!(row.imputed, vec![false, true, false]);
+        assert_eq!(row.published_ms, vec![Some(1_000), None, None]);
+        assert_eq!((row.received, row.expected), (2, 3));
+    }
+
+    #[test]
+    fn seconds_that_skip_one_are_refused_naming_the_window_and_the_second() {
+        let window = message(4, 120);
+        let filled = [120, 121, 123].map(|event_time| FilledPoint {
+            event_time,
+            power_w: 1.0,
+            imputed: false,
+        });
+        let error = WindowRow::of(&window, &filled).expect_err("a gap");
+        assert!(
+            matches!(
+                error,
+                StoreError::NotContiguous {
+                    window_start: 120,
+                    offset: 2,
+                    event_time: 123,
+                    ..
+                }
+            ),
+            "{error}"
+        );
     }
 }
