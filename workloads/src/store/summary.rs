@@ -64,7 +64,8 @@ impl Store {
     /// Measured readings plus late readings stored so far (what has arrived from the sensors).
     pub async fn arrived(&self) -> Result<i64, StoreError> {
         let (arrived,): (i64,) = sqlx::query_as(
-            "SELECT (SELECT count(*) FROM readings WHERE NOT imputed) + (SELECT count(*) FROM late_readings)",
+            "SELECT (SELECT coalesce(sum(cardinality(array_positions(imputed, false))), 0) FROM windows)::bigint
+                    + (SELECT count(*) FROM late_readings)",
         )
         .fetch_one(self.pool())
         .await?;
@@ -74,7 +75,9 @@ impl Store {
     /// Summarises the run.
     pub async fn summary(&self) -> Result<StoreSummary, StoreError> {
         let (readings_stored, readings_imputed): (i64, i64) = sqlx::query_as(
-            "SELECT count(*) FILTER (WHERE NOT imputed), count(*) FILTER (WHERE imputed) FROM readings",
+            "SELECT coalesce(sum(cardinality(array_positions(imputed, false))), 0)::bigint,
+                    coalesce(sum(cardinality(array_positions(imputed, true))), 0)::bigint
+             FROM windows",
         )
         .fetch_one(self.pool())
         .await?;
