@@ -42,6 +42,15 @@ async fn empty_store(name: &str) -> Store {
     store
 }
 
+/// Fills `message` (mean imputation, as the coordinator) and stores it at `stored_ms`.
+async fn store_filled(store: &Store, message: &WindowMessage, stored_ms: i64) {
+    let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
+    store
+        .store_window(message, &filled, stored_ms)
+        .await
+        .expect("stores");
+}
+
 type Rows = (
     Vec<(i32, i64, f64, bool, Option<i64>)>,
     Vec<(i32, i64, i64, i32, i32, i64)>,
@@ -131,11 +140,7 @@ async fn the_window_latency_splits_into_ingest_and_store() {
     let mut second = window(2, 0, &all);
     second.emitted_ms = 12_000;
     for (message, stored_ms) in [(&first, 11_000), (&second, 14_000)] {
-        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
-        store
-            .store_window(message, &filled, stored_ms)
-            .await
-            .expect("stores");
+        store_filled(&store, message, stored_ms).await;
     }
     let split = store.window_latency_split().await.expect("the split");
     let (ingest, stored) = (split.ingest_ms.expect("ingest"), split.store_ms.expect("store"));
@@ -151,11 +156,7 @@ async fn a_measured_second_that_replaces_a_filler_carries_its_own_publish_and_st
     let first = window(1, 0, &[0, 1, 3, 4, 5, 6, 7, 8, 9]);
     let again = window(1, 0, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (message, stored_ms) in [(&first, 42), (&again, 50)] {
-        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
-        store
-            .store_window(message, &filled, stored_ms)
-            .await
-            .expect("stores");
+        store_filled(&store, message, stored_ms).await;
     }
     let seconds: Vec<(i64, f64, bool, Option<i64>, i64)> = sqlx::query_as(
         "SELECT event_time, power_w, imputed, published_ms, stored_ms FROM readings ORDER BY event_time",
@@ -193,8 +194,7 @@ async fn the_look_back_reads_the_latest_seconds_across_windows_and_gaps() {
         window(1, 30, &all),
         window(2, 40, &all),
     ] {
-        let filled = impute(&message.window, ImputationMethod::Mean).expect("fills");
-        store.store_window(&message, &filled, 1).await.expect("stores");
+        store_filled(&store, &message, 1).await;
     }
     let times = |rows: Vec<(i64, f64)>| -> Vec<i64> { rows.into_iter().map(|(time, _)| time).collect() };
     let device = DeviceId(1);

@@ -119,29 +119,21 @@ pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames,
 /// Stores `values` of `device` as measured readings, one a second from `from`, the way the
 /// coordinator does: in windows of up to 60 seconds (the last one as long as what is left).
 pub async fn store_measured(store: &wattcast::store::Store, device: u32, from: i64, values: &[f64]) {
-    use wattcast::imputation::FilledPoint;
+    use wattcast::imputation::{ImputationMethod, impute};
     use wattcast::wire::WindowMessage;
     use wattcast::{DeviceId, Reading, Window};
-    let windows: Vec<(WindowMessage, Vec<FilledPoint>)> = values
+    let windows: Vec<_> = values
         .chunks(60)
         .enumerate()
         .map(|(index, chunk)| {
             let start = from + 60 * index as i64;
-            let times = (start..).zip(chunk);
-            let readings = times
-                .clone()
+            let readings = (start..)
+                .zip(chunk)
                 .map(|(event_time, &power_w)| Reading {
                     device: DeviceId(device),
                     event_time,
                     power_w,
                     published_ms: None,
-                })
-                .collect();
-            let filled = times
-                .map(|(event_time, &power_w)| FilledPoint {
-                    event_time,
-                    power_w,
-                    imputed: false,
                 })
                 .collect();
             let window = Window {
@@ -152,6 +144,7 @@ pub async fn store_measured(store: &wattcast::store::Store, device: u32, from: i
                 expected: chunk.len() as u32,
                 late: 0,
             };
+            let filled = impute(&window, ImputationMethod::Mean).expect("a complete window fills");
             (
                 WindowMessage {
                     window,
@@ -161,7 +154,7 @@ pub async fn store_measured(store: &wattcast::store::Store, device: u32, from: i
             )
         })
         .collect();
-    let items: Vec<(&WindowMessage, &[FilledPoint])> = windows
+    let items: Vec<(&WindowMessage, &[_])> = windows
         .iter()
         .map(|(message, filled)| (message, filled.as_slice()))
         .collect();
