@@ -1,24 +1,20 @@
 # A real Kubernetes API server for the envtest crate, and helm: kube-apiserver and kubectl built
 # from k8s.io/kubernetes (staging modules pinned to the matching v0.x by replace directives), etcd
 # from go.etcd.io/etcd/server/v3, helm from helm.sh/helm/v3. The envtest crate starts the API
-# server itself from KUBEBUILDER_ASSETS, with its downloading turned off.
+# server itself from KUBEBUILDER_ASSETS, with its downloading turned off. The same one build also
+# makes the node's kubelet, controller manager, scheduler and kube-proxy (deploy/local-cluster.sh).
 # shellcheck shell=bash
 
 KUBE_ASSETS=$CACHE_DIR/kube-$KUBERNETES_VERSION/bin
 HELM_BIN=$CACHE_DIR/helm-$HELM_VERSION/bin/helm
-
-# go_module_build DIR: a scratch module for building tools; Go's module and build caches make
-# the second run quick.
-go_module_init() {
-  local dir=$1 name=$2
-  rm -rf "$dir"
-  mkdir -p "$dir"
-  (cd "$dir" && GOFLAGS=-mod=mod go mod init "$name" >/dev/null 2>&1)
-}
+# envtest needs the first two; the local node (deploy/local-cluster.sh) all of them.
+KUBERNETES_BINARIES=(kube-apiserver kubectl kubelet kube-controller-manager kube-scheduler kube-proxy)
 
 build_kubernetes() {
-  [[ -x $KUBE_ASSETS/kube-apiserver && -x $KUBE_ASSETS/kubectl ]] && return 0
-  log "building kube-apiserver and kubectl $KUBERNETES_VERSION from Go modules (first run only)"
+  local binary missing=0
+  for binary in "${KUBERNETES_BINARIES[@]}"; do [[ -x $KUBE_ASSETS/$binary ]] || missing=1; done
+  ((missing)) || return 0
+  log "building ${KUBERNETES_BINARIES[*]} $KUBERNETES_VERSION from Go modules (first run only)"
   local src=$CACHE_DIR/kube-$KUBERNETES_VERSION/src
   go_module_init "$src" wattcast-test-env/kubernetes
   (
@@ -32,7 +28,11 @@ build_kubernetes() {
       go mod edit -replace "$module=$module@v$KUBERNETES_STAGING_VERSION"
     done
     go mod edit -require "k8s.io/kubernetes@v$KUBERNETES_VERSION"
-    printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "k8s.io/kubernetes/cmd/kube-apiserver"\n\t_ "k8s.io/kubernetes/cmd/kubectl"\n)\n' >tools.go
+    {
+      printf '//go:build tools\n\npackage tools\n\nimport (\n'
+      printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "${KUBERNETES_BINARIES[@]}"
+      printf ')\n'
+    } >tools.go
     go mod tidy >/dev/null 2>&1 || go mod tidy
     local minor=${KUBERNETES_VERSION#*.}; minor=${minor%%.*}
     mkdir -p "$KUBE_ASSETS"
@@ -40,9 +40,9 @@ build_kubernetes() {
       -X k8s.io/component-base/version.gitVersion=v$KUBERNETES_VERSION \
       -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor \
       -X k8s.io/client-go/pkg/version.gitVersion=v$KUBERNETES_VERSION" \
-      -o "$KUBE_ASSETS/" k8s.io/kubernetes/cmd/kube-apiserver k8s.io/kubernetes/cmd/kubectl
+      -o "$KUBE_ASSETS/" "${KUBERNETES_BINARIES[@]/#/k8s.io/kubernetes/cmd/}"
   ) >"$CACHE_DIR/kubernetes-build.log" 2>&1 || die "building Kubernetes failed; see $CACHE_DIR/kubernetes-build.log"
-  log "kube-apiserver and kubectl built ($(elapsed)s)"
+  log "Kubernetes built ($(elapsed)s)"
 }
 
 build_etcd() {
