@@ -106,11 +106,13 @@ image_base() {
   build_image "$BASE_IMAGE" "$(rootfs base)" "" --config.cmd /bin/sh
 }
 
-# image_wattcast REF BINARY: the distroless-like layout of deploy/Dockerfile's targets.
+# image_rust_binary REF BINARY: the distroless-like layout of deploy/Dockerfile's targets.
 image_rust_binary() {
   local ref=$1 binary=$2 files
   files=$(image_files "${binary##*/}")
   install -D -m 0755 "$binary" "$files/usr/local/bin/${binary##*/}"
+  # Line tables are for backtraces on the build machine; the image does without them.
+  strip --strip-debug "$files/usr/local/bin/${binary##*/}"
   build_image "$ref" "$(rootfs base)" "$files" --config.user 65532:65532 \
     --config.entrypoint "/usr/local/bin/${binary##*/}" --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 }

@@ -34,6 +34,44 @@ max_queued_messages 0
 max_queued_bytes 134217728
 ";
 
+/// The embedded bookie's port (`bin/pulsar standalone`'s default `--bookkeeper-port`).
+const PULSAR_BOOKIE_PORT: u16 = 3181;
+/// Where the operator's `standalone.conf` for Pulsar is mounted (`PULSAR_STANDALONE_CONF`).
+const PULSAR_CONF_DIR: &str = "/pulsar/conf-wattcast";
+
+/// Pulsar standalone's configuration. A broker advertises its own host name by default, which
+/// for a pod is a name only it can resolve; clients redirected there by a topic lookup would
+/// fail, so the broker advertises its Service's qualified name instead (whose Service also
+/// routes to the broker before it is ready: its own health check connects through that name).
+/// The embedded bookie reads the same file and registers under the same name, so it listens on
+/// a fixed port the Service carries too (by default it takes a random one).
+fn pulsar_standalone_conf(advertised: &str) -> String {
+    format!(
+        "clusterName=standalone
+bindAddress=0.0.0.0
+advertisedAddress={advertised}
+managedLedgerDefaultEnsembleSize=1
+managedLedgerDefaultWriteQuorum=1
+managedLedgerDefaultAckQuorum=1
+functionsWorkerEnabled=false
+# Pulsar's BKCluster gives the bookie the standalone port (3181) only with this set, else a
+# random one.
+allowEphemeralPorts=true
+allowAutoTopicCreation=true
+allowAutoTopicCreationType=non-partitioned
+brokerDeleteInactiveTopicsEnabled=false
+# A small node: fewer threads and smaller caches.
+numIOThreads=2
+numHttpServerThreads=4
+managedLedgerCacheSizeMB=64
+dbStorage_writeCacheMaxSizeMb=32
+dbStorage_readAheadCacheMaxSizeMb=32
+dbStorage_rocksDB_blockCacheSize=16777216
+journalMaxSizeMB=256
+"
+    )
+}
+
 fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> Value {
     json!({"name": name, "valueFrom": {"secretKeyRef": {"name": experiment.object_name(CREDENTIALS), "key": key}}})
 }
@@ -105,6 +143,14 @@ pub fn add(
         add_mosquitto(objects, experiment, images, &container_security)?;
     }
     if infrastructure.pulsar.is_none() {
+        let advertised = format!("{}.{}.svc", experiment.object_name(PULSAR), experiment.namespace);
+        objects.config_maps.push(typed(
+            "pulsar ConfigMap",
+            json!({
+                "metadata": experiment.metadata(PULSAR, Role::Infrastructure),
+                "data": {"standalone.conf": pulsar_standalone_conf(&advertised)},
+            }),
+        )?);
         let containers = json!([{
             "name": "pulsar",
             "image": images.pulsar,
@@ -112,26 +158,42 @@ pub fn add(
             "env": [
                 {"name": "PULSAR_MEM", "value": "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=512m"},
                 {"name": "PULSAR_LOG_DIR", "value": "/pulsar/logs"},
+                {"name": "PULSAR_STANDALONE_CONF", "value": format!("{PULSAR_CONF_DIR}/standalone.conf")},
             ],
-            "ports": [{"name": "pulsar", "containerPort": 6650}, {"name": "http", "containerPort": 8080}],
+            "ports": [
+                {"name": "pulsar", "containerPort": 6650},
+                {"name": "http", "containerPort": 8080},
+                {"name": "bookie", "containerPort": PULSAR_BOOKIE_PORT},
+            ],
             "readinessProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
             "startupProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
             "resources": {"requests": {"cpu": "500m", "memory": "1536Mi"}, "limits": {"memory": "2Gi"}},
             "securityContext": container_security,
             "volumeMounts": [
                 {"name": "data", "mountPath": "/pulsar/data"},
+                {"name": "config", "mountPath": PULSAR_CONF_DIR, "readOnly": true},
                 {"name": "logs", "mountPath": "/pulsar/logs"},
                 {"name": "tmp", "mountPath": "/tmp"},
             ],
         }]);
-        let volumes = json!([{"name": "logs", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]);
+        let volumes = json!([
+            {"name": "config", "configMap": {"name": experiment.object_name(PULSAR)}},
+            {"name": "logs", "emptyDir": {}},
+            {"name": "tmp", "emptyDir": {}},
+        ]);
         // The image's pulsar user.
         objects.stateful_sets.push(stateful_set(
             experiment, PULSAR, 10000, containers, volumes, "5Gi",
         )?);
-        objects
-            .services
-            .push(service(experiment, PULSAR, &[("pulsar", 6650), ("http", 8080)])?);
+        let mut pulsar_service = service(
+            experiment,
+            PULSAR,
+            &[("pulsar", 6650), ("http", 8080), ("bookie", PULSAR_BOOKIE_PORT)],
+        )?;
+        if let Some(spec) = pulsar_service.spec.as_mut() {
+            spec.publish_not_ready_addresses = Some(true);
+        }
+        objects.services.push(pulsar_service);
     }
     if infrastructure.postgres.is_none() {
         let containers = json!([{

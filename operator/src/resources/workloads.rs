@@ -135,8 +135,12 @@ pub fn add(
         }),
     )?);
 
+    // Requests fit a 2-CPU node that also runs the control plane (measured in
+    // docs/performance.md): a sensor pod replays one device, a few readings a second; training
+    // bursts above its request when the node has room (no CPU limits anywhere).
     let small = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}});
-    let training = json!({"requests": {"cpu": "1", "memory": "256Mi"}, "limits": {"memory": "1Gi"}});
+    let sensor = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}});
+    let training = json!({"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}});
     objects.jobs.push(typed(
         "setup Job",
         json!({
@@ -157,7 +161,7 @@ pub fn add(
                 "completions": devices,
                 "parallelism": devices,
                 "backoffLimit": 6,
-                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "OnFailure", small.clone())?,
+                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "OnFailure", sensor)?,
             },
         }),
     )?);
