@@ -51,6 +51,11 @@ impl Phase {
     pub fn is_terminal(self) -> bool {
         matches!(self, Self::Completed | Self::Failed)
     }
+
+    /// Whether the run is still starting: nothing has been sent yet.
+    pub fn is_starting(self) -> bool {
+        matches!(self, Self::Pending | Self::Provisioning | Self::Training)
+    }
 }
 
 /// A condition per Kubernetes API conventions.

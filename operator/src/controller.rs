@@ -10,12 +10,13 @@ use crate::images::Images;
 use crate::lifecycle::{JobState, Observed, decide};
 use crate::measurements::{Measurements, measure};
 use crate::metrics::Metrics;
-use crate::observe::{ClusterObjects, observe};
+use crate::observe::{ClusterObjects, blocking_reasons, observe};
 use crate::resources::{BuildError, desired_objects};
 use crate::status::{ConditionUpdate, Severity, StatusInput, next_status, transition_event};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
@@ -81,6 +82,9 @@ pub struct Settings {
     /// After the sensors finish, how long to wait for the data before completing anyway (the
     /// Drained condition then says what is missing).
     pub drain_timeout: Duration,
+    /// How long an experiment may take from creation to Running before it fails with the
+    /// reason its pods give (an image that cannot be pulled, a pod that cannot be scheduled).
+    pub startup_deadline: Duration,
 }
 
 impl Default for Settings {
@@ -89,6 +93,7 @@ impl Default for Settings {
             poll: Duration::from_secs(10),
             settle: Duration::from_secs(20),
             drain_timeout: Duration::from_secs(600),
+            startup_deadline: Duration::from_secs(900),
         }
     }
 }
@@ -327,24 +332,62 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
             },
         });
     }
+    let mut startup_condition = None;
+    if previous.phase.is_starting() && started_too_long_ago(&resource, ctx.settings.startup_deadline) {
+        observed.startup_overdue = true;
+        let pods = Api::<Pod>::namespaced(ctx.client.clone(), &experiment.namespace)
+            .list(&ListParams::default().labels(&format!("{EXPERIMENT_LABEL}={}", experiment.name)))
+            .await?;
+        let reasons = blocking_reasons(&pods.items);
+        let deadline = humantime::format_duration(ctx.settings.startup_deadline);
+        let message = if reasons.is_empty() {
+            format!(
+                "not running {deadline} after creation (phase {:?}); no pod reports why",
+                previous.phase
+            )
+        } else {
+            format!(
+                "not running {deadline} after creation (phase {:?}): {}",
+                previous.phase,
+                reasons.join("; ")
+            )
+        };
+        ctx.publish(
+            &resource,
+            Severity::Warning,
+            "StartupDeadlineExceeded".to_owned(),
+            message.clone(),
+        )
+        .await;
+        startup_condition = Some(ConditionUpdate {
+            type_: "Started".to_owned(),
+            status: ConditionStatus::False,
+            reason: "StartupDeadlineExceeded".to_owned(),
+            message,
+        });
+    }
     let decision = decide(previous.phase, observed, experiment.spec.cleanup);
     ensure_credentials(&ctx.client, &experiment).await?;
     apply_stages(&ctx.client, &experiment, &desired, decision.stages).await?;
 
     let mut conditions: Vec<ConditionUpdate> =
         decision.conditions.iter().map(ConditionUpdate::from).collect();
+    let kept = |type_: &str| {
+        previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == type_)
+            .map(|kept| ConditionUpdate {
+                type_: kept.type_.clone(),
+                status: kept.status,
+                reason: kept.reason.clone(),
+                message: kept.message.clone(),
+            })
+    };
+    conditions.extend(startup_condition.or_else(|| kept("Started")));
     match drained_condition {
         Some(drained) => conditions.push(drained),
-        None => {
-            if let Some(kept) = previous.conditions.iter().find(|c| c.type_ == "Drained") {
-                conditions.push(ConditionUpdate {
-                    type_: kept.type_.clone(),
-                    status: kept.status,
-                    reason: kept.reason.clone(),
-                    message: kept.message.clone(),
-                });
-            }
-        }
+        None => conditions.extend(kept("Drained")),
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let status = next_status(
@@ -379,6 +422,20 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     Ok(Action::requeue(ctx.settings.poll))
+}
+
+/// Whether the experiment was created longer than `deadline` ago.
+fn started_too_long_ago(resource: &PipelineExperiment, deadline: Duration) -> bool {
+    resource
+        .metadata
+        .creation_timestamp
+        .as_ref()
+        .is_some_and(|created| {
+            let created =
+                chrono::DateTime::<chrono::Utc>::from_timestamp(created.0.as_second(), 0).unwrap_or_default();
+            chrono::Utc::now() - created
+                > chrono::TimeDelta::from_std(deadline).unwrap_or(chrono::TimeDelta::MAX)
+        })
 }
 
 fn drained_condition_timed_out(status: &PipelineExperimentStatus) -> bool {

@@ -35,6 +35,8 @@ pub struct Observed {
     pub sensors: JobState,
     /// Every reading the sensors sent is stored (or stored as late) and every window forecast.
     pub drained: bool,
+    /// The run is still starting (infrastructure, setup, workloads) past its startup deadline.
+    pub startup_overdue: bool,
 }
 
 /// Which groups of objects should exist.
@@ -141,6 +143,8 @@ pub fn decide(previous: Phase, observed: Observed, cleanup: CleanupPolicy) -> De
     let (phase, stages) = if previous.is_terminal() {
         (previous, after_the_run(cleanup, previous))
     } else if observed.setup == JobState::Failed || observed.sensors == JobState::Failed {
+        (Phase::Failed, after_the_run(cleanup, Phase::Failed))
+    } else if observed.startup_overdue && previous.is_starting() {
         (Phase::Failed, after_the_run(cleanup, Phase::Failed))
     } else if !observed.infrastructure_ready {
         match previous {
@@ -489,5 +493,30 @@ mod tests {
             .find(|c| c.type_ == "InfrastructureReady")
             .expect("condition");
         assert_eq!(ready.status, ConditionStatus::False);
+    }
+
+    #[test]
+    fn a_run_still_starting_past_its_deadline_fails_and_a_running_one_does_not() {
+        let overdue = Observed {
+            startup_overdue: true,
+            ..Observed::default()
+        };
+        for starting in [Phase::Pending, Phase::Provisioning, Phase::Training] {
+            let decision = decide(starting, overdue, CleanupPolicy::DeleteWorkloads);
+            assert_eq!(decision.phase, Phase::Failed, "from {starting:?}");
+        }
+        let running = Observed {
+            infrastructure_ready: true,
+            setup: JobState::Succeeded,
+            workloads_ready: true,
+            sensors: JobState::Running,
+            startup_overdue: true,
+            ..Observed::default()
+        };
+        assert_eq!(
+            decide(Phase::Running, running, CleanupPolicy::DeleteWorkloads).phase,
+            Phase::Running,
+            "the deadline is for starting only"
+        );
     }
 }

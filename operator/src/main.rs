@@ -42,6 +42,9 @@ struct Args {
     /// How long to wait for the data after the sensors finish before completing anyway.
     #[arg(long, env = "WATTCAST_DRAIN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "10m")]
     drain_timeout: Duration,
+    /// How long an experiment may take from creation to Running before it fails.
+    #[arg(long, env = "WATTCAST_STARTUP_DEADLINE", value_parser = humantime::parse_duration, default_value = "15m")]
+    startup_deadline: Duration,
     /// Log format.
     #[arg(long, value_enum, env = "WATTCAST_LOG_FORMAT", default_value_t = LogFormat::Json)]
     log_format: LogFormat,
@@ -107,6 +110,7 @@ async fn main() -> Result<()> {
         poll: args.poll,
         settle: args.settle,
         drain_timeout: args.drain_timeout,
+        startup_deadline: args.startup_deadline,
     };
     let ctx = Arc::new(Context::new(
         client,

@@ -5,6 +5,7 @@ use crate::experiment_ref::COMPONENT_LABEL;
 use crate::lifecycle::{JobState, Observed, Stage};
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 /// The experiment's objects as listed from the API server.
@@ -109,7 +110,46 @@ pub fn observe(
         workloads_ready: all_ready(expected_workloads),
         sensors: job(Stage::Sensors),
         drained: false,
+        startup_overdue: false,
     }
+}
+
+/// Why pods cannot run, one line each: containers waiting on an image, a configuration or a
+/// crash loop, and pods the scheduler cannot place — what a user needs when a run is stuck.
+pub fn blocking_reasons(pods: &[Pod]) -> Vec<String> {
+    let mut reasons = Vec::new();
+    for pod in pods {
+        let name = pod.metadata.name.as_deref().unwrap_or("?");
+        let Some(status) = pod.status.as_ref() else {
+            continue;
+        };
+        let containers = status
+            .init_container_statuses
+            .iter()
+            .flatten()
+            .chain(status.container_statuses.iter().flatten());
+        for container in containers {
+            let waiting = container.state.as_ref().and_then(|state| state.waiting.as_ref());
+            if let Some(waiting) = waiting
+                && let Some(reason) = waiting.reason.as_deref()
+                && reason != "ContainerCreating"
+                && reason != "PodInitializing"
+            {
+                let message = waiting.message.as_deref().unwrap_or("");
+                reasons.push(format!(
+                    "pod {name}: container {} {reason}: {message}",
+                    container.name
+                ));
+            }
+        }
+        for condition in status.conditions.iter().flatten() {
+            if condition.type_ == "PodScheduled" && condition.status == "False" {
+                let message = condition.message.as_deref().unwrap_or("");
+                reasons.push(format!("pod {name}: not scheduled: {message}"));
+            }
+        }
+    }
+    reasons
 }
 
 #[cfg(test)]
@@ -188,5 +228,28 @@ mod tests {
         let missing = observe(&objects, &["rustfs"], &["trainer"]);
         assert!(!missing.infrastructure_ready && !missing.workloads_ready);
         assert!(observe(&ClusterObjects::default(), &[], &[]).infrastructure_ready);
+    }
+
+    #[test]
+    fn blocking_reasons_name_the_pod_the_container_and_the_cause() {
+        let pods: Vec<Pod> = serde_json::from_value(json!([
+            {"metadata": {"name": "e2e-pulsar-0"}, "status": {"containerStatuses": [{
+                "name": "pulsar", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ImagePullBackOff", "message": "Back-off pulling image"}}}]}},
+            {"metadata": {"name": "e2e-postgres-0"}, "status": {"conditions": [{
+                "type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                "message": "0/1 nodes are available: 1 Insufficient cpu."}]}},
+            {"metadata": {"name": "e2e-bridge-1"}, "status": {"containerStatuses": [{
+                "name": "bridge", "image": "x", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"waiting": {"reason": "ContainerCreating"}}}]}},
+        ]))
+        .expect("pods");
+        assert_eq!(
+            blocking_reasons(&pods),
+            [
+                "pod e2e-pulsar-0: container pulsar ImagePullBackOff: Back-off pulling image",
+                "pod e2e-postgres-0: not scheduled: 0/1 nodes are available: 1 Insufficient cpu.",
+            ]
+        );
     }
 }

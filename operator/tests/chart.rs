@@ -18,13 +18,17 @@ use std::time::Duration;
 #[test]
 fn the_chart_lints_clean() {
     let chart = chart_dir();
-    let output = run_helm(&[
+    let mut args = vec![
         "lint",
         "--strict",
         chart.to_str().unwrap(),
         "--kube-version",
         "1.36.0",
-    ]);
+    ];
+    for set in common::BUILT_IMAGES {
+        args.extend(["--set", set]);
+    }
+    let output = run_helm(&args);
     assert!(output.contains("0 chart(s) failed"), "{output}");
 }
 
@@ -45,6 +49,27 @@ fn bad_values_are_refused_by_the_schema() {
         .expect("helm runs");
     assert!(!output.status.success(), "logFormat=xml must be refused");
     assert!(String::from_utf8_lossy(&output.stderr).contains("logFormat"));
+}
+
+#[test]
+fn installing_without_built_images_is_refused_saying_how_to_get_them() {
+    let chart = chart_dir();
+    let output = std::process::Command::new(common::helm())
+        .args([
+            "template",
+            "x",
+            chart.to_str().unwrap(),
+            "--kube-version",
+            "1.36.0",
+        ])
+        .output()
+        .expect("helm runs");
+    assert!(!output.status.success(), "no image names, no rendering");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("image.repository is not set") && stderr.contains("make images"),
+        "the refusal says what is missing and how to build it: {stderr}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -128,11 +128,19 @@ spec:
 }
 
 fn start_controller(client: &Client) -> (CancellationToken, tokio::task::JoinHandle<()>, Arc<Metrics>) {
+    start_controller_with(client, Duration::from_secs(900))
+}
+
+fn start_controller_with(
+    client: &Client,
+    startup_deadline: Duration,
+) -> (CancellationToken, tokio::task::JoinHandle<()>, Arc<Metrics>) {
     let metrics = Arc::new(Metrics::default());
     let settings = Settings {
         poll: Duration::from_millis(500),
         settle: Duration::from_secs(2),
         drain_timeout: Duration::from_secs(600),
+        startup_deadline,
     };
     let ctx = Arc::new(Context::new(
         client.clone(),
@@ -316,6 +324,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
             progress: false,
             models_bucket: DEFAULT_BUCKET.to_owned(),
             initial_models: true,
+            hold_replay: None,
         },
     )
     .await
@@ -662,6 +671,52 @@ spec:
             .is_some_and(|m| m.contains("managed")),
         "the finalizer says the managed services go with the experiment"
     );
+    shutdown.cancel();
+    controller.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_experiment_that_does_not_start_in_time_fails_saying_why() {
+    let server = start_api_server().await;
+    let client = server.client().expect("a client for envtest");
+    create_namespace(&client, NAMESPACE).await;
+    let operator = install_operator_rbac(&server).await;
+    // No kubelet runs here: the managed services never become ready.
+    let (shutdown, controller, _) = start_controller_with(&operator, Duration::from_secs(3));
+
+    let name = unique("stuck");
+    let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
+    let resource: PipelineExperiment = serde_yaml::from_str(&format!(
+        "apiVersion: wattcast.io/v1alpha1
+kind: PipelineExperiment
+metadata: {{ name: {name}, namespace: {NAMESPACE} }}
+spec:
+  architecture: Streaming
+  devices: {{ count: 1 }}
+  dataset: {{ scenario: InOrder }}
+"
+    ))
+    .unwrap();
+    api.create(&PostParams::default(), &resource).await.unwrap();
+    let failed = wait_for(&api, &name, 60, "Failed", |e| phase(e) == Phase::Failed).await;
+    let started = failed
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Started"))
+        .expect("a Started condition");
+    assert_eq!(started.reason, "StartupDeadlineExceeded");
+    assert!(
+        started.message.contains("phase Provisioning"),
+        "the message names the phase it was stuck in: {}",
+        started.message
+    );
+    assert!(
+        event_reasons(&client, &name)
+            .await
+            .contains(&("Warning".to_owned(), "StartupDeadlineExceeded".to_owned())),
+        "a Warning Event says why"
+    );
+    delete_and_wait(&api, &name).await;
     shutdown.cancel();
     controller.await.unwrap();
 }

@@ -23,5 +23,8 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
 {{- define "wattcast.image" -}}
-{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- $hint := "the wattcast images are published nowhere: build them (make images and load them into kind/k3d, or make images-local for the local node, or push them to your registry), then set image.repository (and image.tag) and images.wattcast; see the README" -}}
+{{- $repository := required (printf "image.repository is not set: %s" $hint) .Values.image.repository -}}
+{{- $_ := required (printf "images.wattcast is not set: %s" $hint) .Values.images.wattcast -}}
+{{- printf "%s:%s" $repository (default .Chart.AppVersion .Values.image.tag) -}}
 {{- end -}}

@@ -132,6 +132,14 @@ pub fn run_helm(args: &[&str]) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// The values naming the wattcast images, as `make deploy` sets them (the chart has no default:
+/// the images are published nowhere).
+pub const BUILT_IMAGES: [&str; 3] = [
+    "image.repository=ghcr.io/wattcast/wattcast-operator",
+    "image.tag=0.1.0",
+    "images.wattcast=ghcr.io/wattcast/wattcast:0.1.0",
+];
+
 /// `helm template` of the chart into `namespace` with extra `--set` values: its documents.
 pub fn render_chart(namespace: &str, sets: &[&str], only: &[&str]) -> Vec<serde_json::Value> {
     let chart = chart_dir();
@@ -144,6 +152,9 @@ pub fn render_chart(namespace: &str, sets: &[&str], only: &[&str]) -> Vec<serde_
         "--kube-version",
         "1.36.0",
     ];
+    for set in BUILT_IMAGES {
+        args.extend(["--set", set]);
+    }
     for set in sets {
         args.extend(["--set", set]);
     }
@@ -277,7 +288,7 @@ impl Drop for KubeconfigFile {
 /// `helm install wattcast` of the chart into the operator's namespace; helm's output.
 pub fn helm_install(kubeconfig: &KubeconfigFile) -> String {
     let chart = chart_dir();
-    run_helm(&[
+    let mut args = vec![
         "install",
         "wattcast",
         chart.to_str().expect("a UTF-8 path"),
@@ -286,5 +297,9 @@ pub fn helm_install(kubeconfig: &KubeconfigFile) -> String {
         "--create-namespace",
         "--kubeconfig",
         kubeconfig.path(),
-    ])
+    ];
+    for set in BUILT_IMAGES {
+        args.extend(["--set", set]);
+    }
+    run_helm(&args)
 }
