@@ -9,6 +9,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 
 die() { echo "cluster: $*" >&2; exit 1; }
 
+# kind releases after kube-network-policies' fix of probes blocked by NetworkPolicies (2025-04).
+KIND_MIN=0.29.0
+
 need() {
   command -v "$1" >/dev/null 2>&1 || die "$1 is not installed: $2"
 }
@@ -17,7 +20,14 @@ prereqs() {
   need docker "install Docker (https://docs.docker.com/engine/install/) and start it"
   docker info >/dev/null 2>&1 || die "docker is installed but its daemon does not answer; start Docker (or add yourself to the docker group)"
   case $CLUSTER in
-    kind) need kind "install kind ≥ 0.24 (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)" ;;
+    kind)
+      need kind "install kind ≥ $KIND_MIN (https://kind.sigs.k8s.io/docs/user/quick-start/#installation)"
+      local version
+      version=$(kind version -q 2>/dev/null | sed 's/^v//; s/-.*//')
+      if [[ $(printf '%s\n%s\n' "$KIND_MIN" "$version" | sort -V | head -n1) != "$KIND_MIN" ]]; then
+        die "kind $version is too old: kind ≥ $KIND_MIN is needed (earlier kindnet network policies block kubelet probes of pods a policy selects, kube-network-policies issue 150; and kind 0.24+ enforces NetworkPolicies at all)"
+      fi
+      ;;
     k3d) need k3d "install k3d ≥ 5 (https://k3d.io/#installation)" ;;
     *) die "CLUSTER must be kind or k3d, not '$CLUSTER'" ;;
   esac
@@ -37,7 +47,7 @@ up() {
     echo "cluster: $CLUSTER cluster '$NAME' exists"
   else
     case $CLUSTER in
-      kind) kind create cluster --name "$NAME" --config "$here/kind-config.yaml" --wait 120s ;;
+      kind) kind create cluster --name "$NAME" --config "$here/../kind-config.yaml" --wait 120s ;;
       # k3s ships a NetworkPolicy controller; its bundled Traefik is not needed.
       k3d) k3d cluster create "$NAME" --agents 0 --k3s-arg '--disable=traefik@server:0' --wait ;;
     esac
