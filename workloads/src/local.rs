@@ -42,6 +42,8 @@ pub struct LocalOptions {
     /// Train each device's initial model on its first readings before the run (without them
     /// windows are forecast only once the trainer has made a model).
     pub initial_models: bool,
+    /// Pause the sensors' replay once until something has happened (tests of mechanisms).
+    pub hold_replay: Option<crate::workload::sensor::ReplayHold>,
 }
 
 /// What a local run measured.
@@ -275,6 +277,7 @@ pub async fn run_local(
         ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
         mqtt: services.mqtt.clone(),
         client_id: format!("wattcast-sensor-{}-{}", names.experiment(), std::process::id()),
+        hold: options.hold_replay.clone(),
     };
 
     let progress = progress_bar(options.progress);

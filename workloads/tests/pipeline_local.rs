@@ -31,6 +31,7 @@ fn options() -> LocalOptions {
         progress: false,
         models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
         initial_models: true,
+        hold_replay: None,
     }
 }
 

@@ -40,6 +40,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 progress: false,
                 models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
+                hold_replay: None,
             },
         )
         .await,

@@ -42,6 +42,7 @@ async fn run(experiment: &PipelineExperiment) -> LocalSummary {
                 progress: false,
                 models_bucket: DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
+                hold_replay: None,
             },
         )
         .await

@@ -90,6 +90,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
                 // Training thousands of initial models is not what this measures.
                 initial_models: false,
+                hold_replay: None,
             },
         ))?;
         // run_local measures its own run: CPU since it started, peak memory since then.

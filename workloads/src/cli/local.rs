@@ -52,6 +52,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
                 progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
                 models_bucket: args.bucket.clone(),
                 initial_models: !args.no_initial_models,
+                hold_replay: None,
             },
         ))?;
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -155,6 +155,7 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
             loaded.names.experiment(),
             std::process::id()
         ),
+        hold: None,
     };
     let delay = match device {
         Some(device) => config

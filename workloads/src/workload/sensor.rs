@@ -39,6 +39,22 @@ pub struct SensorConfig {
     pub mqtt: MqttEndpoint,
     /// MQTT client id (unique per sensor process).
     pub client_id: String,
+    /// Pause the replay once, at this point, until something has happened (see [`ReplayHold`]).
+    pub hold: Option<ReplayHold>,
+}
+
+/// A pause in a replay: before the first publication due `at` (replay time) or later, the sensor
+/// waits until `release` is cancelled, and the rest of the replay moves by the pause. What would
+/// otherwise be a race against time becomes an order: a run can wait for a mechanism (a retrained
+/// model, a fault injected) at a known point of its data.
+#[derive(Debug, Clone)]
+pub struct ReplayHold {
+    /// Replay time (since the sensor started, at its speed-up) of the pause.
+    pub at: Duration,
+    /// Cancelled by the sensor when it reaches the pause.
+    pub reached: CancellationToken,
+    /// Cancelled when the replay may go on.
+    pub release: CancellationToken,
 }
 
 /// What a sensor sent.
@@ -194,8 +210,21 @@ pub async fn run_sensor(
     });
 
     let mut report = SensorReport::default();
-    let started = Instant::now();
+    let mut started = Instant::now();
+    let mut hold = config.hold.clone();
     for (sent, publication) in plan.into_iter().enumerate() {
+        if let Some(pause) = hold.take_if(|pause| publication.due >= pause.at) {
+            tokio::time::sleep_until(started + pause.at).await;
+            let paused = Instant::now();
+            tracing::info!(at = ?pause.at, "replay held");
+            pause.reached.cancel();
+            tokio::select! {
+                () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: sent as u64, total }),
+                () = pause.release.cancelled() => {}
+            }
+            started += paused.elapsed();
+            tracing::info!(held = ?paused.elapsed(), "replay resumed");
+        }
         let due = started + publication.due;
         tokio::select! {
             () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: sent as u64, total }),
@@ -271,6 +300,7 @@ mod tests {
             devices: vec![readings(1, &[0, 2, 1, 61, 60]), readings(2, &[0, 1])],
             speedup: 2.0,
             ramp_up,
+            hold: None,
             mqtt: MqttEndpoint {
                 host: "unused".into(),
                 port: 1,
