@@ -160,9 +160,18 @@ cluster-down: ## Stop the local node: every process it started, by pid; remove i
 cluster-kubectl: ## kubectl against the local node, e.g. make cluster-kubectl ARGS="get pods -A"
 	$(LOCAL_CLUSTER) kubectl $(ARGS)
 
+# The binaries the local images hold: release, or with E2E_PROFILE=dev the test build's (what CI
+# uses after `make test`, which has already built them: a second, release build of every crate
+# would cost a cold run some twenty minutes).
+E2E_PROFILE ?= release
+
+.PHONY: e2e-binaries
+e2e-binaries:
+	$(CARGO) build --workspace --bins $(if $(filter dev,$(E2E_PROFILE)),,--release)
+
 .PHONY: images-local
-images-local: release ## Build every image without docker (mmdebstrap, umoci, skopeo) and import it into the local node
-	WATTCAST_BINARIES=$(CARGO_TARGET_DIR)/release $(LOCAL_CLUSTER) images
+images-local: e2e-binaries ## Build every image without docker (mmdebstrap, umoci, skopeo) and import it into the local node
+	WATTCAST_BINARIES=$(CARGO_TARGET_DIR)/$(if $(filter dev,$(E2E_PROFILE)),debug,release) $(LOCAL_CLUSTER) images
 
 .PHONY: deploy-local
 deploy-local: ## helm install the chart on the local node with the images images-local imported
@@ -181,8 +190,16 @@ e2e-docker: prereqs kind-up images kind-load deploy
 	deploy/e2e.sh $(EXPERIMENT)
 
 .PHONY: e2e-local
+E2E_OUT ?= reports/e2e
 e2e-local: cluster-up images-local deploy-local
-	$(LOCAL_TOOLS) deploy/e2e.sh $(EXPERIMENT)
+	mkdir -p $(E2E_OUT)
+	rm -f $(E2E_OUT)/pod-usage.samples
+	# Each pod's CPU and memory from its cgroups while the experiments run.
+	$(LOCAL_CLUSTER) sample-usage $(E2E_OUT)/pod-usage.samples 5 & sampler=$$!; \
+	  status=0; $(LOCAL_TOOLS) E2E_OUT=$(E2E_OUT) deploy/e2e.sh $(EXPERIMENT) || status=$$?; \
+	  kill $$sampler 2>/dev/null || true; \
+	  $(LOCAL_CLUSTER) usage-table $(E2E_OUT)/pod-usage.samples > $(E2E_OUT)/pod-usage.md || true; \
+	  cat $(E2E_OUT)/pod-usage.md; exit $$status
 
 .PHONY: e2e-full
 e2e-full: ## make e2e with a Batching run and experiment 4's three watermark bounds (reduced) too

@@ -11,6 +11,8 @@
 #   deploy/local-cluster.sh status    the node's processes and its Node object
 #   deploy/local-cluster.sh kubectl … / helm …   run them against the node from the host
 #   deploy/local-cluster.sh bin-dir   the directory whose kubectl and helm reach the node (for PATH)
+#   deploy/local-cluster.sh sample-usage FILE [S] / usage-table FILE   each pod's CPU and peak
+#                                     memory from its cgroups, sampled every S seconds
 #
 # Needs root (namespaces, cgroups, mounts). WATTCAST_BINARIES names the directory holding the
 # release `wattcast` and `wattcast-operator` binaries for `images`.
@@ -22,13 +24,13 @@ TEST_ENV_STARTED=$(date +%s)
 # shellcheck source=/dev/null
 for part in "$TEST_ENV_LIB"/common.sh "$TEST_ENV_LIB"/gobuild.sh "$TEST_ENV_LIB"/packages.sh \
   "$TEST_ENV_LIB"/kube.sh "$TEST_ENV_LIB"/pulsar.sh "$TEST_ENV_LIB"/s3.sh \
-  "$LOCAL_DIR"/build.sh "$LOCAL_DIR"/pki.sh "$LOCAL_DIR"/images.sh "$LOCAL_DIR"/node.sh; do
+  "$LOCAL_DIR"/build.sh "$LOCAL_DIR"/pki.sh "$LOCAL_DIR"/images.sh "$LOCAL_DIR"/node.sh "$LOCAL_DIR"/usage.sh; do
   source "$part"
 done
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
 die() { printf '[local-cluster] error: %s\n' "$*" >&2; exit 1; }
 
-NODE_PACKAGES=(libseccomp-dev containernetworking-plugins mmdebstrap umoci skopeo iptables iproute2 util-linux openssl curl)
+NODE_PACKAGES=(libseccomp-dev containernetworking-plugins mmdebstrap umoci skopeo iptables iproute2 util-linux openssl curl jq gcc)
 WRAPPERS=$NODE_DIR/bin
 
 need_root() { [[ $(id -u) -eq 0 ]] || die "the local node needs root (namespaces, cgroups, mounts)"; }
@@ -149,5 +151,7 @@ case $command in
   kubectl) holder_alive || die "the node is not up"; exec "$WRAPPERS/kubectl" "$@" ;;
   helm) holder_alive || die "the node is not up"; exec "$WRAPPERS/helm" "$@" ;;
   bin-dir) echo "$WRAPPERS" ;;
-  *) die "usage: $0 up | images | image-values | down | status | kubectl ARGS… | helm ARGS… | bin-dir" ;;
+  sample-usage) holder_alive || die "the node is not up"; sample_usage "${1:?sample-usage FILE [SECONDS]}" "${2:-5}" ;;
+  usage-table) usage_table "${1:?usage-table FILE}" ;;
+  *) die "usage: $0 up | images | image-values | down | status | kubectl ARGS… | helm ARGS… | bin-dir | sample-usage FILE [S] | usage-table FILE" ;;
 esac
