@@ -142,9 +142,10 @@ pub fn decide(previous: Phase, observed: Observed, cleanup: CleanupPolicy) -> De
     };
     let (phase, stages) = if previous.is_terminal() {
         (previous, after_the_run(cleanup, previous))
-    } else if observed.setup == JobState::Failed || observed.sensors == JobState::Failed {
-        (Phase::Failed, after_the_run(cleanup, Phase::Failed))
-    } else if observed.startup_overdue && previous.is_starting() {
+    } else if observed.setup == JobState::Failed
+        || observed.sensors == JobState::Failed
+        || (observed.startup_overdue && previous.is_starting())
+    {
         (Phase::Failed, after_the_run(cleanup, Phase::Failed))
     } else if !observed.infrastructure_ready {
         match previous {
@@ -432,6 +433,7 @@ mod tests {
             workloads_ready: true,
             sensors: JobState::Failed,
             drained: false,
+            startup_overdue: false,
         };
         let decision = decide(Phase::Running, sensors_failed, CleanupPolicy::DeleteAll);
         assert_eq!(
@@ -452,6 +454,7 @@ mod tests {
             workloads_ready: true,
             sensors: JobState::Succeeded,
             drained: true,
+            startup_overdue: false,
         };
         assert_eq!(
             decide(Phase::Draining, done, CleanupPolicy::DeleteAll).stages,
@@ -475,6 +478,7 @@ mod tests {
             workloads_ready: true,
             sensors: JobState::Running,
             drained: false,
+            startup_overdue: false,
         };
         let decision = decide(Phase::Running, lost, CleanupPolicy::DeleteWorkloads);
         assert_eq!(decision.phase, Phase::Running);

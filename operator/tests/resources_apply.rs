@@ -114,7 +114,8 @@ async fn the_api_server_accepts_every_object_of_an_experiment() {
 
     let uid = experiment.uid.as_str();
     assert_eq!(owned_count::<Secret>(&client, uid).await, 1);
-    assert_eq!(owned_count::<ConfigMap>(&client, uid).await, 2);
+    // Mosquitto's and Pulsar's configuration, and the experiment file.
+    assert_eq!(owned_count::<ConfigMap>(&client, uid).await, 3);
     assert_eq!(owned_count::<Service>(&client, uid).await, 4);
     assert_eq!(owned_count::<Deployment>(&client, uid).await, 5);
     assert_eq!(owned_count::<StatefulSet>(&client, uid).await, 3);

@@ -5,11 +5,13 @@
 mod common;
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 use wattcast::experiment::read_experiment;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
+use wattcast::workload::sensor::ReplayHold;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_retried_and_loses_nothing() {
@@ -22,13 +24,26 @@ async fn an_outage_is_retried_and_loses_nothing() {
     experiment.spec.dataset.duration = "30m".parse().unwrap();
     experiment.spec.replay.speedup = 60.0;
 
-    // Thirty minutes at 60x take thirty seconds; stop PostgreSQL for five of them.
+    // Thirty minutes at 60x take thirty seconds. The replay holds after five minutes of data —
+    // setup is over and readings flow — while PostgreSQL is stopped for five seconds in the
+    // background, then goes on: the outage falls inside the run however slow the machine is.
+    let hold = ReplayHold {
+        at: Duration::from_secs_f64(5.0 * 60.0 / experiment.spec.replay.speedup),
+        reached: CancellationToken::new(),
+        release: CancellationToken::new(),
+    };
     let script =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
             .join("../test-env/pause-postgres");
-    let outage = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(8)).await;
-        tokio::process::Command::new(script).arg("5").status().await
+    let outage = tokio::spawn({
+        let hold = hold.clone();
+        async move {
+            hold.reached.cancelled().await;
+            let pause = tokio::process::Command::new(script).arg("5").spawn();
+            hold.release.cancel();
+            let status = pause?.wait().await;
+            status.map(|status| (status, Instant::now()))
+        }
     });
     let summary = common::reachable(
         "the pipeline's services",
@@ -40,22 +55,22 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 progress: false,
                 models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
-                hold_replay: None,
+                hold_replay: Some(hold),
             },
         )
         .await,
     );
-    let status = outage.await.unwrap().unwrap();
+    let run_ended = Instant::now();
+    let (status, outage_ended) = outage.await.unwrap().unwrap();
     assert!(
         status.success(),
         "test-env/pause-postgres failed; is the test env's own PostgreSQL running (`make test-env`)?"
     );
-    // The outage (seconds 8 to 13) fell inside the run; whether the coordinator saw errors and
-    // retried, or its connection pool waited for the server, nothing may be lost.
+    // Whether the coordinator saw errors and retried, or its connection pool waited for the
+    // server, nothing may be lost — and the run drained only after PostgreSQL was back.
     assert!(
-        summary.duration_s > 14.0,
-        "the run ended before the outage was over ({}s)",
-        summary.duration_s
+        outage_ended < run_ended,
+        "the run ended before the outage was over"
     );
 
     let expected = common::generated(&experiment);
