@@ -282,18 +282,16 @@ stop_node() {
   for name in local-path-provisioner coredns kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
     stop_named "$name"
   done
-  # Shims outlive containerd; each one's pid is in its bundle.
-  local shim
-  for shim in "$NODE_DIR"/containerd/state/io.containerd.runtime.v2.task/*/*/shim.pid; do
-    [[ -f $shim ]] || continue
-    pid=$(cat "$shim")
-    [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$NODE_BIN/containerd-shim-runc-v2" ]] && kill -9 "$pid" 2>/dev/null
-  done
-  # Anything still in the node's cgroups was started by it.
+  # Anything still in the node's cgroups was started by it (containers whose shim is gone too).
   local procs
   for procs in /sys/fs/cgroup/pids/$CGROUP_ROOT; do
     [[ -d $procs ]] || continue
     find "$procs" -name cgroup.procs -exec cat {} + 2>/dev/null | while read -r pid; do kill -9 "$pid" 2>/dev/null; done
+  done
+  # Shims outlive containerd (their bundles are in the node's mount namespace): ours run our
+  # binary with our socket.
+  for pid in $(pgrep -f -- "-address $CONTAINERD_SOCKET" || true); do
+    [[ $(readlink "/proc/$pid/exe" 2>/dev/null) == "$NODE_BIN/containerd-shim-runc-v2" ]] && kill -9 "$pid" 2>/dev/null
   done
   stop_named holder
 }
