@@ -162,12 +162,14 @@ cluster-kubectl: ## kubectl against the local node, e.g. make cluster-kubectl AR
 
 # The binaries the local images hold: release, or with E2E_PROFILE=dev the test build's (what CI
 # uses after `make test`, which has already built them: a second, release build of every crate
-# would cost a cold run some twenty minutes).
+# would cost a cold run some twenty minutes). `cargo test --no-run` builds them with the test
+# build's features, so after `make test` it compiles nothing (`cargo build --bins` would rebuild
+# many crates with other features).
 E2E_PROFILE ?= release
 
 .PHONY: e2e-binaries
 e2e-binaries:
-	$(CARGO) build --workspace --bins $(if $(filter dev,$(E2E_PROFILE)),,--release)
+	$(if $(filter dev,$(E2E_PROFILE)),$(CARGO) test --workspace --no-run,$(CARGO) build --workspace --bins --release)
 
 .PHONY: images-local
 images-local: e2e-binaries ## Build every image without docker (mmdebstrap, umoci, skopeo) and import it into the local node
@@ -202,8 +204,10 @@ e2e-local: cluster-up images-local deploy-local
 	  cat $(E2E_OUT)/pod-usage.md; exit $$status
 
 .PHONY: e2e-full
-e2e-full: ## make e2e with a Batching run and experiment 4's three watermark bounds (reduced) too
+e2e-full: ## make e2e with a Batching run and experiment 4's three watermark bounds (reduced), each checked against wattcast local and dataset window
 	$(MAKE) e2e EXPERIMENT="$(E2E_FULL_EXPERIMENTS)"
+	test-env/up
+	E2E_OUT=$(E2E_OUT) deploy/e2e-compare.sh $(CARGO_TARGET_DIR)/$(if $(filter dev,$(E2E_PROFILE)),debug,release)/wattcast $(E2E_FULL_EXPERIMENTS)
 
 .PHONY: undeploy
 undeploy: ## Delete every experiment (their finalizers clean up), then uninstall the chart
