@@ -325,6 +325,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
             models_bucket: DEFAULT_BUCKET.to_owned(),
             initial_models: true,
             hold_replay: None,
+            forecast_stats: None,
         },
     )
     .await

@@ -44,6 +44,9 @@ pub struct LocalOptions {
     pub initial_models: bool,
     /// Pause the sensors' replay once until something has happened (tests of mechanisms).
     pub hold_replay: Option<crate::workload::sensor::ReplayHold>,
+    /// The coordinator's forecasting counts (model swaps among them), when the caller wants to
+    /// watch them during the run; fresh ones otherwise.
+    pub forecast_stats: Option<Arc<ForecastStats>>,
 }
 
 /// What a local run measured.
@@ -163,7 +166,7 @@ pub async fn run_local(
     let bridge_stats = Arc::new(BridgeStats::default());
     let windower_stats = Arc::new(WindowerStats::default());
     let coordinator_stats = Arc::new(CoordinatorStats::default());
-    let forecast_stats = Arc::new(ForecastStats::default());
+    let forecast_stats = options.forecast_stats.clone().unwrap_or_default();
     let trainer_stats = Arc::new(TrainerStats::default());
     let mut tasks = tokio::task::JoinSet::new();
 

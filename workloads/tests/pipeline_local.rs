@@ -32,6 +32,7 @@ fn options() -> LocalOptions {
         models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
         initial_models: true,
         hold_replay: None,
+        forecast_stats: None,
     }
 }
 

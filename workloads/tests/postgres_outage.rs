@@ -56,6 +56,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
                 hold_replay: Some(hold),
+                forecast_stats: None,
             },
         )
         .await,

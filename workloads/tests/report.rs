@@ -43,6 +43,7 @@ async fn run(experiment: &PipelineExperiment) -> LocalSummary {
                 models_bucket: DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
                 hold_replay: None,
+                forecast_stats: None,
             },
         )
         .await

@@ -5,12 +5,14 @@
 mod common;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast::experiment::read_experiment;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
+use wattcast::workload::forecasting::ForecastStats;
 use wattcast::workload::sensor::ReplayHold;
 use wattcast_crds::GoDuration;
 
@@ -26,31 +28,20 @@ async fn retrained_models_are_swapped_in_mid_run() {
     experiment.spec.forecasting.model.epochs = 10;
     let services = common::services();
     // The replay holds after 11 minutes of data (two retrain requests per device made) until the
-    // trainer has stored a retrained model for every device: the windows after the hold must be
-    // forecast by retrained models, however long training takes on this machine.
+    // coordinator has swapped a retrained model in for every device: the windows after the hold
+    // must be forecast by retrained models, however long training and loading take here.
     let hold = ReplayHold {
         at: Duration::from_secs_f64(11.0 * 60.0 / experiment.spec.replay.speedup),
         reached: CancellationToken::new(),
         release: CancellationToken::new(),
     };
+    let forecast_stats = Arc::new(ForecastStats::default());
     let watcher = tokio::spawn({
-        let (hold, postgres_url) = (hold.clone(), services.postgres_url.clone());
+        let (hold, stats) = (hold.clone(), forecast_stats.clone());
         async move {
             hold.reached.cancelled().await;
-            let schema = ExperimentNames::new("retraining")
-                .expect("valid name")
-                .postgres_schema();
-            let store = Store::connect(&postgres_url, &schema, 1).await.expect("connects");
-            loop {
-                let (retrained,): (i64,) =
-                    sqlx::query_as("SELECT count(DISTINCT device) FROM models WHERE version <> 'initial'")
-                        .fetch_one(store.pool())
-                        .await
-                        .expect("models read");
-                if retrained >= 2 {
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
+            while stats.model_swaps.get() < 2 {
+                tokio::time::sleep(Duration::from_millis(100)).await;
             }
             hold.release.cancel();
         }
@@ -62,6 +53,7 @@ async fn retrained_models_are_swapped_in_mid_run() {
         models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
         initial_models: true,
         hold_replay: Some(hold),
+        forecast_stats: Some(forecast_stats),
     };
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options).await);
     watcher.await.expect("the watcher saw every device retrained");

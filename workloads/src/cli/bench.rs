@@ -91,6 +91,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 // Training thousands of initial models is not what this measures.
                 initial_models: false,
                 hold_replay: None,
+                forecast_stats: None,
             },
         ))?;
         // run_local measures its own run: CPU since it started, peak memory since then.

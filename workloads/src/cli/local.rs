@@ -53,6 +53,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
                 models_bucket: args.bucket.clone(),
                 initial_models: !args.no_initial_models,
                 hold_replay: None,
+                forecast_stats: None,
             },
         ))?;
         println!("{}", serde_json::to_string_pretty(&summary)?);
