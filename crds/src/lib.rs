@@ -122,5 +122,11 @@ spec:
         ] {
             assert!(text.contains(rule), "missing rule {rule}");
         }
+        let name_rule = format!("size(self.metadata.name) <= {MAX_NAME_LENGTH}");
+        assert!(
+            text.contains(&name_rule),
+            "the name rule and MAX_NAME_LENGTH disagree"
+        );
+        assert!(text.contains("self.spec == oldSelf.spec"));
     }
 }

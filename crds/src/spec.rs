@@ -6,6 +6,22 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// The longest experiment name whose objects all fit Kubernetes' 63-character limits: the
+/// longest is a StatefulSet pod's revision label, `<name>-postgres-<hash of up to 10>` (62).
+pub const MAX_NAME_LENGTH: usize = 42;
+
+/// CEL: the name is a DNS label short enough for every object the operator creates from it.
+const NAME_RULE: &str =
+    "size(self.metadata.name) <= 42 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')";
+const NAME_MESSAGE: &str = "metadata.name must be at most 42 characters of a-z, 0-9 and '-', \
+    starting with a letter: the operator names objects <name>-coordinator, <name>-postgres, … \
+    and Kubernetes limits their names and labels to 63 characters";
+/// CEL transition rule: once the operator has started the run, the spec stays as it was.
+const IMMUTABLE_RULE: &str =
+    "!has(oldSelf.status) || oldSelf.status.phase == 'Pending' || self.spec == oldSelf.spec";
+const IMMUTABLE_MESSAGE: &str = "spec cannot change once the run has started (a run is a \
+    reproducible experiment): create a new PipelineExperiment with the changed spec";
+
 /// A power-forecasting pipeline run as a reproducible experiment: sensors → MQTT → Pulsar →
 /// windowing → LSTM forecasting → PostgreSQL, with results written back into the status.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -24,7 +40,9 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Coverage","type":"number","jsonPath":".status.results.coverage"}"#,
     printcolumn = r#"{"name":"RMSE","type":"number","jsonPath":".status.results.forecast.rmse"}"#,
-    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
+    validation = Rule::new(NAME_RULE).message(NAME_MESSAGE),
+    validation = Rule::new(IMMUTABLE_RULE).message(IMMUTABLE_MESSAGE).field_path(".spec")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineExperimentSpec {
@@ -54,6 +72,11 @@ pub struct PipelineExperimentSpec {
     /// What to remove when the run completes or the experiment is deleted.
     #[serde(default)]
     pub cleanup: CleanupPolicy,
+    /// How long deletion retries removing the experiment's side effects from an unreachable
+    /// external service before it gives up, records what it left behind (a Warning Event) and
+    /// lets the experiment go.
+    #[serde(default = "default_cleanup_timeout")]
+    pub cleanup_timeout: GoDuration,
 }
 
 /// The two architectures the original thesis compared.
@@ -307,6 +330,9 @@ pub enum CleanupPolicy {
 
 fn duration(text: &str) -> GoDuration {
     text.parse().expect("built-in default durations are valid")
+}
+fn default_cleanup_timeout() -> GoDuration {
+    duration("10m")
 }
 fn default_seed() -> u64 {
     42

@@ -3,7 +3,7 @@
 
 mod common;
 
-use kube::api::{Api, DynamicObject, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
 
@@ -204,4 +204,117 @@ async fn the_api_server_refuses_bad_specs_and_accepts_the_good_one() {
     }
     server.destroy().await.unwrap();
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// A PipelineExperiment named `name` with the valid spec.
+fn named(name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "wattcast.io/v1alpha1",
+        "kind": "PipelineExperiment",
+        "metadata": { "name": name },
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn experiments(client: kube::Client, namespace: &str) -> Api<DynamicObject> {
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("wattcast.io", "v1alpha1", "PipelineExperiment"),
+        "pipelineexperiments",
+    );
+    Api::namespaced_with(client, namespace, &resource)
+}
+
+#[tokio::test]
+async fn names_too_long_for_the_objects_or_not_dns_labels_are_refused() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, "names").await;
+    let api = experiments(client, "names");
+    let longest = "x".repeat(wattcast_crds::MAX_NAME_LENGTH);
+    api.create(&PostParams::default(), &named(&longest, valid()))
+        .await
+        .expect("the longest admitted name is accepted");
+    let mut failures = Vec::new();
+    // A Kubernetes object name may have 253 characters and dots; a Service may not.
+    for bad in [
+        "x".repeat(wattcast_crds::MAX_NAME_LENGTH + 1),
+        "exp.one".to_owned(),
+        "1exp".to_owned(),
+    ] {
+        match api.create(&PostParams::default(), &named(&bad, valid())).await {
+            Ok(_) => failures.push(format!("{bad}: accepted")),
+            Err(error)
+                if error
+                    .to_string()
+                    .contains("metadata.name must be at most 42 characters") => {}
+            Err(error) => failures.push(format!("{bad}: refused without the name rule: {error}")),
+        }
+    }
+    server.destroy().await.unwrap();
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[tokio::test]
+async fn the_spec_is_immutable_once_the_run_has_started() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, "runs").await;
+    let api = experiments(client, "runs");
+    let params = PatchParams::default();
+    let change_devices = |count: u32| Patch::Merge(json!({"spec": {"devices": {"count": count}}}));
+    api.create(&PostParams::default(), &named("run", valid()))
+        .await
+        .expect("created");
+
+    // Before the operator has looked at it, and while Pending, the spec may still be fixed.
+    api.patch("run", &params, &change_devices(4))
+        .await
+        .expect("no status yet");
+    api.patch_status(
+        "run",
+        &params,
+        &Patch::Merge(json!({"status": {"phase": "Pending"}})),
+    )
+    .await
+    .expect("status Pending");
+    api.patch("run", &params, &change_devices(5))
+        .await
+        .expect("still Pending");
+
+    api.patch_status(
+        "run",
+        &params,
+        &Patch::Merge(json!({"status": {"phase": "Provisioning"}})),
+    )
+    .await
+    .expect("status Provisioning");
+    let refused = api
+        .patch("run", &params, &change_devices(6))
+        .await
+        .expect_err("a started run's spec cannot change");
+    assert!(
+        refused
+            .to_string()
+            .contains("spec cannot change once the run has started"),
+        "{refused}"
+    );
+    // Metadata and status still can.
+    api.patch(
+        "run",
+        &params,
+        &Patch::Merge(json!({"metadata": {"labels": {"thesis": "chapter-5"}}})),
+    )
+    .await
+    .expect("labels still change");
+    api.patch_status(
+        "run",
+        &params,
+        &Patch::Merge(json!({"status": {"phase": "Running"}})),
+    )
+    .await
+    .expect("status still changes");
+    let run = api.get("run").await.expect("read back");
+    assert_eq!(run.data["spec"]["devices"]["count"], 5);
+    server.destroy().await.unwrap();
 }

@@ -65,10 +65,7 @@ where
     K::DynamicType: Default,
 {
     let api: Api<K> = Api::namespaced(client.clone(), NAMESPACE);
-    let listed = api
-        .list(&ListParams::default().labels("wattcast.io/experiment=exp1"))
-        .await
-        .expect("lists");
+    let listed = api.list(&ListParams::default()).await.expect("lists");
     listed
         .items
         .iter()
@@ -82,20 +79,17 @@ where
         .count()
 }
 
-#[tokio::test]
-async fn the_api_server_accepts_every_object_of_an_experiment() {
-    let server = common::start_api_server().await;
-    let client = server.client().expect("a client for the envtest API server");
-    common::create_namespace(&client, NAMESPACE).await;
-
+/// Creates an experiment named `name`, applies every object built for it twice, and checks
+/// the counts, ownership and that the second apply changes nothing.
+async fn apply_every_object(client: &Client, name: &str) -> DesiredObjects {
     let experiments: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
     let experiment: PipelineExperiment = serde_json::from_value(serde_json::json!({
         "apiVersion": "wattcast.io/v1alpha1",
         "kind": "PipelineExperiment",
-        "metadata": {"name": "exp1", "namespace": NAMESPACE},
+        "metadata": {"name": name, "namespace": NAMESPACE},
         "spec": {
             "architecture": "Streaming",
-            "devices": {"count": 3},
+            "devices": {"count": 10000},
             "dataset": {"scenario": "MissingTimestamps", "duration": "15m"},
             "windowing": {"watermark": {"strategy": "BoundedOutOfOrderness", "maxOutOfOrderness": "5s"}},
         },
@@ -104,26 +98,71 @@ async fn the_api_server_accepts_every_object_of_an_experiment() {
     let created = experiments
         .create(&PostParams::default(), &experiment)
         .await
-        .expect("created");
+        .unwrap_or_else(|error| panic!("experiment {name} created: {error}"));
     let experiment = ExperimentRef::new(&created).expect("complete metadata");
 
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    apply::<Secret>(&client, &[Credentials::generate(&mut rng).secret(&experiment)]).await;
+    apply::<Secret>(client, &[Credentials::generate(&mut rng).secret(&experiment)]).await;
     let objects = desired_objects(&experiment, &Images::default()).expect("builds");
-    let first = apply_all(&client, &objects).await;
+    let first = apply_all(client, &objects).await;
 
     let uid = experiment.uid.as_str();
-    assert_eq!(owned_count::<Secret>(&client, uid).await, 1);
+    assert_eq!(owned_count::<Secret>(client, uid).await, 1);
     // Mosquitto's and Pulsar's configuration, and the experiment file.
-    assert_eq!(owned_count::<ConfigMap>(&client, uid).await, 3);
-    assert_eq!(owned_count::<Service>(&client, uid).await, 4);
-    assert_eq!(owned_count::<Deployment>(&client, uid).await, 5);
-    assert_eq!(owned_count::<StatefulSet>(&client, uid).await, 3);
-    assert_eq!(owned_count::<Job>(&client, uid).await, 2);
-    assert_eq!(owned_count::<NetworkPolicy>(&client, uid).await, 2);
+    assert_eq!(owned_count::<ConfigMap>(client, uid).await, 3);
+    assert_eq!(owned_count::<Service>(client, uid).await, 4);
+    assert_eq!(owned_count::<Deployment>(client, uid).await, 5);
+    assert_eq!(owned_count::<StatefulSet>(client, uid).await, 3);
+    assert_eq!(owned_count::<Job>(client, uid).await, 2);
+    assert_eq!(owned_count::<NetworkPolicy>(client, uid).await, 2);
 
     // Applying the same objects again changes nothing (server-side apply is idempotent).
     let objects = desired_objects(&experiment, &Images::default()).expect("builds");
-    let second = apply_all(&client, &objects).await;
+    let second = apply_all(client, &objects).await;
     assert_eq!(first, second);
+    objects
+}
+
+#[tokio::test]
+async fn the_api_server_accepts_every_object_of_an_experiment() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, NAMESPACE).await;
+    apply_every_object(&client, "exp1").await;
+    server.destroy().await.unwrap();
+}
+
+/// The longest name the CRD admits makes objects whose names, and the labels and host names
+/// the controllers derive from them, all fit Kubernetes' limits.
+#[tokio::test]
+async fn the_longest_admitted_name_fits_every_object() {
+    const LIMIT: usize = 63;
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, NAMESPACE).await;
+    let longest = format!("a{}", "-b".repeat((wattcast_crds::MAX_NAME_LENGTH - 1) / 2));
+    let longest = format!(
+        "{longest}{}",
+        "c".repeat(wattcast_crds::MAX_NAME_LENGTH - longest.len())
+    );
+    assert_eq!(longest.len(), wattcast_crds::MAX_NAME_LENGTH);
+    let objects = apply_every_object(&client, &longest).await;
+
+    // What the API server here cannot check, because no controller runs on envtest: the
+    // StatefulSet controller labels each pod `controller-revision-hash: <set>-<hash of up to
+    // 10 characters>`, and the Job controller names an indexed pod's host `<job>-<index>`.
+    for set in &objects.stateful_sets {
+        let name = set.metadata.name.as_deref().unwrap();
+        assert!(
+            name.len() + 1 + 10 <= LIMIT,
+            "{name}'s revision label is too long"
+        );
+    }
+    for job in &objects.jobs {
+        let name = job.metadata.name.as_deref().unwrap();
+        let last_index = job.spec.as_ref().unwrap().completions.unwrap_or(1) - 1;
+        let host = format!("{name}-{last_index}");
+        assert!(host.len() <= LIMIT, "{host} is too long for a host name");
+    }
+    server.destroy().await.unwrap();
 }

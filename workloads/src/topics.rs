@@ -11,7 +11,7 @@ pub struct ExperimentNames {
 /// Why an experiment name cannot be used for topics and schemas.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
-    "experiment name `{0}` must be 1-50 characters of a-z, 0-9 and '-', starting with a letter (a Kubernetes name)"
+    "experiment name `{0}` must be 1-42 characters of a-z, 0-9 and '-', starting with a letter (a Kubernetes name)"
 )]
 pub struct InvalidExperimentName(pub String);
 
@@ -22,7 +22,7 @@ impl ExperimentNames {
     /// Names for an experiment; the name must be a DNS label (as Kubernetes names are).
     pub fn new(experiment: &str) -> Result<Self, InvalidExperimentName> {
         let valid = !experiment.is_empty()
-            && experiment.len() <= 50
+            && experiment.len() <= wattcast_crds::MAX_NAME_LENGTH
             && experiment.starts_with(|c: char| c.is_ascii_lowercase())
             && !experiment.ends_with('-')
             && experiment
@@ -106,7 +106,7 @@ mod tests {
             "exp/1",
             "exp-",
             "a\"b",
-            &"x".repeat(51),
+            &"x".repeat(wattcast_crds::MAX_NAME_LENGTH + 1),
         ] {
             assert!(ExperimentNames::new(bad).is_err(), "{bad:?}");
         }
