@@ -25,6 +25,9 @@ pub enum CleanupError {
     /// Dropping the schema failed.
     #[error("dropping the experiment's schema: {0}")]
     Store(#[from] StoreError),
+    /// An attempt took longer than it may (a service that does not answer).
+    #[error("no answer within {} from the external services", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
 }
 
 /// What was removed.
@@ -40,6 +43,8 @@ pub struct CleanupReport {
     pub schema: bool,
     /// Credentials could not be read, so nothing external could be removed.
     pub unreachable: Option<String>,
+    /// What the policy says to remove and has not been removed yet, each saying where.
+    pub pending: Vec<String>,
 }
 
 impl fmt::Display for CleanupReport {
@@ -78,52 +83,74 @@ pub fn removes(policy: CleanupPolicy) -> (bool, bool) {
     }
 }
 
-/// Removes the experiment's external side effects per its policy.
+/// Removes the experiment's external side effects per its policy, recording in `report` what
+/// was removed and what is still pending (so a failed attempt says what it left behind).
 pub async fn remove_side_effects(
     client: &Client,
     experiment: &ExperimentRef,
-) -> Result<CleanupReport, CleanupError> {
+    report: &mut CleanupReport,
+) -> Result<(), CleanupError> {
     let (messaging, results) = removes(experiment.spec.cleanup);
     if !messaging && !results {
-        return Ok(CleanupReport {
-            kept: true,
-            ..CleanupReport::default()
-        });
+        report.kept = true;
+        return Ok(());
     }
     let Ok(names) = ExperimentNames::new(&experiment.name) else {
-        return Ok(CleanupReport {
-            unreachable: Some(format!("`{}` is not a valid experiment name", experiment.name)),
-            ..CleanupReport::default()
-        });
+        report.unreachable = Some(format!("`{}` is not a valid experiment name", experiment.name));
+        return Ok(());
     };
     let endpoints = match resolve(client, experiment).await {
         Ok(endpoints) => endpoints,
         // Without credentials nothing can be removed; the deletion must not hang forever.
         Err(error @ (EndpointsError::Secret { .. } | EndpointsError::MissingKey { .. })) => {
-            return Ok(CleanupReport {
-                unreachable: Some(error.to_string()),
-                ..CleanupReport::default()
-            });
+            report.unreachable = Some(error.to_string());
+            return Ok(());
         }
     };
-    let mut report = CleanupReport::default();
-    if messaging && !endpoints.pulsar_managed {
+    let pulsar = messaging && !endpoints.pulsar_managed;
+    let objects = messaging && !endpoints.object_store_managed;
+    let schema = results && !endpoints.postgres_managed;
+    let prefix = format!("{}/", names.experiment());
+    let pulsar_pending = format!(
+        "Pulsar namespace {} at {}",
+        names.pulsar_namespace(),
+        endpoints.pulsar_admin_url
+    );
+    let objects_pending = format!(
+        "objects under s3://{DEFAULT_BUCKET}/{prefix} at {}",
+        endpoints.object_store.endpoint
+    );
+    let schema_pending = format!("PostgreSQL schema {}", names.postgres_schema());
+    for (planned, what) in [
+        (pulsar, &pulsar_pending),
+        (objects, &objects_pending),
+        (schema, &schema_pending),
+    ] {
+        if planned && !report.pending.contains(what) {
+            report.pending.push(what.clone());
+        }
+    }
+    let done = |report: &mut CleanupReport, what: &str| report.pending.retain(|p| p != what);
+    if pulsar {
         PulsarAdmin::new(&endpoints.pulsar_admin_url)
             .delete_experiment(&names)
             .await?;
         report.pulsar_namespace = true;
+        done(report, &pulsar_pending);
     }
-    if messaging && !endpoints.object_store_managed {
+    if objects {
         let store = ObjectStore::new(&endpoints.object_store, DEFAULT_BUCKET);
-        report.objects = Some(store.delete_prefix(&format!("{}/", names.experiment())).await?);
+        report.objects = Some(store.delete_prefix(&prefix).await?);
+        done(report, &objects_pending);
     }
-    if results && !endpoints.postgres_managed {
+    if schema {
         let store = Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await?;
         store.drop_schema().await?;
         store.pool().close().await;
         report.schema = true;
+        done(report, &schema_pending);
     }
-    Ok(report)
+    Ok(())
 }
 
 #[cfg(test)]

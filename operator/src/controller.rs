@@ -3,7 +3,7 @@
 //! removes the experiment's external side effects; Events and metrics along the way.
 
 use crate::apply::{FIELD_MANAGER, apply_stages, ensure_credentials};
-use crate::cleanup::{CleanupError, remove_side_effects};
+use crate::cleanup::{CleanupError, CleanupReport, remove_side_effects};
 use crate::endpoints::{EndpointsError, resolve};
 use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ExperimentRefError};
 use crate::images::Images;
@@ -465,20 +465,104 @@ async fn write_status(
     Ok(())
 }
 
-/// Removes what the experiment left outside the cluster, as its cleanup policy says.
+/// How long one attempt to remove the side effects may take (a service that does not answer
+/// must not hold the reconcile).
+const CLEANUP_ATTEMPT: Duration = Duration::from_secs(30);
+
+/// Removes what the experiment left outside the cluster, as its cleanup policy says. A failed
+/// attempt is retried with backoff (an error keeps the finalizer) and said in the `CleanedUp`
+/// condition and a Warning Event; after `spec.cleanupTimeout` the finalizer gives up, records
+/// what it left behind, and lets the experiment go.
 async fn clean_up(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Action, Error> {
     let experiment = ExperimentRef::new(&resource)?;
     ctx.forget(&experiment.uid);
-    let report = remove_side_effects(&ctx.client, &experiment).await?;
+    let mut report = CleanupReport::default();
+    let outcome = tokio::time::timeout(
+        CLEANUP_ATTEMPT,
+        remove_side_effects(&ctx.client, &experiment, &mut report),
+    )
+    .await
+    .unwrap_or(Err(CleanupError::TimedOut(CLEANUP_ATTEMPT)));
+    let Err(error) = outcome else {
+        ctx.publish(
+            &resource,
+            Severity::Normal,
+            "CleanedUp".to_owned(),
+            report.to_string(),
+        )
+        .await;
+        tracing::info!(experiment = %experiment.name, namespace = %experiment.namespace, %report, "cleaned up");
+        return Ok(Action::await_change());
+    };
+    let timeout = experiment.spec.cleanup_timeout.get();
+    let left_behind = if report.pending.is_empty() {
+        "nothing known".to_owned()
+    } else {
+        report.pending.join("; ")
+    };
+    if cleanup_remaining(&resource, timeout).is_none() {
+        let note = format!(
+            "gave up removing the side effects after cleanupTimeout {}: {error}; left behind: {left_behind}",
+            humantime::format_duration(timeout)
+        );
+        tracing::warn!(experiment = %experiment.name, namespace = %experiment.namespace, %note, "cleanup abandoned");
+        ctx.publish(&resource, Severity::Warning, "CleanupAbandoned".to_owned(), note)
+            .await;
+        return Ok(Action::await_change());
+    }
+    let message = format!(
+        "{error}; retrying with backoff until cleanupTimeout {} has passed since deletion (still to remove: {left_behind})",
+        humantime::format_duration(timeout)
+    );
     ctx.publish(
         &resource,
-        Severity::Normal,
-        "CleanedUp".to_owned(),
-        report.to_string(),
+        Severity::Warning,
+        "CleanupRetrying".to_owned(),
+        message.clone(),
     )
     .await;
-    tracing::info!(experiment = %experiment.name, namespace = %experiment.namespace, %report, "cleaned up");
-    Ok(Action::await_change())
+    let previous = resource.status.clone().unwrap_or_default();
+    let mut conditions: Vec<ConditionUpdate> = previous
+        .conditions
+        .iter()
+        .filter(|c| c.type_ != "CleanedUp")
+        .map(|kept| ConditionUpdate {
+            type_: kept.type_.clone(),
+            status: kept.status,
+            reason: kept.reason.clone(),
+            message: kept.message.clone(),
+        })
+        .collect();
+    conditions.push(ConditionUpdate {
+        type_: "CleanedUp".to_owned(),
+        status: ConditionStatus::False,
+        reason: "CleanupRetrying".to_owned(),
+        message,
+    });
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let status = next_status(
+        &previous,
+        StatusInput {
+            phase: previous.phase,
+            conditions,
+            generation: resource.metadata.generation,
+            now: &now,
+            measured: None,
+        },
+    );
+    if status != previous {
+        write_status(&ctx.client, &experiment, &status).await?;
+    }
+    Err(Error::Cleanup(error))
+}
+
+/// How much of `timeout` is left since the experiment was marked for deletion (None once it
+/// has passed, or when it is not being deleted).
+fn cleanup_remaining(resource: &PipelineExperiment, timeout: Duration) -> Option<Duration> {
+    let deleted = resource.metadata.deletion_timestamp.as_ref()?;
+    let since = k8s_openapi::jiff::Timestamp::now().duration_since(deleted.0);
+    let since = Duration::try_from(since).unwrap_or_default();
+    timeout.checked_sub(since).filter(|left| !left.is_zero())
 }
 
 /// Reconciles one experiment: the finalizer first, then [`apply`] or [`clean_up`].
@@ -521,7 +605,11 @@ pub fn retry_delay(failures: u32) -> Duration {
 /// experiment, logging the error.
 pub fn error_policy(resource: Arc<PipelineExperiment>, error: &Error, ctx: Arc<Context>) -> Action {
     let failures = ctx.failed(&resource.uid().unwrap_or_default());
-    let delay = retry_delay(failures);
+    let mut delay = retry_delay(failures);
+    // A deletion that keeps failing is looked at again when its cleanupTimeout runs out.
+    if let Some(left) = cleanup_remaining(&resource, resource.spec.cleanup_timeout.get()) {
+        delay = delay.min(left + Duration::from_secs(1));
+    }
     tracing::warn!(experiment = %resource.name_any(), %error, failures, ?delay, "reconcile failed; retrying");
     Action::requeue(delay)
 }
@@ -554,5 +642,29 @@ mod tests {
         let delays: Vec<u64> = (1..=8).map(|n| retry_delay(n).as_secs()).collect();
         assert_eq!(delays, [15, 30, 60, 120, 240, 300, 300, 300]);
         assert_eq!(retry_delay(0).as_secs(), 15);
+    }
+
+    fn deleted_ago(seconds: i64) -> PipelineExperiment {
+        let mut resource: PipelineExperiment = serde_yaml::from_str(
+            "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {name: x}\n\
+             spec: {architecture: Batching, devices: {count: 1}, dataset: {scenario: InOrder}}\n",
+        )
+        .unwrap();
+        let now = k8s_openapi::jiff::Timestamp::now();
+        resource.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(
+            now - k8s_openapi::jiff::SignedDuration::from_secs(seconds),
+        ));
+        resource
+    }
+
+    #[test]
+    fn the_cleanup_timeout_counts_from_the_deletion() {
+        let ten_minutes = Duration::from_secs(600);
+        let left = cleanup_remaining(&deleted_ago(240), ten_minutes).unwrap();
+        assert!((359..=360).contains(&left.as_secs()), "{left:?}");
+        assert_eq!(cleanup_remaining(&deleted_ago(601), ten_minutes), None);
+        let mut alive = deleted_ago(0);
+        alive.metadata.deletion_timestamp = None;
+        assert_eq!(cleanup_remaining(&alive, ten_minutes), None);
     }
 }

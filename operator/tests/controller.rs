@@ -721,3 +721,97 @@ spec:
     shutdown.cancel();
     controller.await.unwrap();
 }
+
+/// Whether the experiment carries the operator's finalizer.
+fn has_finalizer(experiment: &PipelineExperiment) -> bool {
+    experiment.finalizers().iter().any(|f| f == controller::FINALIZER)
+}
+
+/// The notes of the experiment's Events with `reason`.
+async fn event_notes(client: &Client, experiment: &str, reason: &str) -> Vec<String> {
+    let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|event| {
+            event.involved_object.name.as_deref() == Some(experiment)
+                && event.reason.as_deref() == Some(reason)
+        })
+        .filter_map(|event| event.message)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_an_experiment_whose_pulsar_is_stopped_gives_up_after_the_cleanup_timeout() {
+    let services = services();
+    let server = start_api_server().await;
+    let client = server.client().expect("a client for envtest");
+    create_namespace(&client, NAMESPACE).await;
+    create_service_secrets(&client, &services).await;
+    let operator = install_operator_rbac(&server).await;
+    let (shutdown, controller, _metrics) = start_controller(&operator);
+
+    // A stopped Pulsar: nothing listens on its broker or admin port (the test env's Pulsar
+    // listens on 127.0.0.1 only), so every call is refused as a stopped service refuses it.
+    let name = unique("gone");
+    let mut resource = experiment(&name, &services);
+    resource.spec.infrastructure.pulsar = Some(wattcast_crds::ExternalService {
+        url: "pulsar://127.0.0.3:6650".to_owned(),
+        credentials_secret: None,
+    });
+    resource.spec.cleanup = wattcast_crds::CleanupPolicy::DeleteWorkloads;
+    resource.spec.cleanup_timeout = "20s".parse().unwrap();
+    let api: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
+    api.create(&PostParams::default(), &resource).await.unwrap();
+    wait_for(&api, &name, 60, "the finalizer", has_finalizer).await;
+
+    api.delete(&name, &Default::default()).await.unwrap();
+    let retrying = wait_for(&api, &name, 60, "the CleanedUp condition", |e| {
+        e.status.as_ref().is_some_and(|s| {
+            s.conditions
+                .iter()
+                .any(|c| c.type_ == "CleanedUp" && c.reason == "CleanupRetrying")
+        })
+    })
+    .await;
+    let condition = retrying
+        .status
+        .unwrap()
+        .conditions
+        .into_iter()
+        .find(|c| c.type_ == "CleanedUp")
+        .unwrap();
+    assert!(
+        condition.message.contains("127.0.0.3:8080"),
+        "{}",
+        condition.message
+    );
+    assert!(
+        has_finalizer(&api.get(&name).await.unwrap()),
+        "let go before the timeout"
+    );
+
+    // The finalizer gives up once cleanupTimeout has passed since the deletion.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while api.get_opt(&name).await.unwrap().is_some() {
+        assert!(tokio::time::Instant::now() < deadline, "the deletion hangs");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!event_notes(&client, &name, "CleanupRetrying").await.is_empty());
+    let abandoned = event_notes(&client, &name, "CleanupAbandoned").await;
+    let note = abandoned.first().expect("a CleanupAbandoned Event");
+    for left in [
+        format!("Pulsar namespace public/{name} at http://127.0.0.3:8080"),
+        format!("objects under s3://wattcast-models/{name}/"),
+    ] {
+        assert!(note.contains(&left), "`{left}` missing from: {note}");
+    }
+
+    shutdown.cancel();
+    controller.await.unwrap();
+    server.destroy().await.unwrap();
+}
