@@ -5,7 +5,7 @@ use crate::experiment_ref::ExperimentRef;
 use crate::resources::locations::{HostNames, Location, SecretKey, locations};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use wattcast::services::S3Endpoint;
+use wattcast::services::{S3Endpoint, with_credentials};
 
 /// Why the endpoints could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -47,28 +47,6 @@ pub struct Endpoints {
     pub object_store: S3Endpoint,
     /// Whether the object store is managed by the experiment.
     pub object_store_managed: bool,
-}
-
-/// Percent-encodes a URL userinfo part (RFC 3986 unreserved characters stay).
-fn encode_userinfo(text: &str) -> String {
-    text.bytes()
-        .map(|byte| match byte {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
-            other => format!("%{other:02X}"),
-        })
-        .collect()
-}
-
-/// `scheme://user:password@rest` from `scheme://rest`.
-pub fn with_credentials(url: &str, user: &str, password: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!(
-            "{scheme}://{}:{}@{rest}",
-            encode_userinfo(user),
-            encode_userinfo(password)
-        ),
-        None => url.to_owned(),
-    }
 }
 
 /// Reads Secret keys of one namespace.
@@ -137,18 +115,4 @@ pub async fn resolve(client: &Client, experiment: &ExperimentRef) -> Result<Endp
         },
         object_store_managed: found.object_store.managed,
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn credentials_are_percent_encoded_into_the_url() {
-        assert_eq!(
-            with_credentials("postgres://db:5432/lab", "we/b", "p@ss:wörd"),
-            "postgres://we%2Fb:p%40ss%3Aw%C3%B6rd@db:5432/lab"
-        );
-        assert_eq!(with_credentials("no-scheme", "a", "b"), "no-scheme");
-    }
 }

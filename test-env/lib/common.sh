@@ -82,6 +82,11 @@ load_secrets() {
     } >"$SECRETS_FILE"
     umask 022
   fi
+  # A second PostgreSQL user whose password has every character a URL gives meaning to, so a
+  # test proves credentials are percent-encoded wherever a URL is built (added to older files).
+  if ! grep -q '^POSTGRES_ENCODED_PASSWORD=' "$SECRETS_FILE"; then
+    echo "POSTGRES_ENCODED_PASSWORD='$(random_secret 16)@:/#%?'" >>"$SECRETS_FILE"
+  fi
   # shellcheck disable=SC1090
   source "$SECRETS_FILE"
 }

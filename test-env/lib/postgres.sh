@@ -60,6 +60,8 @@ create_role_and_database() {
 SELECT format('CREATE ROLE %I LOGIN', '$POSTGRES_USER') WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$POSTGRES_USER')\gexec
 ALTER ROLE "$POSTGRES_USER" LOGIN PASSWORD '$POSTGRES_PASSWORD';
 SELECT format('CREATE DATABASE wattcast OWNER %I', '$POSTGRES_USER') WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = 'wattcast')\gexec
+SELECT 'CREATE ROLE wattcast_encoded LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'wattcast_encoded')\gexec
+ALTER ROLE wattcast_encoded LOGIN PASSWORD '$POSTGRES_ENCODED_PASSWORD';
 SQL
 }
 

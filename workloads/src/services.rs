@@ -11,7 +11,15 @@ pub const VARIABLES: &[(&str, &str)] = &[
     ("WATTCAST_MQTT_PASSWORD", "MQTT password"),
     (
         "WATTCAST_POSTGRES_URL",
-        "PostgreSQL, postgres://user:password@host:port/database",
+        "PostgreSQL, postgres://user:password@host:port/database (or without user:password@ and the two variables below)",
+    ),
+    (
+        "WATTCAST_POSTGRES_USERNAME",
+        "PostgreSQL user, put into a WATTCAST_POSTGRES_URL without one (percent-encoded)",
+    ),
+    (
+        "WATTCAST_POSTGRES_PASSWORD",
+        "PostgreSQL password, put into a WATTCAST_POSTGRES_URL without one (percent-encoded)",
     ),
     ("WATTCAST_PULSAR_URL", "Pulsar broker, pulsar://host:6650"),
     ("WATTCAST_PULSAR_ADMIN_URL", "Pulsar admin API, http://host:8080"),
@@ -184,9 +192,20 @@ impl ServiceEnv {
         })
     }
 
-    /// The PostgreSQL URL.
+    /// The PostgreSQL URL; a URL without credentials gets `WATTCAST_POSTGRES_USERNAME` and
+    /// `WATTCAST_POSTGRES_PASSWORD`, percent-encoded, when they are set (how pods get theirs:
+    /// a password may hold any character).
     pub fn postgres_url(&self) -> Result<String, ServicesError> {
-        self.get("WATTCAST_POSTGRES_URL")
+        let url = self.get("WATTCAST_POSTGRES_URL")?;
+        let user = self
+            .values
+            .get("WATTCAST_POSTGRES_USERNAME")
+            .filter(|v| !v.is_empty());
+        let password = self.values.get("WATTCAST_POSTGRES_PASSWORD");
+        match (user, password) {
+            (Some(user), Some(password)) if !has_userinfo(&url) => Ok(with_credentials(&url, user, password)),
+            _ => Ok(url),
+        }
     }
 
     /// The Pulsar broker URL.
@@ -230,6 +249,35 @@ impl Services {
     pub fn load(env_file: Option<&Path>) -> Result<Self, ServicesError> {
         ServiceEnv::load(env_file)?.all()
     }
+}
+
+/// Percent-encodes a URL userinfo part (RFC 3986 unreserved characters stay).
+fn encode_userinfo(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (byte as char).to_string(),
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// `scheme://user:password@rest` from `scheme://rest`, both percent-encoded.
+pub fn with_credentials(url: &str, user: &str, password: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => format!(
+            "{scheme}://{}:{}@{rest}",
+            encode_userinfo(user),
+            encode_userinfo(password)
+        ),
+        None => url.to_owned(),
+    }
+}
+
+/// Whether `scheme://user@host…` carries a user.
+fn has_userinfo(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    authority.contains('@')
 }
 
 /// `mqtt://host:port` (port 1883 when left out).
@@ -298,6 +346,38 @@ mod tests {
         let env = ServiceEnv::from_values(values, None);
         assert_eq!(env.mqtt().unwrap().port, 1883);
         assert!(env.postgres_url().is_err());
+    }
+
+    #[test]
+    fn credentials_are_percent_encoded_into_the_url() {
+        assert_eq!(
+            with_credentials("postgres://db:5432/lab", "we/b", "p@ss:wörd"),
+            "postgres://we%2Fb:p%40ss%3Aw%C3%B6rd@db:5432/lab"
+        );
+        assert_eq!(with_credentials("no-scheme", "a", "b"), "no-scheme");
+    }
+
+    #[test]
+    fn a_postgres_url_without_credentials_gets_the_variables() {
+        let mut values = complete();
+        values.insert(
+            "WATTCAST_POSTGRES_URL".to_owned(),
+            "postgres://db:5432/lab?sslmode=require".to_owned(),
+        );
+        values.insert("WATTCAST_POSTGRES_USERNAME".to_owned(), "lab".to_owned());
+        values.insert("WATTCAST_POSTGRES_PASSWORD".to_owned(), "a@b:c/d#e%f".to_owned());
+        let env = ServiceEnv::from_values(values.clone(), None);
+        assert_eq!(
+            env.postgres_url().unwrap(),
+            "postgres://lab:a%40b%3Ac%2Fd%23e%25f@db:5432/lab?sslmode=require"
+        );
+        // A URL that has its own credentials keeps them.
+        values.insert(
+            "WATTCAST_POSTGRES_URL".to_owned(),
+            "postgres://own:pw@db/lab".to_owned(),
+        );
+        let env = ServiceEnv::from_values(values, None);
+        assert_eq!(env.postgres_url().unwrap(), "postgres://own:pw@db/lab");
     }
 
     #[test]

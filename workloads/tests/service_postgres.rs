@@ -70,3 +70,62 @@ async fn a_wrong_password_is_refused() {
         "expected PostgreSQL to refuse the password, got: {error}; is it running? Start the test services with `make test-env`"
     );
 }
+
+/// A test env value that is not a service variable (environment over `test-env/.env`).
+fn test_env_value(key: &str) -> String {
+    if let Ok(value) = std::env::var(key) {
+        return value;
+    }
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let file = wattcast::services::find_test_env_file(&repo)
+        .unwrap_or_else(|| panic!("no test-env/.env; start the test services with `make test-env`"));
+    dotenvy::from_path_iter(&file)
+        .unwrap()
+        .filter_map(Result::ok)
+        .find(|(name, _)| name == key)
+        .map(|(_, value)| value)
+        .unwrap_or_else(|| panic!("{} lacks {key}; re-run `make test-env`", file.display()))
+}
+
+/// A pod gets PostgreSQL's URL without credentials and the user and password apart; a password
+/// holding `@:/#%?` must still reach the server intact.
+#[tokio::test]
+async fn a_password_with_url_characters_works_through_the_pod_variables() {
+    let services = common::services();
+    let user = test_env_value("WATTCAST_TEST_POSTGRES_ENCODED_USERNAME");
+    let password = test_env_value("WATTCAST_TEST_POSTGRES_ENCODED_PASSWORD");
+    for character in ['@', ':', '/', '#', '%', '?'] {
+        assert!(
+            password.contains(character),
+            "the test password lacks {character}"
+        );
+    }
+    let (_, address) = services
+        .postgres_url
+        .rsplit_once('@')
+        .expect("postgres://user:password@host/db");
+    let values = std::collections::HashMap::from([
+        (
+            "WATTCAST_POSTGRES_URL".to_owned(),
+            format!("postgres://{address}"),
+        ),
+        ("WATTCAST_POSTGRES_USERNAME".to_owned(), user.clone()),
+        ("WATTCAST_POSTGRES_PASSWORD".to_owned(), password),
+    ]);
+    let url = wattcast::services::ServiceEnv::from_values(values, None)
+        .postgres_url()
+        .unwrap();
+    let pool = common::reachable(
+        "PostgreSQL as the percent-encoded user",
+        PgPoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect(&url)
+            .await,
+    );
+    let current: String = sqlx::query_scalar("SELECT current_user::text")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(current, user);
+}

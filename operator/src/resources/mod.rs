@@ -357,9 +357,7 @@ spec:
         );
         assert_eq!(
             value("WATTCAST_POSTGRES_URL").as_deref(),
-            Some(
-                "postgres://$(WATTCAST_POSTGRES_USERNAME):$(WATTCAST_POSTGRES_PASSWORD)@exp1-postgres:5432/wattcast"
-            )
+            Some("postgres://exp1-postgres:5432/wattcast")
         );
         for name in [
             "WATTCAST_MQTT_PASSWORD",
@@ -424,9 +422,7 @@ spec:
         );
         assert_eq!(
             value("WATTCAST_POSTGRES_URL").as_deref(),
-            Some(
-                "postgres://$(WATTCAST_POSTGRES_USERNAME):$(WATTCAST_POSTGRES_PASSWORD)@db.example:5432/lab"
-            )
+            Some("postgres://db.example:5432/lab")
         );
         let secret = env
             .iter()

@@ -29,14 +29,6 @@ fn secret_env(name: &str, key: &SecretKey) -> Value {
     json!({"name": name, "valueFrom": {"secretKeyRef": {"name": key.secret, "key": key.key}}})
 }
 
-/// `scheme://user:password@rest` from `scheme://rest`, with the credentials as env references.
-fn with_credentials(url: &str, user_var: &str, password_var: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => format!("{scheme}://$({user_var}):$({password_var})@{rest}"),
-        None => url.to_owned(),
-    }
-}
-
 /// The `WATTCAST_*` variables that tell a workload where each service is.
 pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
     let found = locations(experiment, HostNames::Short);
@@ -46,10 +38,9 @@ pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
         secret_env("WATTCAST_MQTT_PASSWORD", &found.mqtt.password),
         secret_env("WATTCAST_POSTGRES_USERNAME", &found.postgres.user),
         secret_env("WATTCAST_POSTGRES_PASSWORD", &found.postgres.password),
-        json!({
-            "name": "WATTCAST_POSTGRES_URL",
-            "value": with_credentials(&found.postgres.url, "WATTCAST_POSTGRES_USERNAME", "WATTCAST_POSTGRES_PASSWORD"),
-        }),
+        // Without credentials: the workload puts the two variables above into it,
+        // percent-encoded (a `$(VAR)` reference here could not encode them).
+        json!({"name": "WATTCAST_POSTGRES_URL", "value": found.postgres.url}),
         json!({"name": "WATTCAST_PULSAR_URL", "value": found.pulsar_url}),
         json!({"name": "WATTCAST_PULSAR_ADMIN_URL", "value": found.pulsar_admin_url}),
         json!({"name": "WATTCAST_S3_ENDPOINT", "value": found.object_store.url}),
