@@ -118,7 +118,7 @@ IMAGE_TAG ?= dev
 WATTCAST_IMAGE ?= ghcr.io/wattcast/wattcast:$(IMAGE_TAG)
 OPERATOR_IMAGE ?= ghcr.io/wattcast/wattcast-operator:$(IMAGE_TAG)
 OPERATOR_NAMESPACE ?= wattcast-system
-EXPERIMENT ?= data/experiments/e2e.yaml
+EXPERIMENT ?= data/experiments/e2e.yaml data/experiments/e2e-own-data.yaml
 E2E_FULL_EXPERIMENTS ?= data/experiments/e2e.yaml data/experiments/e2e-batching.yaml $(foreach bound,0s 5s 10s,data/experiments/e2e-watermark-$(bound).yaml)
 export CLUSTER CLUSTER_NAME OPERATOR_NAMESPACE
 LOCAL_CLUSTER := deploy/local-cluster.sh

@@ -5,7 +5,7 @@
 # the object store. Then it deletes the experiment and checks that nothing of it is left.
 # A pod that cannot run (image pull, crash loop, unschedulable, unbound volume) fails the run at
 # once with its cause; so does a time-out. On failure it prints what is needed to see why.
-#   deploy/e2e.sh [EXPERIMENT.yaml...]
+#   deploy/e2e.sh [EXPERIMENT.yaml...]   (default: e2e.yaml and e2e-own-data.yaml)
 # Environment: E2E_NAMESPACE (wattcast-e2e), OPERATOR_NAMESPACE (wattcast-system),
 # E2E_TIMEOUT_SECONDS per experiment (1800), E2E_OUT for the final status JSON (reports/e2e),
 # E2E_KEEP=1 to leave the experiments in place.
@@ -160,7 +160,9 @@ check_deletion() {
 run_experiment() {
   local file=$1 name
   [[ -f $file ]] || { echo "e2e: no experiment file $file" >&2; exit 1; }
-  name=$(kubectl create --dry-run=client -f "$file" -o jsonpath='{.metadata.name}')
+  # The file's PipelineExperiment (it may also carry, e.g., the ConfigMap of its dataset).
+  name=$(kubectl create --dry-run=client -f "$file" -o json \
+    | jq -r 'if .kind == "List" then .items[] else . end | select(.kind == "PipelineExperiment") | .metadata.name')
   [[ -n $name ]] || { echo "e2e: $file has no metadata.name" >&2; exit 1; }
   if kubectl -n "$namespace" get pipelineexperiment "$name" >/dev/null 2>&1; then
     log "deleting the previous run of $name"
@@ -200,7 +202,7 @@ run_experiment() {
   fi
 }
 
-(($# > 0)) || set -- data/experiments/e2e.yaml
+(($# > 0)) || set -- data/experiments/e2e.yaml data/experiments/e2e-own-data.yaml
 kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
 for file in "$@"; do
   run_experiment "$file"

@@ -94,6 +94,25 @@ spec:
     }
 
     #[test]
+    fn devices_are_sliced_over_sensor_pods() {
+        let devices = |count, per_sensor_pod| DevicesSpec {
+            count,
+            ramp_up: None,
+            per_sensor_pod,
+        };
+        let ten_thousand = devices(10_000, 250);
+        assert_eq!(ten_thousand.sensor_pods(), 40);
+        assert_eq!(ten_thousand.sensor_slice(0), 1..=250);
+        assert_eq!(ten_thousand.sensor_slice(39), 9751..=10_000);
+        let uneven = devices(7, 3);
+        assert_eq!(uneven.sensor_pods(), 3);
+        let slices: Vec<_> = (0..3).map(|i| uneven.sensor_slice(i)).collect();
+        assert_eq!(slices, [1..=3, 4..=6, 7..=7]);
+        assert!(uneven.sensor_slice(3).is_empty());
+        assert_eq!(devices(2, 250).sensor_pods(), 1);
+    }
+
+    #[test]
     fn the_crd_carries_names_columns_and_validation_rules() {
         let crd = serde_json::to_value(PipelineExperiment::crd()).unwrap();
         assert_eq!(crd["spec"]["group"], "wattcast.io");

@@ -45,6 +45,7 @@ const IMMUTABLE_MESSAGE: &str = "spec cannot change once the run has started (a 
     validation = Rule::new(IMMUTABLE_RULE).message(IMMUTABLE_MESSAGE).field_path(".spec")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!has(self.dataset.source) || !has(self.dataset.source.s3) || has(self.infrastructure.objectStore)").message("dataset.source.s3 is read from the experiment's object store, so it needs infrastructure.objectStore (the managed one starts empty)"))]
 pub struct PipelineExperimentSpec {
     /// Streaming (architecture A: one message per reading, windowed by the windower) or
     /// Batching (architecture B: smart sensors send one 60-reading batch per minute).
@@ -99,6 +100,28 @@ pub struct DevicesSpec {
     /// Start devices one after another instead of all at once (the scaling experiment).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ramp_up: Option<RampUpSpec>,
+    /// Devices one sensor pod replays: the sensors' indexed Job runs ⌈count / perSensorPod⌉
+    /// pods, pod i replaying devices i × perSensorPod + 1 onwards (10,000 devices are 40 pods,
+    /// not 10,000).
+    #[serde(default = "default_per_sensor_pod")]
+    #[schemars(range(min = 1, max = 10000))]
+    pub per_sensor_pod: u32,
+}
+
+impl DevicesSpec {
+    /// How many sensor pods replay the devices.
+    pub fn sensor_pods(&self) -> u32 {
+        self.count.div_ceil(self.per_sensor_pod.max(1))
+    }
+
+    /// The devices sensor pod `index` (0-based) replays: a slice of `1..=count`, empty past the
+    /// last pod.
+    pub fn sensor_slice(&self, index: u32) -> std::ops::RangeInclusive<u32> {
+        let per = self.per_sensor_pod.max(1);
+        let first = index.saturating_mul(per).saturating_add(1);
+        let last = first.saturating_add(per - 1).min(self.count);
+        first..=last
+    }
 }
 
 /// Devices join one at a time.
@@ -118,7 +141,10 @@ pub struct DatasetSpec {
     /// Generate data of this kind (deterministic for the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scenario: Option<Scenario>,
-    /// Replay your own CSV (either layout of the original project) instead of generating.
+    /// Replay your own CSV (either layout of the original project) instead of generating: its
+    /// devices, in id order, become devices 1..=count (more are left out, fewer are refused),
+    /// each needing at least 2 × (lookBack + 1) readings; `seed`, `duration` and `jitter`
+    /// apply to generated data only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<DatasetSource>,
     /// Seed of the generator.
@@ -148,10 +174,12 @@ pub enum Scenario {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.configMap) != has(self.s3)").message("set exactly one of configMap and s3"))]
 pub struct DatasetSource {
-    /// A key of a ConfigMap in the experiment's namespace.
+    /// A key of a ConfigMap in the experiment's namespace, mounted into the setup and sensor
+    /// pods (a ConfigMap holds at most 1 MiB: about 30,000 readings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_map: Option<ConfigMapKey>,
-    /// An object in the experiment's object store.
+    /// An object in the experiment's object store (`infrastructure.objectStore`: the managed
+    /// one starts empty), downloaded by the setup and sensor pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub s3: Option<S3Object>,
 }
@@ -330,6 +358,9 @@ pub enum CleanupPolicy {
 
 fn duration(text: &str) -> GoDuration {
     text.parse().expect("built-in default durations are valid")
+}
+fn default_per_sensor_pod() -> u32 {
+    250
 }
 fn default_cleanup_timeout() -> GoDuration {
     duration("10m")

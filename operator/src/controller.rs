@@ -10,7 +10,7 @@ use crate::images::Images;
 use crate::lifecycle::{JobState, Observed, decide};
 use crate::measurements::{Measurements, measure};
 use crate::metrics::Metrics;
-use crate::observe::{ClusterObjects, blocking_reasons, observe};
+use crate::observe::{ClusterObjects, blocking_reasons, failure_message, observe};
 use crate::resources::{BuildError, desired_objects};
 use crate::status::{ConditionUpdate, Severity, StatusInput, next_status, transition_event};
 use futures::StreamExt;
@@ -385,6 +385,7 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
             })
     };
     conditions.extend(startup_condition.or_else(|| kept("Started")));
+    let failure = failed_job_detail(ctx, &experiment, &observed, &previous, &mut conditions).await;
     match drained_condition {
         Some(drained) => conditions.push(drained),
         None => conditions.extend(kept("Drained")),
@@ -402,6 +403,10 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
     );
     if status != previous {
         write_status(&ctx.client, &experiment, &status).await?;
+    }
+    if let Some((reason, message)) = failure.filter(|_| previous.phase != Phase::Failed) {
+        ctx.publish(&resource, Severity::Warning, reason.to_owned(), message)
+            .await;
     }
     if let Some((severity, reason, note)) = transition_event(previous.phase, decision.phase) {
         ctx.metrics.transitions.inc();
@@ -422,6 +427,52 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         return Ok(Action::await_change());
     }
     Ok(Action::requeue(ctx.settings.poll))
+}
+
+/// When the setup or sensors' Job failed, puts why (its newest failed pod's termination message)
+/// into that Job's condition, keeping an earlier one once the pods are gone; returns the
+/// condition's reason and message.
+async fn failed_job_detail(
+    ctx: &Context,
+    experiment: &ExperimentRef,
+    observed: &Observed,
+    previous: &PipelineExperimentStatus,
+    conditions: &mut [ConditionUpdate],
+) -> Option<(&'static str, String)> {
+    let (component, reason) = if observed.setup == JobState::Failed {
+        ("setup", "SetupFailed")
+    } else if observed.sensors == JobState::Failed {
+        ("sensor", "SensorsFailed")
+    } else {
+        return None;
+    };
+    let condition = conditions.iter_mut().find(|c| c.reason == reason)?;
+    let selector = format!(
+        "{EXPERIMENT_LABEL}={},{}={component}",
+        experiment.name,
+        crate::experiment_ref::COMPONENT_LABEL
+    );
+    let pods = Api::<Pod>::namespaced(ctx.client.clone(), &experiment.namespace)
+        .list(&ListParams::default().labels(&selector))
+        .await;
+    let detail = match pods {
+        Ok(pods) => failure_message(&pods.items),
+        Err(error) => {
+            tracing::info!(%error, experiment = %experiment.name, "cannot read why the {component} Job failed");
+            None
+        }
+    };
+    let prefix = format!("the {component} Job failed: ");
+    let message = match detail {
+        Some(detail) => format!("{prefix}{detail}"),
+        None => previous
+            .conditions
+            .iter()
+            .find(|c| c.type_ == condition.type_ && c.reason == reason && c.message.starts_with(&prefix))
+            .map(|kept| kept.message.clone())?,
+    };
+    condition.message = message.clone();
+    Some((reason, message))
 }
 
 /// Whether the experiment was created longer than `deadline` ago.

@@ -152,10 +152,58 @@ pub fn blocking_reasons(pods: &[Pod]) -> Vec<String> {
     reasons
 }
 
+/// Why the newest of `pods` that failed did: its container's termination message (what a
+/// wattcast workload writes when it exits with an error), or None when none says.
+pub fn failure_message(pods: &[Pod]) -> Option<String> {
+    let mut failed: Vec<(&Pod, String)> = pods
+        .iter()
+        .filter_map(|pod| {
+            let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+            let message = statuses.iter().find_map(|container| {
+                [container.state.as_ref(), container.last_state.as_ref()]
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|state| state.terminated.as_ref())
+                    .filter(|terminated| terminated.exit_code != 0)
+                    .find_map(|terminated| terminated.message.clone())
+            })?;
+            let message = message.trim().to_owned();
+            (!message.is_empty()).then_some((pod, message))
+        })
+        .collect();
+    failed.sort_by_key(|(pod, _)| pod.metadata.creation_timestamp.as_ref().map(|time| time.0));
+    failed.pop().map(|(_, message)| message)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
+
+    fn terminated_pod(name: &str, created: &str, exit_code: i32, message: &str) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": name, "creationTimestamp": created},
+            "status": {"containerStatuses": [{
+                "name": "setup", "image": "wattcast", "imageID": "", "ready": false, "restartCount": 0,
+                "state": {"terminated": {"exitCode": exit_code, "message": message}},
+            }]},
+        }))
+        .expect("a pod")
+    }
+
+    #[test]
+    fn the_newest_failed_pod_says_why() {
+        let pods = [
+            terminated_pod("setup-a", "2026-12-01T10:00:00Z", 1, "PostgreSQL is away"),
+            terminated_pod("setup-b", "2026-12-01T10:01:00Z", 3, "lab.csv: has 3 device(s)\n"),
+            terminated_pod("setup-c", "2026-12-01T10:02:00Z", 0, "done"),
+        ];
+        assert_eq!(
+            failure_message(&pods).as_deref(),
+            Some("lab.csv: has 3 device(s)")
+        );
+        assert_eq!(failure_message(&pods[2..]), None);
+    }
 
     fn labelled<T: serde::de::DeserializeOwned>(component: &str, rest: serde_json::Value) -> T {
         let mut value = json!({"metadata": {"name": component, "labels": {COMPONENT_LABEL: component}}});

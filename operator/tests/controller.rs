@@ -326,6 +326,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
             initial_models: true,
             hold_replay: None,
             forecast_stats: None,
+            dataset: None,
         },
     )
     .await
@@ -472,6 +473,9 @@ async fn a_failed_setup_fails_the_experiment_with_a_warning_and_keeps_its_object
     resource.spec.cleanup = wattcast_crds::CleanupPolicy::DeleteWorkloads;
     api.create(&PostParams::default(), &resource).await.unwrap();
     wait_for(&api, &name, 30, "Training", |e| phase(e) == Phase::Training).await;
+    // The setup pod exited saying why, as `wattcast setup` does (its termination message).
+    let why = "/etc/wattcast-dataset/dataset.csv: has 3 device(s) (ids 2, 3, 4) but spec.devices.count is 5";
+    failed_setup_pod(&client, &name, why).await;
     finish_job(&client, &format!("{name}-setup"), false).await;
     let failed = wait_for(&api, &name, 30, "Failed", |e| phase(e) == Phase::Failed).await;
     let models = failed
@@ -480,11 +484,20 @@ async fn a_failed_setup_fails_the_experiment_with_a_warning_and_keeps_its_object
         .and_then(|s| s.conditions.iter().find(|c| c.type_ == "ModelsReady"))
         .expect("a ModelsReady condition");
     assert_eq!(models.reason, "SetupFailed");
+    assert_eq!(models.message, format!("the setup Job failed: {why}"));
+    let reasons = event_reasons(&client, &name).await;
+    for reason in ["Failed", "SetupFailed"] {
+        assert!(
+            reasons.contains(&("Warning".to_owned(), reason.to_owned())),
+            "a Warning Event {reason}: {reasons:?}"
+        );
+    }
     assert!(
-        event_reasons(&client, &name)
+        event_notes(&client, &name, "SetupFailed")
             .await
-            .contains(&("Warning".to_owned(), "Failed".to_owned())),
-        "a Warning Event for the failure"
+            .iter()
+            .any(|note| note.contains(why)),
+        "the Event says why"
     );
     // A failed run keeps its objects for inspection (DeleteWorkloads keeps everything on failure).
     assert!(exists::<Job>(&client, &format!("{name}-setup")).await);
@@ -720,6 +733,28 @@ spec:
     delete_and_wait(&api, &name).await;
     shutdown.cancel();
     controller.await.unwrap();
+}
+
+/// A setup pod of the experiment that exited 3 with `message`, as the kubelet reports it.
+async fn failed_setup_pod(client: &Client, experiment: &str, message: &str) {
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(client.clone(), NAMESPACE);
+    let name = format!("{experiment}-setup-x1");
+    let pod = serde_json::from_value(json!({
+        "metadata": {"name": name, "labels": {
+            "wattcast.io/experiment": experiment, "app.kubernetes.io/component": "setup",
+        }},
+        "spec": {"restartPolicy": "Never", "containers": [{"name": "setup", "image": "wattcast:test"}]},
+    }))
+    .unwrap();
+    pods.create(&PostParams::default(), &pod).await.unwrap();
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    let status = json!({"status": {"phase": "Failed", "containerStatuses": [{
+        "name": "setup", "image": "wattcast:test", "imageID": "", "ready": false, "restartCount": 0,
+        "state": {"terminated": {"exitCode": 3, "reason": "Error", "message": message, "startedAt": now, "finishedAt": now}},
+    }]}});
+    pods.patch_status(&name, &PatchParams::default(), &Patch::Merge(status))
+        .await
+        .unwrap();
 }
 
 /// Whether the experiment carries the operator's finalizer.

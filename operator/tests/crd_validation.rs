@@ -160,6 +160,14 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             with("cleanup", json!("Sometimes")),
             "Unsupported value: \"Sometimes\"",
         ),
+        (
+            "an S3 dataset with the managed (empty) object store",
+            with(
+                "dataset",
+                json!({"source": {"s3": {"bucket": "lab-data", "key": "devices.csv"}}}),
+            ),
+            "dataset.source.s3 is read from the experiment's object store",
+        ),
     ]
 }
 

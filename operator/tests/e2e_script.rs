@@ -40,7 +40,7 @@ async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
     );
     let output = tokio::process::Command::new("bash")
         .arg(repo.join("deploy/e2e.sh"))
-        .arg(repo.join("data/experiments/e2e.yaml"))
+        .arg(repo.join("data/experiments/e2e-own-data.yaml"))
         .env("KUBECONFIG", kubeconfig.path())
         .env("PATH", path)
         .env("E2E_TIMEOUT_SECONDS", "12")
@@ -71,14 +71,17 @@ async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
         "it says it timed out\n{stdout}\n{stderr}"
     );
     assert!(
-        stdout.contains("diagnostics for wattcast-e2e/e2e"),
+        stdout.contains("diagnostics for wattcast-e2e/e2e-own-data"),
         "it prints diagnostics\n{stdout}\n{stderr}"
     );
     assert!(
         stdout.contains("kind: PipelineExperiment"),
         "the experiment's YAML is shown\n{stdout}"
     );
-    assert!(stdout.contains("e2e-pulsar"), "the objects are listed\n{stdout}");
+    assert!(
+        stdout.contains("e2e-own-data-pulsar"),
+        "the objects are listed\n{stdout}"
+    );
     assert!(
         stdout.contains("--- operator logs"),
         "the operator's logs are asked for\n{stdout}"

@@ -1,6 +1,7 @@
 //! Every experiment manifest in `data/experiments/` is what `wattcast local` reads and what the
 //! API server accepts: each document is created, as written, in a real API server (envtest)
-//! that enforces the CRD's schema and CEL rules.
+//! that enforces the CRD's schema and CEL rules (with the ConfigMaps some files carry for their
+//! datasets).
 
 mod common;
 
@@ -36,6 +37,14 @@ async fn every_experiment_manifest_is_accepted_by_the_api_server() {
     let documents = manifests();
     let files: std::collections::BTreeSet<&str> = documents.iter().map(|(file, _)| file.as_str()).collect();
     assert!(files.len() >= 6, "smoke, e2e and the four experiments: {files:?}");
+    let (experiments, others): (Vec<_>, Vec<_>) = documents
+        .into_iter()
+        .partition(|(_, document)| document["kind"] == "PipelineExperiment");
+    assert!(
+        others.iter().all(|(_, document)| document["kind"] == "ConfigMap"),
+        "only experiments and their datasets' ConfigMaps"
+    );
+    let documents = experiments;
     let mut names = std::collections::BTreeSet::new();
     for (file, document) in &documents {
         let typed: PipelineExperiment =
@@ -54,6 +63,13 @@ async fn every_experiment_manifest_is_accepted_by_the_api_server() {
     let server = common::start_api_server().await;
     let client = server.client().expect("a client for the envtest API server");
     common::create_namespace(&client, "experiments").await;
+    let maps: Api<k8s_openapi::api::core::v1::ConfigMap> = Api::namespaced(client.clone(), "experiments");
+    for (file, document) in others {
+        let map = serde_json::from_value(document).unwrap_or_else(|error| panic!("{file}: {error}"));
+        maps.create(&PostParams::default(), &map)
+            .await
+            .unwrap_or_else(|error| panic!("the API server refused the ConfigMap of {file}: {error}"));
+    }
     let resource = ApiResource::erase::<PipelineExperiment>(&());
     let api: Api<DynamicObject> = Api::namespaced_with(client, "experiments", &resource);
     for (file, document) in documents {

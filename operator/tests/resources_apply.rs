@@ -166,3 +166,151 @@ async fn the_longest_admitted_name_fits_every_object() {
     }
     server.destroy().await.unwrap();
 }
+
+/// Devices 2–4 of the original project (`../shared/reference`), 40 minutes each, in one CSV.
+fn reference_devices_csv() -> String {
+    let mut csv = String::new();
+    for device in 2..=4 {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
+            "../../shared/reference/thesis-data/device_{device}_batch_data_2025-12-08.csv"
+        ));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (the reference data lives in ../shared/reference)",
+                path.display()
+            )
+        });
+        let skip = usize::from(!csv.is_empty());
+        for line in text.lines().skip(skip) {
+            csv.push_str(line);
+            csv.push('\n');
+        }
+    }
+    csv
+}
+
+/// A `dataset.source.configMap` is mounted into the setup and sensor pods (and only those) and
+/// passed as `--dataset`; the setup Job fails at once when setup refuses the data. What the pods
+/// then read — the ConfigMap's key as the kubelet writes it — maps onto the experiment's devices,
+/// and a spec asking for more devices than the file has is refused naming file and count.
+#[tokio::test]
+async fn a_config_map_dataset_is_mounted_into_setup_and_sensors() {
+    use wattcast::dataset::DataSource;
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, NAMESPACE).await;
+    let maps: Api<ConfigMap> = Api::namespaced(client.clone(), NAMESPACE);
+    let map: ConfigMap = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "lab-data"},
+        "data": {"devices.csv": reference_devices_csv()},
+    }))
+    .unwrap();
+    maps.create(&PostParams::default(), &map)
+        .await
+        .expect("a ConfigMap of 215 kB");
+
+    let experiments: Api<PipelineExperiment> = Api::namespaced(client.clone(), NAMESPACE);
+    let experiment: PipelineExperiment = serde_json::from_value(serde_json::json!({
+        "apiVersion": "wattcast.io/v1alpha1",
+        "kind": "PipelineExperiment",
+        "metadata": {"name": "own-data", "namespace": NAMESPACE},
+        "spec": {
+            "architecture": "Batching",
+            "devices": {"count": 3},
+            "dataset": {"source": {"configMap": {"name": "lab-data", "key": "devices.csv"}}},
+        },
+    }))
+    .unwrap();
+    let created = experiments
+        .create(&PostParams::default(), &experiment)
+        .await
+        .expect("created");
+    let experiment = ExperimentRef::new(&created).expect("complete metadata");
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
+    apply::<Secret>(&client, &[Credentials::generate(&mut rng).secret(&experiment)]).await;
+    let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+    apply_all(&client, &objects).await;
+
+    let jobs: Api<Job> = Api::namespaced(client.clone(), NAMESPACE);
+    for component in ["setup", "sensor"] {
+        let job = jobs.get(&format!("own-data-{component}")).await.expect("applied");
+        let pod = job.spec.as_ref().unwrap().template.spec.clone().unwrap();
+        let volume = pod
+            .volumes
+            .iter()
+            .flatten()
+            .find(|v| v.name == "dataset")
+            .unwrap_or_else(|| panic!("{component} mounts the dataset"));
+        let source = volume.config_map.as_ref().expect("a ConfigMap volume");
+        assert_eq!(source.name, "lab-data");
+        let items = source.items.as_ref().expect("the key only");
+        assert_eq!(
+            (items[0].key.as_str(), items[0].path.as_str()),
+            ("devices.csv", "dataset.csv")
+        );
+        let container = &pod.containers[0];
+        let mount = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .find(|m| m.name == "dataset")
+            .expect("mounted");
+        assert_eq!(mount.mount_path, "/etc/wattcast-dataset");
+        let args = container.args.clone().unwrap_or_default();
+        assert_eq!(
+            args[args.len() - 2..],
+            ["--dataset", "/etc/wattcast-dataset/dataset.csv"]
+        );
+    }
+    let setup = jobs.get("own-data-setup").await.unwrap().spec.unwrap();
+    assert_eq!(
+        setup.template.spec.as_ref().unwrap().restart_policy.as_deref(),
+        Some("Never")
+    );
+    let rule = &setup.pod_failure_policy.expect("a pod failure policy").rules[0];
+    assert_eq!(rule.action, "FailJob");
+    assert_eq!(
+        rule.on_exit_codes.as_ref().unwrap().values,
+        [i32::from(wattcast::experiment::EXIT_INVALID_INPUT)]
+    );
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let coordinator = deployments.get("own-data-coordinator").await.unwrap();
+    let volumes = coordinator
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap()
+        .volumes
+        .unwrap_or_default();
+    assert!(
+        volumes.iter().all(|v| v.name != "dataset"),
+        "only setup and sensors read the data"
+    );
+
+    // What the pods read: the key, as the kubelet writes it into the mount.
+    let stored = maps.get("lab-data").await.unwrap();
+    let file = std::env::temp_dir().join(format!("wattcast-dataset-{}.csv", std::process::id()));
+    std::fs::write(&file, &stored.data.unwrap()["devices.csv"]).unwrap();
+    let spec = &created.spec;
+    let data = DataSource::of(spec, Some(&file))
+        .unwrap()
+        .load(spec, None)
+        .await
+        .expect("fits");
+    let counts: Vec<(u32, usize)> = data.iter().map(|(device, rows)| (device.0, rows.len())).collect();
+    assert_eq!(counts, [(1, 2400), (2, 2400), (3, 2400)]);
+    let mut five = spec.clone();
+    five.devices.count = 5;
+    let refused = DataSource::of(&five, Some(&file))
+        .unwrap()
+        .load(&five, None)
+        .await
+        .unwrap_err();
+    assert!(
+        refused.to_string().ends_with("has 3 device(s) (ids 2, 3, 4) but spec.devices.count is 5; give the file more devices or lower the count"),
+        "{refused}"
+    );
+    std::fs::remove_file(&file).ok();
+    server.destroy().await.unwrap();
+}

@@ -8,6 +8,11 @@ use wattcast_crds::{
     WatermarkStrategy as SpecStrategy,
 };
 
+/// The exit code of a workload that refuses its experiment's input (a dataset that does not
+/// fit the spec, a spec it cannot run): retrying the pod cannot help, so the setup Job's pod
+/// failure policy fails the Job at once.
+pub const EXIT_INVALID_INPUT: u8 = 3;
+
 /// Why a spec cannot be run as it is.
 #[derive(Debug, thiserror::Error)]
 pub enum SpecError {
@@ -34,7 +39,8 @@ pub fn read_experiment(path: &std::path::Path) -> anyhow::Result<PipelineExperim
     serde_yaml::from_str(&text).with_context(|| format!("{}: not a PipelineExperiment", path.display()))
 }
 
-/// Every `PipelineExperiment` of a (possibly multi-document) YAML file, in order.
+/// Every `PipelineExperiment` of a (possibly multi-document) YAML file, in order; documents of
+/// other kinds are left out.
 pub fn read_experiments(path: &std::path::Path) -> anyhow::Result<Vec<PipelineExperiment>> {
     use anyhow::Context;
     use serde::Deserialize;
@@ -43,7 +49,12 @@ pub fn read_experiments(path: &std::path::Path) -> anyhow::Result<Vec<PipelineEx
     for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
         let value = serde_yaml::Value::deserialize(document)
             .with_context(|| format!("{}: document {} is not YAML", path.display(), index + 1))?;
-        if value.is_null() {
+        // Other objects of the file (a ConfigMap holding the dataset) are for kubectl.
+        let other_kind = value
+            .get("kind")
+            .and_then(serde_yaml::Value::as_str)
+            .is_some_and(|kind| kind != "PipelineExperiment");
+        if value.is_null() || other_kind {
             continue;
         }
         let experiment: PipelineExperiment = serde_yaml::from_value(value).with_context(|| {

@@ -3,14 +3,13 @@
 //! PostgreSQL, with the trainer retraining models into the object store — until every reading
 //! sent has been stored (or counted late) and every window forecast, then a summary.
 
-use crate::dataset::generate::generate_device;
+use crate::dataset::DataSource;
 use crate::experiment;
 use crate::model::Recipe;
 use crate::model_registry::ModelRegistry;
 use crate::object_store::ObjectStore;
 use crate::observe::Readiness;
 use crate::pulsar_admin::PulsarAdmin;
-use crate::reading::DeviceId;
 use crate::services::Services;
 use crate::store::Store;
 use crate::store::summary::{Accuracy, Percentiles};
@@ -47,6 +46,8 @@ pub struct LocalOptions {
     /// The coordinator's forecasting counts (model swaps among them), when the caller wants to
     /// watch them during the run; fresh ones otherwise.
     pub forecast_stats: Option<Arc<ForecastStats>>,
+    /// Replay this CSV instead of the spec's dataset (`--dataset FILE`).
+    pub dataset: Option<std::path::PathBuf>,
 }
 
 /// What a local run measured.
@@ -135,8 +136,11 @@ pub async fn run_local(
     let usage_at_start = crate::process_usage::current();
     let spec = &experiment.spec;
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
-    let generate = experiment::generate_options(spec)?;
     let services = &options.services;
+    // Read and checked before anything is reset, so a file that does not fit changes nothing.
+    let devices = DataSource::of(spec, options.dataset.as_deref())?
+        .load(spec, Some(&services.s3))
+        .await?;
 
     let store = reset_experiment(experiment, services).await?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
@@ -150,14 +154,6 @@ pub async fn run_local(
         .context("removing the experiment's old models")?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
     let recipe = Recipe::from_spec(&spec.forecasting);
-    let devices: Vec<(DeviceId, Vec<_>)> = (1..=spec.devices.count)
-        .map(|device| {
-            (
-                DeviceId(device),
-                generate_device(&generate, DeviceId(device)).readings,
-            )
-        })
-        .collect();
     if options.initial_models {
         crate::setup::train_initial_models(&registry, &recipe, &devices).await?;
     }

@@ -3,7 +3,7 @@
 //! so the operator's setup Job can be retried.
 
 use crate::DeviceId;
-use crate::dataset::generate::generate_device;
+use crate::dataset::DataSource;
 use crate::experiment;
 use crate::model::{ModelVersion, Recipe, train};
 use crate::model_registry::ModelRegistry;
@@ -14,17 +14,24 @@ use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::workload::now_ms;
 use anyhow::Context;
+use std::path::Path;
 use wattcast_crds::PipelineExperiment;
 
 /// Sets the experiment up; returns how many initial models were trained (devices that already
-/// had one are left alone).
+/// had one are left alone). The dataset (`dataset_file`, e.g. the pod's mount of a ConfigMap
+/// source, or else as the spec says) is read and checked against the spec first, so a
+/// mismatch is refused before anything is created.
 pub async fn set_up(
     experiment: &PipelineExperiment,
     services: &Services,
     bucket: &str,
+    dataset_file: Option<&Path>,
 ) -> anyhow::Result<usize> {
     let spec = &experiment.spec;
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
+    let data = DataSource::of(spec, dataset_file)?
+        .load(spec, Some(&services.s3))
+        .await?;
     PulsarAdmin::new(&services.pulsar_admin_url)
         .create_experiment(&names)
         .await
@@ -43,11 +50,10 @@ pub async fn set_up(
         .await
         .context("creating the models bucket")?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
-    let generate = experiment::generate_options(spec)?;
     let mut devices = Vec::new();
-    for device in (1..=spec.devices.count).map(DeviceId) {
+    for (device, readings) in data {
         if store.latest_model(device).await?.is_none() {
-            devices.push((device, generate_device(&generate, device).readings));
+            devices.push((device, readings));
         }
     }
     train_initial_models(&registry, &Recipe::from_spec(&spec.forecasting), &devices).await?;

@@ -33,6 +33,7 @@ fn options() -> LocalOptions {
         initial_models: true,
         hold_replay: None,
         forecast_stats: None,
+        dataset: None,
     }
 }
 

@@ -57,6 +57,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 initial_models: true,
                 hold_replay: Some(hold),
                 forecast_stats: None,
+                dataset: None,
             },
         )
         .await,

@@ -44,6 +44,7 @@ async fn run(experiment: &PipelineExperiment) -> LocalSummary {
                 initial_models: true,
                 hold_replay: None,
                 forecast_stats: None,
+                dataset: None,
             },
         )
         .await

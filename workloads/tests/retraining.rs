@@ -54,6 +54,7 @@ async fn retrained_models_are_swapped_in_mid_run() {
         initial_models: true,
         hold_replay: Some(hold),
         forecast_stats: Some(forecast_stats),
+        dataset: None,
     };
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options).await);
     watcher.await.expect("the watcher saw every device retrained");

@@ -43,7 +43,7 @@ spec:
     common::reachable("the S3 server", objects.ensure_bucket().await);
     objects.delete_prefix("setup-test/").await.expect("reset");
 
-    let trained = common::reachable("the services", set_up(&experiment, &services, BUCKET).await);
+    let trained = common::reachable("the services", set_up(&experiment, &services, BUCKET, None).await);
     assert_eq!(trained, 2);
     for device in [DeviceId(1), DeviceId(2)] {
         let model = store
@@ -78,7 +78,9 @@ spec:
 
     // A retried setup Job: nothing is trained twice, nothing fails.
     assert_eq!(
-        set_up(&experiment, &services, BUCKET).await.expect("runs again"),
+        set_up(&experiment, &services, BUCKET, None)
+            .await
+            .expect("runs again"),
         0
     );
     objects.delete_prefix("setup-test/").await.expect("clean up");

@@ -238,11 +238,35 @@ spec:
             ["exp1-setup", "exp1-sensor"]
         );
         let sensor = objects.jobs[1].spec.as_ref().expect("spec");
+        // Three devices are one sensor pod's share (perSensorPod 250).
         assert_eq!(
-            (sensor.completions, sensor.completion_mode.as_deref()),
-            (Some(3), Some("Indexed"))
+            (
+                sensor.completions,
+                sensor.parallelism,
+                sensor.completion_mode.as_deref()
+            ),
+            (Some(1), Some(1), Some("Indexed"))
         );
+        assert_eq!(sensor.backoff_limit_per_index, Some(3));
         assert_eq!(objects.network_policies.len(), 2);
+    }
+
+    #[test]
+    fn ten_thousand_devices_are_forty_sensor_pods_not_ten_thousand() {
+        let mut experiment = experiment(STREAMING);
+        experiment.spec.devices.count = 10_000;
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        let sensor = objects.jobs[1].spec.as_ref().expect("spec");
+        assert_eq!((sensor.completions, sensor.parallelism), (Some(40), Some(40)));
+        let pod = sensor.template.spec.as_ref().expect("a pod spec");
+        assert_eq!(pod.restart_policy.as_deref(), Some("Never"));
+        let requests = pod.containers[0]
+            .resources
+            .as_ref()
+            .and_then(|r| r.requests.clone())
+            .expect("requests");
+        assert_eq!(requests["cpu"].0, "508m");
+        assert_eq!(requests["memory"].0, "281Mi");
     }
 
     #[test]

@@ -14,6 +14,10 @@ pub const METRICS_PORT: u16 = 9090;
 pub const EXPERIMENT_FILE: &str = "/etc/wattcast/experiment.yaml";
 /// The experiment file's ConfigMap component.
 pub const EXPERIMENT_CONFIG: &str = "experiment";
+/// Where a `dataset.source.configMap` key is mounted in the setup and sensor pods.
+pub const DATASET_DIR: &str = "/etc/wattcast-dataset";
+/// The file name of the mounted dataset key.
+pub const DATASET_FILE: &str = "dataset.csv";
 /// The user the wattcast image runs as (distroless `nonroot`).
 const WORKLOAD_USER: i64 = 65532;
 
@@ -49,16 +53,40 @@ pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
     ]
 }
 
-/// A pod template running `wattcast <args>` as a workload of the experiment.
+/// A pod template running `wattcast <args>` as a workload of the experiment; the setup and
+/// sensor pods also get a `dataset.source.configMap` mounted and passed as `--dataset`.
 fn pod_template(
     experiment: &ExperimentRef,
     images: &Images,
     component: &str,
-    args: Vec<String>,
+    mut args: Vec<String>,
     probes: bool,
     restart_policy: &str,
     resources: Value,
 ) -> Result<Value, BuildError> {
+    let mut mounts = vec![
+        json!({"name": "experiment", "mountPath": "/etc/wattcast", "readOnly": true}),
+        json!({"name": "tmp", "mountPath": "/tmp"}),
+    ];
+    let mut volumes = vec![
+        json!({"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}}),
+        json!({"name": "tmp", "emptyDir": {}}),
+    ];
+    let dataset_map = experiment
+        .spec
+        .dataset
+        .source
+        .as_ref()
+        .and_then(|source| source.config_map.as_ref())
+        .filter(|_| matches!(component, "setup" | "sensor"));
+    if let Some(map) = dataset_map {
+        volumes.push(json!({"name": "dataset", "configMap": {
+            "name": map.name,
+            "items": [{"key": map.key, "path": DATASET_FILE}],
+        }}));
+        mounts.push(json!({"name": "dataset", "mountPath": DATASET_DIR, "readOnly": true}));
+        args.extend(["--dataset".to_owned(), format!("{DATASET_DIR}/{DATASET_FILE}")]);
+    }
     let mut container = json!({
         "name": component,
         "image": images.wattcast,
@@ -67,10 +95,7 @@ fn pod_template(
         "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
         "resources": resources,
         "securityContext": security::container_json()?,
-        "volumeMounts": [
-            {"name": "experiment", "mountPath": "/etc/wattcast", "readOnly": true},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
+        "volumeMounts": mounts,
     });
     if probes {
         container["livenessProbe"] =
@@ -88,10 +113,7 @@ fn pod_template(
             "restartPolicy": restart_policy,
             "securityContext": security::pod_json(WORKLOAD_USER)?,
             "containers": [container],
-            "volumes": [
-                {"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}},
-                {"name": "tmp", "emptyDir": {}},
-            ],
+            "volumes": volumes,
         },
     }))
 }
@@ -104,6 +126,19 @@ fn workload_args(component: &str) -> Vec<String> {
         "--metrics-addr".to_owned(),
         format!("0.0.0.0:{METRICS_PORT}"),
     ]
+}
+
+/// A sensor pod's requests, grown with its share of devices: measured 10m CPU and 32 MiB for one
+/// device replaying in real time (docs/performance.md); per further device an estimate of 2m
+/// CPU and 1 MiB (its readings and their planned publications).
+fn sensor_resources(devices: &wattcast_crds::DevicesSpec) -> Value {
+    let share = devices.per_sensor_pod.min(devices.count).max(1);
+    let cpu = 10 + 2 * (share - 1);
+    let memory = 32 + (share - 1);
+    json!({
+        "requests": {"cpu": format!("{cpu}m"), "memory": format!("{memory}Mi")},
+        "limits": {"memory": format!("{}Mi", 256 + memory)},
+    })
 }
 
 /// Adds the experiment file, the Jobs and the Deployments.
@@ -130,7 +165,6 @@ pub fn add(
     // docs/performance.md): a sensor pod replays one device, a few readings a second; training
     // bursts above its request when the node has room (no CPU limits anywhere).
     let small = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}});
-    let sensor = json!({"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "256Mi"}});
     let training = json!({"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}});
     objects.jobs.push(typed(
         "setup Job",
@@ -138,21 +172,31 @@ pub fn add(
             "metadata": experiment.metadata("setup", Role::Workload),
             "spec": {
                 "backoffLimit": 6,
-                "template": pod_template(experiment, images, "setup", workload_args("setup"), false, "OnFailure", training.clone())?,
+                // A setup that refuses the experiment's input (a dataset that does not fit the
+                // spec) exits with EXIT_INVALID_INPUT: retrying cannot help, so the Job fails
+                // at once; its pod's termination message says why.
+                "podFailurePolicy": {"rules": [{
+                    "action": "FailJob",
+                    "onExitCodes": {"containerName": "setup", "operator": "In", "values": [wattcast::experiment::EXIT_INVALID_INPUT]},
+                }]},
+                "template": pod_template(experiment, images, "setup", workload_args("setup"), false, "Never", training.clone())?,
             },
         }),
     )?);
-    let devices = experiment.spec.devices.count;
+    // Pod i replays devices i × perSensorPod + 1 onwards. Every share must run at once (a
+    // share that waited would replay late), so parallelism is the pod count; a failed pod is
+    // retried for its own share only (backoffLimitPerIndex).
+    let pods = experiment.spec.devices.sensor_pods();
     objects.jobs.push(typed(
         "sensor Job",
         json!({
             "metadata": experiment.metadata("sensor", Role::Workload),
             "spec": {
                 "completionMode": "Indexed",
-                "completions": devices,
-                "parallelism": devices,
-                "backoffLimit": 6,
-                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "OnFailure", sensor)?,
+                "completions": pods,
+                "parallelism": pods,
+                "backoffLimitPerIndex": 3,
+                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "Never", sensor_resources(&experiment.spec.devices))?,
             },
         }),
     )?);

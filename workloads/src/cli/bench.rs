@@ -92,6 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
                 initial_models: false,
                 hold_replay: None,
                 forecast_stats: None,
+                dataset: None,
             },
         ))?;
         // run_local measures its own run: CPU since it started, peak memory since then.

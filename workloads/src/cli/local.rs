@@ -31,6 +31,10 @@ pub struct LocalArgs {
     /// Do not train initial models before the run (forecasts start with the first retrain).
     #[arg(long)]
     no_initial_models: bool,
+    /// Replay this CSV (either layout of the original project) instead of the spec's dataset;
+    /// its devices map onto the experiment's in id order.
+    #[arg(long)]
+    dataset: Option<PathBuf>,
 }
 
 pub fn run(args: LocalArgs) -> Result<()> {
@@ -54,6 +58,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
                 initial_models: !args.no_initial_models,
                 hold_replay: None,
                 forecast_stats: None,
+                dataset: args.dataset.clone(),
             },
         ))?;
         println!("{}", serde_json::to_string_pretty(&summary)?);

@@ -49,7 +49,7 @@ enum Command {
     /// Impute, store and forecast windows.
     Coordinator(workloads::Common),
     /// Create the experiment's topics, schema, bucket and initial models, then exit 0.
-    Setup(workloads::Common),
+    Setup(workloads::SetupArgs),
     /// Retrain devices' models on request and announce them.
     Trainer(workloads::Common),
     /// Find how many devices the pipeline carries at real time on this machine.
@@ -71,15 +71,46 @@ pub fn run() -> ExitCode {
         Command::Windower(common) => workloads::run_windower_command(common),
         Command::Coordinator(common) => workloads::run_coordinator_command(common),
         Command::Trainer(common) => workloads::run_trainer_command(common),
-        Command::Setup(common) => workloads::run_setup_command(common),
+        Command::Setup(args) => workloads::run_setup_command(args),
         Command::BenchPipeline(args) => bench::run(args),
         Command::Report(args) => report::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
+            let message = format!("{error:#}");
+            eprintln!("error: {message}");
+            write_termination_message(&message);
+            if refuses_input(&error) {
+                ExitCode::from(wattcast::experiment::EXIT_INVALID_INPUT)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
+}
+
+/// In a pod, the reason it failed goes where Kubernetes shows it (the container's terminated
+/// message, which the operator puts into the experiment's conditions); elsewhere nothing.
+fn write_termination_message(message: &str) {
+    let path = std::env::var_os("WATTCAST_TERMINATION_MESSAGE_PATH")
+        .map_or_else(|| std::path::PathBuf::from("/dev/termination-log"), Into::into);
+    if path.exists() {
+        // Kubernetes keeps at most 4096 bytes; keep the start, where the reason is.
+        let mut end = message.len().min(4000);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        let _ = std::fs::write(&path, &message[..end]);
+    }
+}
+
+/// Whether the failure is the experiment's input (retrying the pod cannot help).
+fn refuses_input(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<wattcast::dataset::DataSourceError>()
+            .is_some_and(wattcast::dataset::DataSourceError::is_permanent)
+            || cause.downcast_ref::<wattcast::experiment::SpecError>().is_some()
+    })
 }

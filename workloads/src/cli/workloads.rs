@@ -8,9 +8,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use wattcast::DeviceId;
-use wattcast::dataset::generate::generate_device;
-use wattcast::dataset::{BadRowPolicy, read_dataset};
+use wattcast::dataset::DataSource;
 use wattcast::experiment::{self, read_experiment};
 use wattcast::model::Recipe;
 use wattcast::model_registry::ModelRegistry;
@@ -45,12 +43,24 @@ pub struct Common {
 pub struct SensorArgs {
     #[command(flatten)]
     common: Common,
-    /// Replay only this device (default: JOB_COMPLETION_INDEX + 1 in an indexed Job, else all).
+    /// Replay only this device (default: in an indexed Job, pod JOB_COMPLETION_INDEX's share of
+    /// spec.devices.perSensorPod devices; else all).
     #[arg(long)]
     device: Option<u32>,
-    /// Replay this CSV (either layout) instead of generating the experiment's dataset.
+    /// Replay this CSV (either layout) instead of the spec's dataset (the operator passes the
+    /// mount of a `dataset.source.configMap`); its devices map onto the experiment's in id order.
+    #[arg(long, alias = "csv")]
+    dataset: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    common: Common,
+    /// The CSV the sensors replay, when not the spec's (the operator passes the mount of a
+    /// `dataset.source.configMap`); checked against the spec before anything is created.
     #[arg(long)]
-    csv: Option<PathBuf>,
+    dataset: Option<PathBuf>,
 }
 
 struct Loaded {
@@ -109,34 +119,21 @@ where
 pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
     let loaded = load(&args.common)?;
     let spec = &loaded.experiment.spec;
-    let device = args.device.or_else(|| {
-        std::env::var("JOB_COMPLETION_INDEX")
+    // One device (`--device`), the pod's share of an indexed Job, or every device.
+    let slice = match args.device {
+        Some(device) => Some(device..=device),
+        None => std::env::var("JOB_COMPLETION_INDEX")
             .ok()
             .and_then(|index| index.parse::<u32>().ok())
-            .map(|index| index + 1)
-    });
-    let devices: Vec<(DeviceId, Vec<_>)> = match (&args.csv, device) {
-        (Some(csv), _) => {
-            let dataset = read_dataset(csv, BadRowPolicy::FailFast)?;
-            let mut by_device: std::collections::BTreeMap<DeviceId, Vec<_>> = Default::default();
-            for reading in dataset.readings {
-                if device.is_none_or(|only| reading.device == DeviceId(only)) {
-                    by_device.entry(reading.device).or_default().push(reading);
-                }
-            }
-            by_device.into_iter().collect()
-        }
-        (None, only) => {
-            let options = experiment::generate_options(spec)?;
-            let ids: Vec<u32> =
-                only.map_or_else(|| (1..=spec.devices.count).collect(), |device| vec![device]);
-            ids.into_iter()
-                .map(|id| (DeviceId(id), generate_device(&options, DeviceId(id)).readings))
-                .collect()
-        }
+            .map(|index| spec.devices.sensor_slice(index)),
     };
+    let source = DataSource::of(spec, args.dataset.as_deref())?;
+    let s3 = loaded.services.s3().ok();
+    let devices = tokio::runtime::Runtime::new()
+        .context("starting the async runtime")?
+        .block_on(source.load_slice(spec, s3.as_ref(), slice.clone().unwrap_or(1..=spec.devices.count)))?;
     if devices.is_empty() {
-        bail!("no readings to replay for device {device:?}");
+        bail!("no readings to replay for devices {slice:?}");
     }
     let first = devices[0].0.0;
     let config = SensorConfig {
@@ -147,7 +144,7 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         names: loaded.names.clone(),
         devices,
         speedup: spec.replay.speedup,
-        // In an indexed Job each pod is one device: the ramp-up is the pod's own delay.
+        // Device i of the share starts i × every after the pod's first (which waits below).
         ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
         mqtt: loaded.services.mqtt()?,
         client_id: format!(
@@ -157,14 +154,13 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         ),
         hold: None,
     };
-    let delay = match device {
-        Some(device) => config
-            .ramp_up
-            .unwrap_or_default()
-            .mul_f64(f64::from(device - 1))
-            .div_f64(config.speedup),
-        None => std::time::Duration::ZERO,
-    };
+    // The pod's first device starts as it would among all (ramp-up); the others of its share
+    // follow it in process.
+    let delay = config
+        .ramp_up
+        .unwrap_or_default()
+        .mul_f64(f64::from(first - 1))
+        .div_f64(config.speedup);
     let cancel = loaded.cancel.clone();
     // In the cluster the sensor records what it sent, so the operator knows when it has all
     // arrived; `wattcast local` counts in process and sets no store here.
@@ -321,14 +317,15 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
     })
 }
 
-pub fn run_setup_command(common: Common) -> Result<()> {
+pub fn run_setup_command(args: SetupArgs) -> Result<()> {
+    let SetupArgs { common, dataset } = args;
     let loaded = load(&common)?;
     let services = loaded.services.all()?;
     let experiment = loaded.experiment.clone();
     let bucket = common.bucket.clone();
     loaded.readiness.set(true);
     run_with_server(&common, loaded, async move {
-        let trained = wattcast::setup::set_up(&experiment, &services, &bucket).await?;
+        let trained = wattcast::setup::set_up(&experiment, &services, &bucket, dataset.as_deref()).await?;
         tracing::info!(initial_models = trained, "experiment set up");
         Ok(())
     })

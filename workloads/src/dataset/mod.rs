@@ -4,10 +4,12 @@ pub mod format;
 pub mod generate;
 pub mod reader;
 pub mod signal;
+pub mod source;
 pub mod stats;
 pub mod timestamp;
 pub mod writer;
 
 pub use format::CsvFormat;
 pub use reader::{BadRowPolicy, Dataset, DatasetError, RowError, read_dataset};
+pub use source::{DataSource, DataSourceError};
 pub use writer::write_dataset;
