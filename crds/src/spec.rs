@@ -6,6 +6,13 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+/// A TCP port, 1 to 65535, as a regular expression (CEL's RE2).
+macro_rules! port {
+    () => {
+        "(6553[0-5]|655[0-2][0-9]|65[0-4][0-9][0-9]|6[0-4][0-9][0-9][0-9]|[1-5][0-9][0-9][0-9][0-9]|[1-9][0-9]{0,3})"
+    };
+}
+
 /// The longest experiment name whose objects all fit Kubernetes' 63-character limits: the
 /// longest is a StatefulSet pod's revision label, `<name>-postgres-<hash of up to 10>` (62).
 pub const MAX_NAME_LENGTH: usize = 42;
@@ -46,6 +53,7 @@ const IMMUTABLE_MESSAGE: &str = "spec cannot change once the run has started (a 
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.dataset.source) || !has(self.dataset.source.s3) || has(self.infrastructure.objectStore)").message("dataset.source.s3 is read from the experiment's object store, so it needs infrastructure.objectStore (the managed one starts empty)"))]
+#[x_kube(validation = Rule::new("!has(self.dataset.scenario) || duration(self.dataset.duration).getSeconds() >= 3 * (self.forecasting.lookBack + 1)").message("dataset.duration is too short for forecasting.lookBack: each device's initial model trains on at least 2 × (lookBack + 1) readings, and generated data keeps about two thirds of its seconds or more, so give at least 3 × (lookBack + 1) seconds"))]
 pub struct PipelineExperimentSpec {
     /// Streaming (architecture A: one message per reading, windowed by the windower) or
     /// Batching (architecture B: smart sensors send one 60-reading batch per minute).
@@ -137,6 +145,7 @@ pub struct RampUpSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("has(self.scenario) != has(self.source)").message("set exactly one of dataset.scenario (generated data) and dataset.source (your own CSV)"))]
+#[x_kube(validation = Rule::new("!has(self.scenario) || (duration(self.duration) >= duration('1m') && duration(self.duration).getMilliseconds() % 60000 == 0)").message("dataset.duration must be a whole number of minutes, at least 1m"))]
 pub struct DatasetSpec {
     /// Generate data of this kind (deterministic for the seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +229,7 @@ pub struct ReplaySpec {
 /// Event-time windowing, as the original Flink job did it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
-#[x_kube(validation = Rule::new("duration(self.size) >= duration('1s')").message("windowing.size must be at least 1s"))]
+#[x_kube(validation = Rule::new("duration(self.size) >= duration('1s') && duration(self.size).getMilliseconds() % 1000 == 0").message("windowing.size must be a whole number of seconds, at least 1s"))]
 #[x_kube(validation = Rule::new("self.watermark.strategy != 'BoundedOutOfOrderness' || duration(self.watermark.maxOutOfOrderness) < duration(self.size)").message("watermark.maxOutOfOrderness must be below windowing.size"))]
 pub struct WindowingSpec {
     /// Tumbling window size (whole seconds).
@@ -235,6 +244,7 @@ pub struct WindowingSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.strategy == 'Monotonous' ? !has(self.maxOutOfOrderness) : has(self.maxOutOfOrderness)").message("maxOutOfOrderness is required with BoundedOutOfOrderness and not allowed with Monotonous"))]
+#[x_kube(validation = Rule::new("!has(self.idleTimeout) || duration(self.idleTimeout) > duration('0s')").message("watermark.idleTimeout must be positive (leave it out for no idleness)"))]
 pub struct WatermarkSpec {
     /// Monotonous (watermark = highest event time − 1 ms) or BoundedOutOfOrderness.
     #[serde(default)]
@@ -274,9 +284,10 @@ pub enum Imputation {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("duration(self.retrainEvery) >= duration('1m')").message("forecasting.retrainEvery must be at least 1m"))]
 pub struct ForecastingSpec {
-    /// Readings the model looks back over.
+    /// Readings the model looks back over (at most 299: a model trains on 600 readings, split
+    /// in halves that each need lookBack + 1).
     #[serde(default = "default_look_back")]
-    #[schemars(range(min = 1, max = 3600))]
+    #[schemars(range(min = 1, max = 299))]
     pub look_back: u32,
     /// Seconds forecast ahead (recursively, one step at a time).
     #[serde(default = "default_horizon")]
@@ -312,21 +323,23 @@ pub struct ModelSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InfrastructureSpec {
-    /// An existing Pulsar cluster (`pulsar://` or `pulsar+ssl://`).
+    /// An existing Pulsar cluster (`pulsar://host:port`; TLS, `pulsar+ssl://`, is not supported
+    /// yet). Its admin API is taken to be on port 8080 of the same host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^pulsar(\\\\+ssl)?://[^/]+')").message("pulsar.url must look like pulsar://host:6650"))]
+    #[x_kube(validation = Rule::new(concat!("self.url.matches('^pulsar://[^/:@]+(:", port!(), ")?/?$')")).message("pulsar.url must look like pulsar://host:6650 (pulsar+ssl:// is not supported yet)"))]
     pub pulsar: Option<ExternalService>,
-    /// An existing MQTT broker (`mqtt://` or `mqtts://`).
+    /// An existing MQTT broker (`mqtt://host:port`; TLS, `mqtts://`, is not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^mqtts?://[^/]+')").message("mqtt.url must look like mqtt://host:1883"))]
+    #[x_kube(validation = Rule::new(concat!("self.url.matches('^mqtt://[^/:@]+(:", port!(), ")?/?$')")).message("mqtt.url must look like mqtt://host:1883 (mqtts:// is not supported yet)"))]
     pub mqtt: Option<ExternalService>,
-    /// An existing PostgreSQL (`postgres://` or `postgresql://`).
+    /// An existing PostgreSQL (`postgres://host:port/db` or `postgresql://…`, without
+    /// credentials; TLS, `sslmode=require` and stricter, is not supported yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^postgres(ql)?://[^/]+')").message("postgres.url must look like postgres://host:5432/db"))]
+    #[x_kube(validation = Rule::new("self.url.matches('^postgres(ql)?://[^/@]+(/[^/?#]*)?([?].*)?$') && !self.url.matches('sslmode=(require|verify-ca|verify-full)')").message("postgres.url must look like postgres://host:5432/db, without credentials (sslmode=require and stricter are not supported yet)"))]
     pub postgres: Option<ExternalService>,
     /// An existing S3-compatible object store (`http://` or `https://`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^https?://[^/]+')").message("objectStore.url must look like https://host:9000"))]
+    #[x_kube(validation = Rule::new("self.url.matches('^https?://[^/@]+(/.*)?$')").message("objectStore.url must look like https://host:9000, without credentials"))]
     pub object_store: Option<ExternalService>,
 }
 

@@ -108,7 +108,7 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
         (
             "window of 0s",
             with("windowing.size", json!("0s")),
-            "windowing.size must be at least 1s",
+            "windowing.size must be a whole number of seconds, at least 1s",
         ),
         (
             "watermark bound equal to the window",
@@ -159,6 +159,53 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "unknown cleanup policy",
             with("cleanup", json!("Sometimes")),
             "Unsupported value: \"Sometimes\"",
+        ),
+        (
+            "a window of 1.5 s",
+            with("windowing.size", json!("1500ms")),
+            "windowing.size must be a whole number of seconds",
+        ),
+        (
+            "90 s of generated data",
+            with("dataset.duration", json!("90s")),
+            "dataset.duration must be a whole number of minutes",
+        ),
+        (
+            "too little data for the look-back",
+            {
+                let mut spec = with("forecasting.lookBack", json!(299));
+                spec["dataset"]["duration"] = json!("10m");
+                spec
+            },
+            "dataset.duration is too short for forecasting.lookBack",
+        ),
+        (
+            "a look-back no initial model can train",
+            with("forecasting.lookBack", json!(300)),
+            "should be less than or equal to 299",
+        ),
+        (
+            "MQTT over TLS (not supported yet)",
+            with("infrastructure.mqtt", json!({"url": "mqtts://broker:8883"})),
+            "mqtts:// is not supported yet",
+        ),
+        (
+            "an MQTT port past 65535",
+            with("infrastructure.mqtt", json!({"url": "mqtt://broker:70000"})),
+            "mqtt.url must look like mqtt://host:1883",
+        ),
+        (
+            "PostgreSQL requiring TLS (not supported yet)",
+            with(
+                "infrastructure.postgres",
+                json!({"url": "postgres://db:5432/lab?sslmode=require"}),
+            ),
+            "sslmode=require and stricter are not supported yet",
+        ),
+        (
+            "an idle timeout of 0s",
+            with("windowing.watermark.idleTimeout", json!("0s")),
+            "watermark.idleTimeout must be positive",
         ),
         (
             "an S3 dataset with the managed (empty) object store",
