@@ -2,7 +2,7 @@
 //! decides ([`crate::lifecycle::decide`]), applies, and writes the status; a finalizer that
 //! removes the experiment's external side effects; Events and metrics along the way.
 
-use crate::apply::{FIELD_MANAGER, apply_stages, ensure_credentials};
+use crate::apply::{AppliedMemo, Existing, FIELD_MANAGER, apply_stages, ensure_credentials, existing_names};
 use crate::cleanup::{CleanupError, CleanupReport, remove_side_effects};
 use crate::endpoints::{EndpointsError, resolve};
 use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ExperimentRefError};
@@ -21,7 +21,8 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::watcher;
+use kube::runtime::reflector::{self, Store as Cache, reflector};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -105,6 +106,64 @@ struct Stillness {
     since: Instant,
 }
 
+/// What the operator keeps for one experiment between its reconciles (dropped when it
+/// completes, fails or is deleted).
+#[derive(Default)]
+struct Remembered {
+    /// What was applied and deleted.
+    applied: AppliedMemo,
+    /// A pool on the experiment's PostgreSQL, with the credentials read once.
+    store: Option<Store>,
+    /// When the results (percentiles, accuracy) were last computed.
+    results_at: Option<Instant>,
+}
+
+/// How often the full results are computed while an experiment runs (progress, from cheap
+/// counts, every poll; the results also when the phase changes).
+const RESULTS_EVERY: Duration = Duration::from_secs(60);
+
+/// The controller's watch caches of the experiments' Jobs, Deployments and StatefulSets (the
+/// same watches that trigger reconciles), read instead of listing on every reconcile.
+#[derive(Clone)]
+pub struct Caches {
+    jobs: Cache<Job>,
+    deployments: Cache<Deployment>,
+    stateful_sets: Cache<StatefulSet>,
+}
+
+impl Caches {
+    /// The experiment's objects in the caches, once they have been filled (None before).
+    async fn objects(&self, experiment: &ExperimentRef) -> Option<ClusterObjects> {
+        let ready = async {
+            self.jobs.wait_until_ready().await.ok()?;
+            self.deployments.wait_until_ready().await.ok()?;
+            self.stateful_sets.wait_until_ready().await.ok()
+        };
+        tokio::time::timeout(Duration::from_secs(5), ready).await.ok()??;
+        fn of<K: Resource<DynamicType = ()> + Clone>(store: &Cache<K>, experiment: &ExperimentRef) -> Vec<K> {
+            store
+                .state()
+                .iter()
+                .filter(|object| {
+                    object.meta().namespace.as_deref() == Some(experiment.namespace.as_str())
+                        && object
+                            .meta()
+                            .labels
+                            .as_ref()
+                            .and_then(|labels| labels.get(EXPERIMENT_LABEL))
+                            == Some(&experiment.name)
+                })
+                .map(|object| object.as_ref().clone())
+                .collect()
+        }
+        Some(ClusterObjects {
+            jobs: of(&self.jobs, experiment),
+            deployments: of(&self.deployments, experiment),
+            stateful_sets: of(&self.stateful_sets, experiment),
+        })
+    }
+}
+
 /// What every reconcile shares.
 pub struct Context {
     /// The API client.
@@ -119,6 +178,8 @@ pub struct Context {
     pub settings: Settings,
     stillness: Mutex<HashMap<String, Stillness>>,
     failures: Mutex<HashMap<String, u32>>,
+    remembered: Mutex<HashMap<String, Remembered>>,
+    caches: std::sync::OnceLock<Caches>,
 }
 
 impl Context {
@@ -142,6 +203,8 @@ impl Context {
             settings,
             stillness: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            remembered: Mutex::new(HashMap::new()),
+            caches: std::sync::OnceLock::new(),
         }
     }
 
@@ -180,6 +243,31 @@ impl Context {
         if let Ok(mut map) = self.stillness.lock() {
             map.remove(uid);
         }
+        let store = self
+            .remembered
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(uid))
+            .and_then(|remembered| remembered.store);
+        if let Some(store) = store {
+            tokio::spawn(async move { store.pool().close().await });
+        }
+    }
+
+    /// Takes what is kept for `uid` (a reconcile of one experiment runs alone; it is put back
+    /// with [`Context::remember`]).
+    fn recall(&self, uid: &str) -> Remembered {
+        self.remembered
+            .lock()
+            .ok()
+            .and_then(|mut map| map.remove(uid))
+            .unwrap_or_default()
+    }
+
+    fn remember(&self, uid: &str, remembered: Remembered) {
+        if let Ok(mut map) = self.remembered.lock() {
+            map.insert(uid.to_owned(), remembered);
+        }
     }
 
     async fn publish(
@@ -205,6 +293,17 @@ impl Context {
     }
 }
 
+/// The experiment's Deployments, StatefulSets and Jobs: from the watch caches, or listed when
+/// they are not filled yet.
+async fn cluster_objects(ctx: &Context, experiment: &ExperimentRef) -> Result<ClusterObjects, kube::Error> {
+    if let Some(caches) = ctx.caches.get()
+        && let Some(objects) = caches.objects(experiment).await
+    {
+        return Ok(objects);
+    }
+    list_objects(&ctx.client, experiment).await
+}
+
 /// Lists the experiment's Deployments, StatefulSets and Jobs.
 async fn list_objects(client: &Client, experiment: &ExperimentRef) -> Result<ClusterObjects, kube::Error> {
     let params = ListParams::default().labels(&format!("{EXPERIMENT_LABEL}={}", experiment.name));
@@ -225,29 +324,38 @@ async fn list_objects(client: &Client, experiment: &ExperimentRef) -> Result<Clu
     })
 }
 
-/// Reads the experiment's store; None (logged) when it cannot be reached yet.
-async fn read_store(client: &Client, experiment: &ExperimentRef) -> Option<Measurements> {
-    let endpoints = match resolve(client, experiment).await {
-        Ok(endpoints) => endpoints,
-        Err(error) => {
-            tracing::info!(%error, experiment = %experiment.name, "cannot read the store yet");
-            return None;
+/// Reads the experiment's store through its kept pool (connecting once); the full results
+/// only when `full`. None (logged) when it cannot be reached yet.
+async fn read_store(
+    client: &Client,
+    experiment: &ExperimentRef,
+    remembered: &mut Remembered,
+    full: bool,
+) -> Option<Measurements> {
+    if remembered.store.is_none() {
+        let endpoints = match resolve(client, experiment).await {
+            Ok(endpoints) => endpoints,
+            Err(error) => {
+                tracing::info!(%error, experiment = %experiment.name, "cannot read the store yet");
+                return None;
+            }
+        };
+        let names = ExperimentNames::new(&experiment.name).ok()?;
+        match Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await {
+            Ok(store) => remembered.store = Some(store),
+            Err(error) => {
+                tracing::info!(%error, experiment = %experiment.name, "cannot reach the experiment's PostgreSQL");
+                return None;
+            }
         }
-    };
-    let names = ExperimentNames::new(&experiment.name).ok()?;
-    let store = match Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await {
-        Ok(store) => store,
-        Err(error) => {
-            tracing::info!(%error, experiment = %experiment.name, "cannot reach the experiment's PostgreSQL");
-            return None;
-        }
-    };
-    let measured = measure(&store).await;
-    store.pool().close().await;
-    match measured {
+    }
+    let store = remembered.store.as_ref()?;
+    match measure(store, full).await {
         Ok(measured) => Some(measured),
         Err(error) => {
             tracing::info!(%error, experiment = %experiment.name, "cannot read the experiment's results yet");
+            // Connect afresh next time (the service may have moved, or its credentials changed).
+            remembered.store = None;
             None
         }
     }
@@ -276,18 +384,26 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
     let experiment = ExperimentRef::new(&resource)?;
     let previous = resource.status.clone().unwrap_or_default();
     let desired = desired_objects(&experiment, &ctx.images)?;
-    let objects = list_objects(&ctx.client, &experiment).await?;
+    let objects = cluster_objects(ctx, &experiment).await?;
     let mut observed: Observed = observe(
         &objects,
         &desired.infrastructure_components(),
         &desired.workload_components(),
     );
     // The schema exists once setup succeeded: from then on the store has progress to report.
+    let mut remembered = ctx.recall(&experiment.uid);
+    let full = observed.sensors == JobState::Succeeded
+        || remembered
+            .results_at
+            .is_none_or(|at| at.elapsed() >= RESULTS_EVERY);
     let measured = if observed.setup == JobState::Succeeded && !previous.phase.is_terminal() {
-        read_store(&ctx.client, &experiment).await
+        read_store(&ctx.client, &experiment, &mut remembered, full).await
     } else {
         None
     };
+    if measured.as_ref().is_some_and(|m| m.results.is_some()) {
+        remembered.results_at = Some(Instant::now());
+    }
     let mut drained_condition = None;
     if observed.sensors == JobState::Succeeded && !previous.phase.is_terminal() {
         let arrived = measured
@@ -367,8 +483,26 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         });
     }
     let decision = decide(previous.phase, observed, experiment.spec.cleanup);
-    ensure_credentials(&ctx.client, &experiment).await?;
-    apply_stages(&ctx.client, &experiment, &desired, decision.stages).await?;
+    let existing: Existing = existing_names(&objects.jobs)
+        .into_iter()
+        .chain(existing_names(&objects.deployments))
+        .chain(existing_names(&objects.stateful_sets))
+        .collect();
+    let applied = async {
+        ensure_credentials(&ctx.client, &experiment, &mut remembered.applied).await?;
+        apply_stages(
+            &ctx.client,
+            &experiment,
+            &desired,
+            decision.stages,
+            &mut remembered.applied,
+            &existing,
+        )
+        .await
+    }
+    .await;
+    ctx.remember(&experiment.uid, remembered);
+    applied?;
 
     let mut conditions: Vec<ConditionUpdate> =
         decision.conditions.iter().map(ConditionUpdate::from).collect();
@@ -670,10 +804,37 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
     let client = ctx.client.clone();
     let experiments: Api<PipelineExperiment> = Api::all(client.clone());
     let owned = watcher::Config::default().labels(EXPERIMENT_LABEL);
+    // One watch per kind both fills the cache reconciles read and triggers them.
+    let (jobs, jobs_writer) = reflector::store();
+    let (deployments, deployments_writer) = reflector::store();
+    let (stateful_sets, stateful_sets_writer) = reflector::store();
+    let _ = ctx.caches.set(Caches {
+        jobs,
+        deployments,
+        stateful_sets,
+    });
+    let job_events = reflector(
+        jobs_writer,
+        watcher(Api::<Job>::all(client.clone()), owned.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let deployment_events = reflector(
+        deployments_writer,
+        watcher(Api::<Deployment>::all(client.clone()), owned.clone()),
+    )
+    .default_backoff()
+    .touched_objects();
+    let stateful_set_events = reflector(
+        stateful_sets_writer,
+        watcher(Api::<StatefulSet>::all(client), owned),
+    )
+    .default_backoff()
+    .touched_objects();
     Controller::new(experiments, watcher::Config::default())
-        .owns(Api::<Job>::all(client.clone()), owned.clone())
-        .owns(Api::<Deployment>::all(client.clone()), owned.clone())
-        .owns(Api::<StatefulSet>::all(client), owned)
+        .owns_stream(job_events)
+        .owns_stream(deployment_events)
+        .owns_stream(stateful_set_events)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {

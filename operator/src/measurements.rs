@@ -26,12 +26,30 @@ impl Measurements {
     }
 }
 
-/// Reads the measurements from the experiment's store.
-pub async fn measure(store: &Store) -> Result<Measurements, StoreError> {
-    let summary = store.summary().await?;
+/// Reads the measurements from the experiment's store: with `full`, the results too (latency
+/// percentiles, forecast accuracy: joins over every reading), else only the counts (`results`
+/// None, so the status keeps the last ones).
+pub async fn measure(store: &Store, full: bool) -> Result<Measurements, StoreError> {
     let sensors = store.sensor_totals().await?;
     let arrived = store.arrived().await?;
-    Ok(from_summary(&summary, sensors, arrived))
+    if full {
+        let summary = store.summary().await?;
+        return Ok(from_summary(&summary, sensors, arrived));
+    }
+    let counts = store.counts().await?;
+    Ok(Measurements {
+        progress: Progress {
+            readings_sent: count(sensors.readings_sent),
+            readings_stored: count(counts.readings_stored),
+            windows_emitted: count(counts.windows),
+            late_readings: count(counts.late),
+            forecasts: count(counts.forecasts),
+            retrains: count(counts.retrains),
+        },
+        results: None,
+        devices_reported: count(sensors.devices),
+        arrived: count(arrived),
+    })
 }
 
 fn count(value: i64) -> u64 {

@@ -120,6 +120,22 @@ async fn streaming_stores_every_reading_once_and_matches_the_preview() {
 /// each forecast holds `horizon` values made by a recorded model, and they were scored.
 async fn assert_forecasts(summary: &wattcast::local::LocalSummary, store: &Store) {
     assert_eq!(summary.forecasts, summary.windows, "one forecast per window");
+    // The operator's cheap counts (read every poll) are the summary's.
+    let counts = store.counts().await.unwrap();
+    assert_eq!(
+        (
+            counts.readings_stored,
+            counts.windows,
+            counts.late,
+            counts.forecasts
+        ),
+        (
+            summary.readings_stored,
+            summary.windows,
+            summary.late,
+            summary.forecasts
+        )
+    );
     assert!(summary.models >= 2, "an initial model per device");
     let accuracy = summary
         .accuracy
