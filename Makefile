@@ -45,6 +45,10 @@ bench: ## Criterion benchmarks (windowing throughput, CSV parsing, model trainin
 bench-model: ## Criterion benchmarks of the model only (training the original recipe, a 60-step forecast)
 	$(CARGO) bench -p wattcast --bench model
 
+.PHONY: bench-operator
+bench-operator: test-env ## The operator binary with 100 experiments on envtest: time to reconcile, API calls, RSS, PostgreSQL load
+	$(CARGO) bench -p wattcast-operator --bench operator_scale
+
 .PHONY: bench-pipeline
 bench-pipeline: test-env release ## The pipeline at real time with 100..5000 devices (minutes; needs the test env)
 	$(WATTCAST) bench-pipeline --devices $${DEVICES:-100,500,1000,2000,3000,5000} --duration $${DURATION:-3m} --stop-at-first-miss --out $${OUT:-/tmp/wattcast-bench-pipeline.json}

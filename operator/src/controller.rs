@@ -21,7 +21,7 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
-use kube::runtime::reflector::{self, Store as Cache, reflector};
+use kube::runtime::reflector::{self, Store as Cache};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use std::collections::HashMap;
@@ -401,7 +401,7 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
     } else {
         None
     };
-    if measured.as_ref().is_some_and(|m| m.results.is_some()) {
+    if full && measured.is_some() {
         remembered.results_at = Some(Instant::now());
     }
     let mut drained_condition = None;
@@ -813,24 +813,39 @@ pub async fn run(ctx: Arc<Context>, shutdown: CancellationToken) {
         deployments,
         stateful_sets,
     });
-    let job_events = reflector(
-        jobs_writer,
-        watcher(Api::<Job>::all(client.clone()), owned.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let deployment_events = reflector(
-        deployments_writer,
-        watcher(Api::<Deployment>::all(client.clone()), owned.clone()),
-    )
-    .default_backoff()
-    .touched_objects();
-    let stateful_set_events = reflector(
-        stateful_sets_writer,
-        watcher(Api::<StatefulSet>::all(client), owned),
-    )
-    .default_backoff()
-    .touched_objects();
+    // The caches keep what the decisions read (labels, replicas, status), not the pod
+    // templates and managed fields, which are most of an object's size.
+    let job_events = watcher(Api::<Job>::all(client.clone()), owned.clone())
+        .modify(|job: &mut Job| {
+            job.managed_fields_mut().clear();
+            if let Some(spec) = job.spec.as_mut() {
+                spec.template.spec = None;
+            }
+        })
+        .reflect(jobs_writer)
+        .default_backoff()
+        .touched_objects();
+    let deployment_events = watcher(Api::<Deployment>::all(client.clone()), owned.clone())
+        .modify(|deployment: &mut Deployment| {
+            deployment.managed_fields_mut().clear();
+            if let Some(spec) = deployment.spec.as_mut() {
+                spec.template.spec = None;
+            }
+        })
+        .reflect(deployments_writer)
+        .default_backoff()
+        .touched_objects();
+    let stateful_set_events = watcher(Api::<StatefulSet>::all(client), owned)
+        .modify(|set: &mut StatefulSet| {
+            set.managed_fields_mut().clear();
+            if let Some(spec) = set.spec.as_mut() {
+                spec.template.spec = None;
+                spec.volume_claim_templates = None;
+            }
+        })
+        .reflect(stateful_sets_writer)
+        .default_backoff()
+        .touched_objects();
     Controller::new(experiments, watcher::Config::default())
         .owns_stream(job_events)
         .owns_stream(deployment_events)
