@@ -130,7 +130,15 @@ spec:
             .collect();
         assert_eq!(
             columns,
-            ["Architecture", "Devices", "Phase", "Coverage", "RMSE", "Age"]
+            [
+                "Architecture",
+                "Devices",
+                "Phase",
+                "Coverage",
+                "RMSE",
+                "Skill",
+                "Age"
+            ]
         );
         let text = crd.to_string();
         for rule in [

@@ -47,6 +47,7 @@ const IMMUTABLE_MESSAGE: &str = "spec cannot change once the run has started (a 
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Coverage","type":"number","jsonPath":".status.results.coverage"}"#,
     printcolumn = r#"{"name":"RMSE","type":"number","jsonPath":".status.results.forecast.rmse"}"#,
+    printcolumn = r#"{"name":"Skill","type":"number","jsonPath":".status.results.baselines.skillVsPersistence"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     validation = Rule::new(NAME_RULE).message(NAME_MESSAGE),
     validation = Rule::new(IMMUTABLE_RULE).message(IMMUTABLE_MESSAGE).field_path(".spec")

@@ -134,6 +134,28 @@ pub struct Results {
     /// Forecasts against imputed fillers (reported apart: not real data).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub forecast_imputed: Option<ForecastAccuracy>,
+    /// The LSTM beside two baselines, on the same seconds, against measured readings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baselines: Option<Baselines>,
+}
+
+/// The LSTM's forecasts beside two baselines, scored on exactly the same seconds (those whose
+/// window had a measured reading) against the same measured readings.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Baselines {
+    /// The LSTM on these seconds.
+    pub lstm: ForecastAccuracy,
+    /// The forecast window's last measured reading, held for the horizon.
+    pub persistence: ForecastAccuracy,
+    /// The forecast window's mean, held for the horizon.
+    pub window_mean: ForecastAccuracy,
+    /// 1 − RMSE_lstm / RMSE_persistence: above 0 the LSTM beats persistence.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill_vs_persistence: Option<f64>,
+    /// 1 − RMSE_lstm / RMSE_windowMean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skill_vs_window_mean: Option<f64>,
 }
 
 /// Latency percentiles in milliseconds.

@@ -4,7 +4,7 @@
 use wattcast::store::sensor_reports::SensorTotals;
 use wattcast::store::summary::{Accuracy, Percentiles, StoreSummary};
 use wattcast::store::{Store, StoreError};
-use wattcast_crds::{ForecastAccuracy, LatencySummary, Progress, Results};
+use wattcast_crds::{Baselines, ForecastAccuracy, LatencySummary, Progress, Results};
 
 /// What the store says about the run so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -89,6 +89,13 @@ pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64)
         window_latency_ms: summary.window_latency_ms.map(latency),
         forecast: summary.accuracy.map(accuracy),
         forecast_imputed: summary.accuracy_imputed.map(accuracy),
+        baselines: summary.baselines.map(|b| Baselines {
+            lstm: accuracy(b.lstm),
+            persistence: accuracy(b.persistence),
+            window_mean: accuracy(b.window_mean),
+            skill_vs_persistence: b.skill(&b.persistence),
+            skill_vs_window_mean: b.skill(&b.window_mean),
+        }),
     };
     let nothing_yet = results == Results::default();
     Measurements {
@@ -102,6 +109,7 @@ pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wattcast::store::summary::BaselineComparison;
 
     fn summary() -> StoreSummary {
         StoreSummary {
@@ -127,6 +135,27 @@ mod tests {
                 mape: Some(8.0),
             }),
             accuracy_imputed: None,
+            baselines: Some(BaselineComparison {
+                lstm: Accuracy {
+                    scored: 1_400,
+                    mae: 11.0,
+                    rmse: 14.0,
+                    mape: None,
+                },
+                persistence: Accuracy {
+                    scored: 1_400,
+                    mae: 16.0,
+                    rmse: 20.0,
+                    mape: None,
+                },
+                window_mean: Accuracy {
+                    scored: 1_400,
+                    mae: 25.0,
+                    rmse: 28.0,
+                    mape: None,
+                },
+            }),
+            baselines_imputed: None,
         }
     }
 
@@ -155,6 +184,10 @@ mod tests {
         assert_eq!(results.coverage, Some(0.94));
         assert_eq!(results.latency_ms.map(|l| l.p99), Some(30.0));
         assert_eq!(results.forecast.map(|f| (f.rmse, f.scored)), Some((15.0, 1_500)));
+        let baselines = results.baselines.expect("baselines");
+        assert_eq!(baselines.persistence.rmse, 20.0);
+        assert_eq!(baselines.skill_vs_persistence, Some(1.0 - 14.0 / 20.0));
+        assert_eq!(baselines.skill_vs_window_mean, Some(0.5));
         assert!(measured.all_arrived(2));
         assert!(!measured.all_arrived(3), "a device has not reported yet");
     }
@@ -184,6 +217,8 @@ mod tests {
             retrains: 0,
             accuracy: None,
             accuracy_imputed: None,
+            baselines: None,
+            baselines_imputed: None,
         };
         assert_eq!(from_summary(&empty, SensorTotals::default(), 0).results, None);
     }

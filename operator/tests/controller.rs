@@ -333,9 +333,17 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
     .unwrap_or_else(|error| panic!("wattcast local: {error:#}; are the test services up? `make test-env`"));
 
     finish_job(&client, &format!("{name}-setup"), true).await;
-    let coordinator = format!("{name}-coordinator");
+    // The workloads are applied one after another: wait for the last of them.
+    let workloads = ["bridge", "windower", "coordinator", "trainer"].map(|w| format!("{name}-{w}"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !exists::<Deployment>(&client, &coordinator).await {
+    loop {
+        let mut all = true;
+        for workload in &workloads {
+            all &= exists::<Deployment>(&client, workload).await;
+        }
+        if all {
+            break;
+        }
         assert!(
             tokio::time::Instant::now() < deadline,
             "the workloads were not created after setup"
@@ -393,6 +401,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
     assert_eq!(drained.reason, "AllStored");
 
     // DeleteAll: nothing of the run stays once it completed.
+    let coordinator = format!("{name}-coordinator");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while exists::<Deployment>(&client, &coordinator).await
         || exists::<Job>(&client, &format!("{name}-setup")).await

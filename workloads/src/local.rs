@@ -12,7 +12,7 @@ use crate::observe::Readiness;
 use crate::pulsar_admin::PulsarAdmin;
 use crate::services::Services;
 use crate::store::Store;
-use crate::store::summary::{Accuracy, Percentiles};
+use crate::store::summary::{Accuracy, BaselineComparison, Percentiles};
 use crate::topics::ExperimentNames;
 use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
@@ -93,6 +93,11 @@ pub struct LocalSummary {
     pub accuracy: Option<Accuracy>,
     /// Forecasts against imputed fillers (not real data; reported apart).
     pub accuracy_imputed: Option<Accuracy>,
+    /// The LSTM beside persistence and the window's mean, on the same seconds, against
+    /// measured readings.
+    pub baselines: Option<BaselineComparison>,
+    /// The same against imputed fillers.
+    pub baselines_imputed: Option<BaselineComparison>,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
     /// CPU time and peak memory of this run (every workload is a task of this process).
@@ -385,6 +390,8 @@ pub async fn run_local(
         retrains: trainer_stats.retrains.get(),
         accuracy: stored.accuracy,
         accuracy_imputed: stored.accuracy_imputed,
+        baselines: stored.baselines,
+        baselines_imputed: stored.baselines_imputed,
         duration_s: started.elapsed().as_secs_f64(),
         usage,
     })

@@ -293,3 +293,50 @@ async fn migrating_a_store_with_reading_rows_keeps_every_second() {
     assert_eq!(migrated, old_rows);
     store.drop_schema().await.expect("dropped");
 }
+
+/// The baselines are scored on the LSTM's seconds against the same actuals: persistence holds
+/// the forecast window's last measured reading, the window mean its measured readings' mean.
+#[tokio::test]
+async fn baselines_score_persistence_and_the_window_mean_on_the_forecast_seconds() {
+    let store = empty_store("baselines").await;
+    // Window [0, 10) lacks its last second; [10, 20) is complete (watts 100 + offset).
+    store_filled(&store, &window(1, 0, &[0, 1, 2, 3, 4, 5, 6, 7, 8]), 1).await;
+    store_filled(&store, &window(1, 10, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), 2).await;
+    // The LSTM forecast 105 W for each second of the next window, from the first window's end.
+    for second in 10..20_i64 {
+        sqlx::query("INSERT INTO forecasts (device, origin, event_time, power_w, model_version, stored_ms) VALUES (1, 10, $1, 105, 'initial', 3)")
+            .bind(second)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    let actual: Vec<f64> = (0..10).map(|s| 100.0 + f64::from(s)).collect();
+    let errors = |value: f64| -> (f64, f64) {
+        let n = actual.len() as f64;
+        let mae = actual.iter().map(|a| (value - a).abs()).sum::<f64>() / n;
+        let rmse = (actual.iter().map(|a| (value - a).powi(2)).sum::<f64>() / n).sqrt();
+        (mae, rmse)
+    };
+    let last_measured = 108.0;
+    let window_mean = (100..=108).map(f64::from).sum::<f64>() / 9.0;
+
+    let measured = store.baselines(false).await.unwrap().expect("scored");
+    let close = |got: f64, want: f64| assert!((got - want).abs() < 1e-9, "{got} ≠ {want}");
+    for (accuracy, value) in [
+        (measured.lstm, 105.0),
+        (measured.persistence, last_measured),
+        (measured.window_mean, window_mean),
+    ] {
+        assert_eq!(accuracy.scored, 10);
+        let (mae, rmse) = errors(value);
+        close(accuracy.mae, mae);
+        close(accuracy.rmse, rmse);
+    }
+    close(
+        measured.skill(&measured.persistence).unwrap(),
+        1.0 - errors(105.0).1 / errors(last_measured).1,
+    );
+    // Every forecast second was measured: nothing to score against fillers.
+    assert_eq!(store.baselines(true).await.unwrap(), None);
+    assert_eq!(store.summary().await.unwrap().baselines, Some(measured));
+}

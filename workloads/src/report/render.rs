@@ -77,6 +77,33 @@ pub fn comparison_rows(experiments: &[ExperimentData]) -> Vec<(String, Vec<Strin
                 .and_then(|a| a.mape)
                 .map_or_else(|| "–".to_owned(), |m| format!("{m:.1} %"))
         }),
+        row("persistence baseline MAE / RMSE (W), measured", &|e| {
+            e.summary.baselines.map_or_else(
+                || "–".to_owned(),
+                |b| format!("{:.1} / {:.1}", b.persistence.mae, b.persistence.rmse),
+            )
+        }),
+        row("window-mean baseline MAE / RMSE (W), measured", &|e| {
+            e.summary.baselines.map_or_else(
+                || "–".to_owned(),
+                |b| format!("{:.1} / {:.1}", b.window_mean.mae, b.window_mean.rmse),
+            )
+        }),
+        row(
+            "LSTM skill vs persistence / window mean (1 − RMSE ratio)",
+            &|e| {
+                e.summary.baselines.map_or_else(
+                    || "–".to_owned(),
+                    |b| {
+                        format!(
+                            "{} / {}",
+                            number(b.skill(&b.persistence), 2),
+                            number(b.skill(&b.window_mean), 2)
+                        )
+                    },
+                )
+            },
+        ),
         row("forecast MAE / RMSE (W), imputed", &|e| {
             e.summary
                 .accuracy_imputed

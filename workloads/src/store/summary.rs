@@ -27,6 +27,27 @@ pub struct Accuracy {
     pub mape: Option<f64>,
 }
 
+/// The LSTM's forecasts beside two baselines, scored on exactly the same seconds against the
+/// same actuals: persistence (the forecast window's last measured reading held for the
+/// horizon) and the window's mean (of its measured readings).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BaselineComparison {
+    /// The LSTM on these seconds (those whose window had a measured reading).
+    pub lstm: Accuracy,
+    /// The last measured reading held.
+    pub persistence: Accuracy,
+    /// The window's mean held.
+    pub window_mean: Accuracy,
+}
+
+impl BaselineComparison {
+    /// The LSTM's skill over a baseline: 1 − RMSE_lstm / RMSE_baseline (positive: better than
+    /// the baseline; None when the baseline is exact).
+    pub fn skill(&self, baseline: &Accuracy) -> Option<f64> {
+        (baseline.rmse > 0.0).then(|| 1.0 - self.lstm.rmse / baseline.rmse)
+    }
+}
+
 /// Counts and measurements from the store.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct StoreSummary {
@@ -58,6 +79,10 @@ pub struct StoreSummary {
     pub accuracy: Option<Accuracy>,
     /// Forecast values scored against imputed fillers (reported apart: not real data).
     pub accuracy_imputed: Option<Accuracy>,
+    /// The LSTM beside the baselines, against measured readings.
+    pub baselines: Option<BaselineComparison>,
+    /// The same against imputed fillers.
+    pub baselines_imputed: Option<BaselineComparison>,
 }
 
 /// The counts of [`StoreSummary`] alone, read in one cheap query (no percentiles, no joins).
@@ -170,7 +195,11 @@ impl Store {
             };
         let measured = to_accuracy(accuracy(false).await?);
         let imputed = to_accuracy(accuracy(true).await?);
+        let baselines = self.baselines(false).await?;
+        let baselines_imputed = self.baselines(true).await?;
         Ok(StoreSummary {
+            baselines,
+            baselines_imputed,
             forecasts,
             models,
             retrains,
@@ -188,6 +217,79 @@ impl Store {
             latency_ms: percentiles(latency),
             window_latency_ms: percentiles(window_latency),
         })
+    }
+}
+
+impl Store {
+    /// [`BaselineComparison`] against measured readings, or imputed fillers with `imputed`;
+    /// None before anything was scored.
+    pub async fn baselines(&self, imputed: bool) -> Result<Option<BaselineComparison>, StoreError> {
+        /// One row: how many seconds were scored, and each forecaster's MAE, RMSE and MAPE.
+        #[derive(sqlx::FromRow)]
+        struct Scored {
+            scored: i64,
+            lstm_mae: Option<f64>,
+            lstm_rmse: Option<f64>,
+            lstm_mape: Option<f64>,
+            persistence_mae: Option<f64>,
+            persistence_rmse: Option<f64>,
+            persistence_mape: Option<f64>,
+            mean_mae: Option<f64>,
+            mean_rmse: Option<f64>,
+            mean_mape: Option<f64>,
+        }
+        type Errors = (Option<f64>, Option<f64>, Option<f64>);
+        let row: Scored = sqlx::query_as(
+            "WITH origin AS (
+                 SELECT w.device, w.window_end AS origin,
+                        (SELECT s.p FROM unnest(w.power_w, w.imputed) WITH ORDINALITY AS s(p, i, n)
+                         WHERE NOT s.i ORDER BY s.n DESC LIMIT 1) AS last_measured,
+                        (SELECT avg(s.p) FROM unnest(w.power_w, w.imputed) AS s(p, i) WHERE NOT s.i) AS window_mean
+                 FROM windows w),
+             scored AS (
+                 SELECT r.power_w AS actual, f.power_w AS lstm, o.last_measured, o.window_mean
+                 FROM forecasts f
+                 JOIN origin o ON o.device = f.device AND o.origin = f.origin
+                 JOIN readings r ON r.device = f.device AND r.event_time = f.event_time
+                 WHERE r.imputed = $1 AND o.last_measured IS NOT NULL)
+             SELECT count(*) AS scored,
+                    avg(abs(lstm - actual)) AS lstm_mae, sqrt(avg((lstm - actual) ^ 2)) AS lstm_rmse,
+                    100 * avg(abs(lstm - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS lstm_mape,
+                    avg(abs(last_measured - actual)) AS persistence_mae,
+                    sqrt(avg((last_measured - actual) ^ 2)) AS persistence_rmse,
+                    100 * avg(abs(last_measured - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS persistence_mape,
+                    avg(abs(window_mean - actual)) AS mean_mae, sqrt(avg((window_mean - actual) ^ 2)) AS mean_rmse,
+                    100 * avg(abs(window_mean - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS mean_mape
+             FROM scored",
+        )
+        .bind(imputed)
+        .fetch_one(self.pool())
+        .await?;
+        let scored = row.scored;
+        let (lstm, persistence, window_mean): (Errors, Errors, Errors) = (
+            (row.lstm_mae, row.lstm_rmse, row.lstm_mape),
+            (row.persistence_mae, row.persistence_rmse, row.persistence_mape),
+            (row.mean_mae, row.mean_rmse, row.mean_mape),
+        );
+        let accuracy = |(mae, rmse, mape): Errors| {
+            Some(Accuracy {
+                scored,
+                mae: mae?,
+                rmse: rmse?,
+                mape,
+            })
+        };
+        if scored == 0 {
+            return Ok(None);
+        }
+        Ok(accuracy(lstm)
+            .zip(accuracy(persistence))
+            .zip(accuracy(window_mean))
+            .map(|((lstm, persistence), window_mean)| BaselineComparison {
+                lstm,
+                persistence,
+                window_mean,
+            }))
     }
 }
 
