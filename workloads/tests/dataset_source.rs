@@ -119,6 +119,29 @@ async fn an_s3_dataset_is_replayed_end_to_end_by_wattcast_local() {
     datasets.delete_prefix(&format!("{name}/")).await.unwrap();
 }
 
+/// A missing object is the user's mistake (refused at once, naming it), not an outage to retry.
+#[tokio::test]
+async fn a_missing_s3_dataset_is_refused_at_once() {
+    let services = common::services();
+    let datasets = ObjectStore::new(&services.s3, "wattcast-datasets");
+    common::reachable("S3", datasets.ensure_bucket().await);
+    let key = format!("{}/nothing-here.csv", common::unique("missing"));
+    let source = format!("{{ source: {{ s3: {{ bucket: wattcast-datasets, key: '{key}' }} }} }}");
+    let spec = experiment("missing-data", 3, &source, 60).spec;
+    let error = wattcast::dataset::DataSource::of(&spec, None)
+        .unwrap()
+        .load(&spec, Some(&services.s3))
+        .await
+        .expect_err("no such object");
+    assert!(error.is_permanent(), "{error}");
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "downloading the dataset s3://wattcast-datasets/{key}: s3://wattcast-datasets/{key} does not exist"
+        )
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dataset_that_does_not_fit_the_spec_is_refused_naming_file_device_and_count() {
     let directory = tempfile::tempdir().unwrap();

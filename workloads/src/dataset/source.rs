@@ -80,9 +80,17 @@ pub enum DataSourceError {
 }
 
 impl DataSourceError {
-    /// Whether the input itself is wrong (as opposed to a service that may come back).
+    /// Whether the input itself is wrong (as opposed to a service that may come back): a
+    /// missing S3 object is, an unreachable object store is not.
     pub fn is_permanent(&self) -> bool {
-        !matches!(self, Self::Download { .. } | Self::NoObjectStore)
+        match self {
+            Self::Download {
+                source: ObjectStoreError::NotFound { .. },
+                ..
+            } => true,
+            Self::Download { .. } | Self::NoObjectStore => false,
+            _ => true,
+        }
     }
 }
 
