@@ -324,23 +324,39 @@ pub struct ModelSpec {
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct InfrastructureSpec {
-    /// An existing Pulsar cluster (`pulsar://host:port`; TLS, `pulsar+ssl://`, is not supported
-    /// yet). Its admin API is taken to be on port 8080 of the same host.
+    /// An existing Pulsar cluster: `pulsar://host:6650`, or `pulsar+ssl://host:6651` for TLS.
+    /// Its admin API is taken to be on the same host: `http://host:8080`, or
+    /// `https://host:8443` for TLS (Pulsar's default ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(concat!("self.url.matches('^pulsar://[^/:@]+(:", port!(), ")?/?$')")).message("pulsar.url must look like pulsar://host:6650 (pulsar+ssl:// is not supported yet)"))]
+    #[x_kube(
+        validation = Rule::new(concat!("self.url.matches('^pulsar([+]ssl)?://[^/:@]+(:", port!(), ")?/?$')")).message("pulsar.url must look like pulsar://host:6650 or pulsar+ssl://host:6651"),
+        validation = Rule::new("!has(self.caSecret) || self.url.startsWith('pulsar+ssl://')").message("pulsar.caSecret is only used over TLS: use a pulsar+ssl:// URL, or leave caSecret out"),
+    )]
     pub pulsar: Option<ExternalService>,
-    /// An existing MQTT broker (`mqtt://host:port`; TLS, `mqtts://`, is not supported yet).
+    /// An existing MQTT broker: `mqtt://host:1883`, or `mqtts://host:8883` for TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new(concat!("self.url.matches('^mqtt://[^/:@]+(:", port!(), ")?/?$')")).message("mqtt.url must look like mqtt://host:1883 (mqtts:// is not supported yet)"))]
+    #[x_kube(
+        validation = Rule::new(concat!("self.url.matches('^mqtts?://[^/:@]+(:", port!(), ")?/?$')")).message("mqtt.url must look like mqtt://host:1883 or mqtts://host:8883"),
+        validation = Rule::new("!has(self.caSecret) || self.url.startsWith('mqtts://')").message("mqtt.caSecret is only used over TLS: use an mqtts:// URL, or leave caSecret out"),
+    )]
     pub mqtt: Option<ExternalService>,
     /// An existing PostgreSQL (`postgres://host:port/db` or `postgresql://…`, without
-    /// credentials; TLS, `sslmode=require` and stricter, is not supported yet).
+    /// credentials). TLS follows `sslmode`: `require` encrypts (and, with a `caSecret`, checks
+    /// the certificate's CA, as libpq does); `verify-ca` checks the CA; `verify-full` also
+    /// the host name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^postgres(ql)?://[^/@]+(/[^/?#]*)?([?].*)?$') && !self.url.matches('sslmode=(require|verify-ca|verify-full)')").message("postgres.url must look like postgres://host:5432/db, without credentials (sslmode=require and stricter are not supported yet)"))]
+    #[x_kube(
+        validation = Rule::new("self.url.matches('^postgres(ql)?://[^/@]+(/[^/?#]*)?([?].*)?$')").message("postgres.url must look like postgres://host:5432/db, without credentials"),
+        validation = Rule::new("!self.url.matches('[?&]sslmode=') || self.url.matches('[?&]sslmode=(disable|allow|prefer|require|verify-ca|verify-full)(&|$)')").message("postgres.url's sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full"),
+        validation = Rule::new("!has(self.caSecret) || self.url.matches('[?&]sslmode=(require|verify-ca|verify-full)(&|$)')").message("postgres.caSecret is only used over TLS: add sslmode=verify-full (or require, verify-ca) to the URL, or leave caSecret out"),
+    )]
     pub postgres: Option<ExternalService>,
     /// An existing S3-compatible object store (`http://` or `https://`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[x_kube(validation = Rule::new("self.url.matches('^https?://[^/@]+(/.*)?$')").message("objectStore.url must look like https://host:9000, without credentials"))]
+    #[x_kube(
+        validation = Rule::new("self.url.matches('^https?://[^/@]+(/.*)?$')").message("objectStore.url must look like https://host:9000, without credentials"),
+        validation = Rule::new("!has(self.caSecret) || self.url.startsWith('https://')").message("objectStore.caSecret is only used over TLS: use an https:// URL, or leave caSecret out"),
+    )]
     pub object_store: Option<ExternalService>,
 }
 
@@ -355,6 +371,12 @@ pub struct ExternalService {
     /// or `accessKey`/`secretKey` for S3).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials_secret: Option<String>,
+    /// A Secret in the experiment's namespace whose key `ca.crt` holds the PEM CA bundle the
+    /// service's certificate must chain to (TLS URLs only). Without it, certificates are checked
+    /// against the public web PKI.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub ca_secret: Option<String>,
 }
 
 /// What is removed when the run completes (the finalizer always removes the experiment's

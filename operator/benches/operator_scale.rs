@@ -61,8 +61,8 @@ spec:
 ",
         services.mqtt.host,
         services.mqtt.port,
-        services.pulsar_url,
-        host(&services.postgres_url),
+        services.pulsar.url,
+        host(&services.postgres.url),
         services.s3.endpoint,
     ))
     .expect("a valid experiment")
@@ -71,7 +71,8 @@ spec:
 async fn create_secrets(client: &Client, services: &Services) {
     let api: Api<Secret> = Api::namespaced(client.clone(), NAMESPACE);
     let rest = services
-        .postgres_url
+        .postgres
+        .url
         .split_once("://")
         .map_or("", |(_, rest)| rest);
     let userinfo = rest.rsplit_once('@').map_or("", |(userinfo, _)| userinfo);
@@ -189,7 +190,7 @@ async fn main() {
     let names: Vec<String> = (0..experiments).map(|i| format!("scale-{i:03}")).collect();
     for name in &names {
         let names = ExperimentNames::new(name).unwrap();
-        let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 1)
+        let store = Store::connect(&services.postgres, &names.postgres_schema(), 1)
             .await
             .unwrap();
         store.drop_schema().await.unwrap();
@@ -258,7 +259,7 @@ async fn main() {
     // Let the transition's writes settle, then measure a quiet window.
     tokio::time::sleep(Duration::from_secs(15)).await;
 
-    let pool = sqlx::PgPool::connect(&services.postgres_url).await.unwrap();
+    let pool = sqlx::PgPool::connect(&services.postgres.url).await.unwrap();
     let (requests_before, transactions_before) = (request_counts(&client).await, transactions(&pool).await);
     tokio::time::sleep(window).await;
     let (requests_after, transactions_after) = (request_counts(&client).await, transactions(&pool).await);
@@ -308,7 +309,7 @@ async fn main() {
     let _ = operator.kill().await;
     for name in &names {
         let names = ExperimentNames::new(name).unwrap();
-        if let Ok(store) = Store::connect(&services.postgres_url, &names.postgres_schema(), 1).await {
+        if let Ok(store) = Store::connect(&services.postgres, &names.postgres_schema(), 1).await {
             let _ = store.drop_schema().await;
         }
     }

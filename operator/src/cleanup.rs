@@ -102,7 +102,11 @@ pub async fn remove_side_effects(
     let endpoints = match resolve(client, experiment).await {
         Ok(endpoints) => endpoints,
         // Without credentials nothing can be removed; the deletion must not hang forever.
-        Err(error @ (EndpointsError::Secret { .. } | EndpointsError::MissingKey { .. })) => {
+        Err(
+            error @ (EndpointsError::Secret { .. }
+            | EndpointsError::MissingKey { .. }
+            | EndpointsError::CaBundle(_)),
+        ) => {
             report.unreachable = Some(error.to_string());
             return Ok(());
         }
@@ -114,7 +118,7 @@ pub async fn remove_side_effects(
     let pulsar_pending = format!(
         "Pulsar namespace {} at {}",
         names.pulsar_namespace(),
-        endpoints.pulsar_admin_url
+        endpoints.pulsar.admin_url
     );
     let objects_pending = format!(
         "objects under s3://{DEFAULT_BUCKET}/{prefix} at {}",
@@ -132,7 +136,7 @@ pub async fn remove_side_effects(
     }
     let done = |report: &mut CleanupReport, what: &str| report.pending.retain(|p| p != what);
     if pulsar {
-        PulsarAdmin::new(&endpoints.pulsar_admin_url)
+        PulsarAdmin::new(&endpoints.pulsar)?
             .delete_experiment(&names)
             .await?;
         report.pulsar_namespace = true;
@@ -144,7 +148,7 @@ pub async fn remove_side_effects(
         done(report, &objects_pending);
     }
     if schema {
-        let store = Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await?;
+        let store = Store::connect(&endpoints.postgres, &names.postgres_schema(), 1).await?;
         store.drop_schema().await?;
         store.pool().close().await;
         report.schema = true;

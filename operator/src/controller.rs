@@ -341,7 +341,7 @@ async fn read_store(
             }
         };
         let names = ExperimentNames::new(&experiment.name).ok()?;
-        match Store::connect(&endpoints.postgres_url, &names.postgres_schema(), 1).await {
+        match Store::connect(&endpoints.postgres, &names.postgres_schema(), 1).await {
             Ok(store) => remembered.store = Some(store),
             Err(error) => {
                 tracing::info!(%error, experiment = %experiment.name, "cannot reach the experiment's PostgreSQL");

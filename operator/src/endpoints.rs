@@ -5,7 +5,8 @@ use crate::experiment_ref::ExperimentRef;
 use crate::resources::locations::{HostNames, Location, SecretKey, locations};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use wattcast::services::{S3Endpoint, with_credentials};
+use wattcast::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, with_credentials};
+use wattcast::tls::{CaBundle, TlsError};
 
 /// Why the endpoints could not be resolved.
 #[derive(Debug, thiserror::Error)]
@@ -30,17 +31,20 @@ pub enum EndpointsError {
         /// The key.
         key: String,
     },
+    /// A `caSecret`'s `ca.crt` is no PEM CA bundle.
+    #[error(transparent)]
+    CaBundle(#[from] TlsError),
 }
 
 /// How the operator reaches the experiment's services.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    /// PostgreSQL, with credentials.
-    pub postgres_url: String,
+    /// PostgreSQL, with credentials in the URL.
+    pub postgres: PostgresEndpoint,
     /// Whether PostgreSQL is managed by the experiment.
     pub postgres_managed: bool,
-    /// Pulsar's admin API.
-    pub pulsar_admin_url: String,
+    /// Pulsar (the operator uses its admin API).
+    pub pulsar: PulsarEndpoint,
     /// Whether Pulsar is managed by the experiment.
     pub pulsar_managed: bool,
     /// The object store, with credentials.
@@ -57,6 +61,12 @@ struct Secrets {
 
 impl Secrets {
     async fn value(&self, key: &SecretKey) -> Result<String, EndpointsError> {
+        self.bytes(key)
+            .await
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn bytes(&self, key: &SecretKey) -> Result<Vec<u8>, EndpointsError> {
         let secret = self
             .api
             .get(&key.secret)
@@ -70,12 +80,12 @@ impl Secrets {
             .data
             .as_ref()
             .and_then(|data| data.get(&key.key))
-            .map(|bytes| String::from_utf8_lossy(&bytes.0).into_owned());
+            .map(|bytes| bytes.0.clone());
         let from_string_data = secret
             .string_data
             .as_ref()
             .and_then(|data| data.get(&key.key))
-            .cloned();
+            .map(|text| text.as_bytes().to_vec());
         from_data
             .or(from_string_data)
             .ok_or_else(|| EndpointsError::MissingKey {
@@ -83,6 +93,14 @@ impl Secrets {
                 secret: key.secret.clone(),
                 key: key.key.clone(),
             })
+    }
+
+    /// The CA bundle a `caSecret` holds, if the service has one.
+    async fn ca(&self, key: Option<&SecretKey>) -> Result<Option<CaBundle>, EndpointsError> {
+        let Some(key) = key else { return Ok(None) };
+        let pem = self.bytes(key).await?;
+        let source = format!("Secret {}/{} key {}", self.namespace, key.secret, key.key);
+        Ok(Some(CaBundle::from_pem(&pem, &source)?))
     }
 
     async fn credentials(&self, location: &Location) -> Result<(String, String), EndpointsError> {
@@ -103,11 +121,19 @@ pub async fn resolve(client: &Client, experiment: &ExperimentRef) -> Result<Endp
     let (user, password) = secrets.credentials(&found.postgres).await?;
     let (access_key, secret_key) = secrets.credentials(&found.object_store).await?;
     Ok(Endpoints {
-        postgres_url: with_credentials(&found.postgres.url, &user, &password),
+        postgres: PostgresEndpoint {
+            url: with_credentials(&found.postgres.url, &user, &password),
+            ca: secrets.ca(found.postgres.ca.as_ref()).await?,
+        },
         postgres_managed: found.postgres.managed,
-        pulsar_admin_url: found.pulsar_admin_url,
+        pulsar: PulsarEndpoint {
+            ca: secrets.ca(found.pulsar_ca.as_ref()).await?,
+            url: found.pulsar_url,
+            admin_url: found.pulsar_admin_url,
+        },
         pulsar_managed: found.pulsar_managed,
         object_store: S3Endpoint {
+            ca: secrets.ca(found.object_store.ca.as_ref()).await?,
             endpoint: found.object_store.url,
             access_key,
             secret_key,

@@ -24,7 +24,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
-use wattcast::services::{Services, find_test_env_file};
+use wattcast::services::{Services, TestEnvCa, Transport, find_test_env_file, test_env_over_tls};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast_crds::{Phase, PipelineExperiment};
@@ -39,6 +39,17 @@ fn services() -> Services {
     Services::load(find_test_env_file(&repo).as_deref())
         .unwrap_or_else(|error| panic!("{error}; start the test services with `make test-env`"))
 }
+
+/// The test services at their TLS addresses, their CA given.
+fn tls_services() -> Services {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let env_file = find_test_env_file(&repo)
+        .unwrap_or_else(|| panic!("test-env/.env is missing; start the test services with `make test-env`"));
+    test_env_over_tls(&env_file, TestEnvCa::Signer).unwrap_or_else(|error| panic!("{error}"))
+}
+
+/// The Secret that holds the test env's CA, named by every TLS service's `caSecret`.
+const CA_SECRET: &str = "test-env-ca";
 
 /// A short name no other run uses (experiment names become Pulsar namespaces and schemas).
 fn unique(prefix: &str) -> String {
@@ -85,7 +96,7 @@ async fn create_service_secrets(client: &Client, services: &Services) {
         json!({"username": services.mqtt.username, "password": services.mqtt.password}),
     )
     .await;
-    let (user, password) = credentials(&services.postgres_url);
+    let (user, password) = credentials(&services.postgres.url);
     create_secret(
         client,
         "postgres",
@@ -98,9 +109,20 @@ async fn create_service_secrets(client: &Client, services: &Services) {
         json!({"accessKey": services.s3.access_key, "secretKey": services.s3.secret_key}),
     )
     .await;
+    if let Some(ca) = &services.pulsar.ca {
+        let pem = String::from_utf8(ca.pem().to_vec()).expect("PEM is text");
+        create_secret(client, CA_SECRET, json!({"ca.crt": pem})).await;
+    }
 }
 
+/// An experiment on the test services; over TLS (`tls_services`) each names the CA Secret.
 fn experiment(name: &str, services: &Services) -> PipelineExperiment {
+    let tls = matches!(services.mqtt.transport, Transport::Tls { .. });
+    let ca = if tls {
+        format!(", caSecret: {CA_SECRET}")
+    } else {
+        String::new()
+    };
     let yaml = format!(
         "apiVersion: wattcast.io/v1alpha1
 kind: PipelineExperiment
@@ -113,15 +135,16 @@ spec:
   forecasting: {{ retrainEvery: 10m, model: {{ epochs: 5 }} }}
   cleanup: DeleteAll
   infrastructure:
-    mqtt: {{ url: 'mqtt://{}:{}', credentialsSecret: mqtt }}
-    pulsar: {{ url: '{}' }}
-    postgres: {{ url: '{}', credentialsSecret: postgres }}
-    objectStore: {{ url: '{}', credentialsSecret: s3 }}
+    mqtt: {{ url: '{}://{}:{}', credentialsSecret: mqtt{ca} }}
+    pulsar: {{ url: '{}'{ca} }}
+    postgres: {{ url: '{}', credentialsSecret: postgres{ca} }}
+    objectStore: {{ url: '{}', credentialsSecret: s3{ca} }}
 ",
+        if tls { "mqtts" } else { "mqtt" },
         services.mqtt.host,
         services.mqtt.port,
-        services.pulsar_url,
-        without_credentials(&services.postgres_url),
+        services.pulsar.url,
+        without_credentials(&services.postgres.url),
         services.s3.endpoint,
     );
     serde_yaml::from_str(&yaml).expect("a valid experiment")
@@ -286,7 +309,9 @@ async fn event_reasons(client: &Client, experiment: &str) -> Vec<(String, String
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up() {
-    let services = services();
+    // Every external service over TLS, its CA in a Secret: the operator reads the results and
+    // cleans up over TLS as the workloads run over it.
+    let services = tls_services();
     let server = start_api_server().await;
     let client = server.client().expect("a client for envtest");
     create_namespace(&client, NAMESPACE).await;
@@ -439,13 +464,13 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
     );
     let topics = reqwest::get(format!(
         "{}/admin/v2/namespaces/{}/topics",
-        services.pulsar_admin_url,
+        self::services().pulsar.admin_url,
         names.pulsar_namespace()
     ))
     .await
     .expect("Pulsar admin answers");
     assert_eq!(topics.status().as_u16(), 404, "the Pulsar namespace was deleted");
-    let store = Store::connect(&services.postgres_url, "public", 1).await.unwrap();
+    let store = Store::connect(&services.postgres, "public", 1).await.unwrap();
     let (schemas,): (i64,) =
         sqlx::query_as("SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1")
             .bind(names.postgres_schema())
@@ -805,6 +830,7 @@ async fn deleting_an_experiment_whose_pulsar_is_stopped_gives_up_after_the_clean
     resource.spec.infrastructure.pulsar = Some(wattcast_crds::ExternalService {
         url: "pulsar://127.0.0.3:6650".to_owned(),
         credentials_secret: None,
+        ca_secret: None,
     });
     resource.spec.cleanup = wattcast_crds::CleanupPolicy::DeleteWorkloads;
     resource.spec.cleanup_timeout = "20s".parse().unwrap();

@@ -185,9 +185,33 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "should be less than or equal to 299",
         ),
         (
-            "MQTT over TLS (not supported yet)",
-            with("infrastructure.mqtt", json!({"url": "mqtts://broker:8883"})),
-            "mqtts:// is not supported yet",
+            "MQTT with an unknown TLS scheme",
+            with("infrastructure.mqtt", json!({"url": "mqtt+ssl://broker:8883"})),
+            "mqtt.url must look like mqtt://host:1883 or mqtts://host:8883",
+        ),
+        (
+            "a CA bundle for plain MQTT",
+            with(
+                "infrastructure.mqtt",
+                json!({"url": "mqtt://broker:1883", "caSecret": "broker-ca"}),
+            ),
+            "mqtt.caSecret is only used over TLS",
+        ),
+        (
+            "a CA bundle for plain Pulsar",
+            with(
+                "infrastructure.pulsar",
+                json!({"url": "pulsar://pulsar:6650", "caSecret": "pulsar-ca"}),
+            ),
+            "pulsar.caSecret is only used over TLS",
+        ),
+        (
+            "a CA bundle for an http object store",
+            with(
+                "infrastructure.objectStore",
+                json!({"url": "http://s3:9000", "caSecret": "s3-ca"}),
+            ),
+            "objectStore.caSecret is only used over TLS",
         ),
         (
             "an MQTT port past 65535",
@@ -195,12 +219,20 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "mqtt.url must look like mqtt://host:1883",
         ),
         (
-            "PostgreSQL requiring TLS (not supported yet)",
+            "a CA bundle for PostgreSQL without TLS",
             with(
                 "infrastructure.postgres",
-                json!({"url": "postgres://db:5432/lab?sslmode=require"}),
+                json!({"url": "postgres://db:5432/lab?sslmode=prefer", "caSecret": "db-ca"}),
             ),
-            "sslmode=require and stricter are not supported yet",
+            "postgres.caSecret is only used over TLS",
+        ),
+        (
+            "an sslmode PostgreSQL does not know",
+            with(
+                "infrastructure.postgres",
+                json!({"url": "postgres://db:5432/lab?sslmode=strict"}),
+            ),
+            "postgres.url's sslmode must be one of",
         ),
         (
             "an idle timeout of 0s",
@@ -241,6 +273,16 @@ async fn the_api_server_refuses_bad_specs_and_accepts_the_good_one() {
     api.create(&PostParams::default(), &object("valid", valid()))
         .await
         .expect("the valid spec is accepted");
+    let mut over_tls = valid();
+    over_tls["infrastructure"] = json!({
+        "mqtt": {"url": "mqtts://broker.example", "caSecret": "lab-ca"},
+        "pulsar": {"url": "pulsar+ssl://pulsar.example:6651", "caSecret": "lab-ca"},
+        "postgres": {"url": "postgres://db.example/lab?sslmode=verify-full", "caSecret": "lab-ca"},
+        "objectStore": {"url": "https://s3.example", "caSecret": "lab-ca"},
+    });
+    api.create(&PostParams::default(), &object("over-tls", over_tls))
+        .await
+        .expect("every TLS scheme with a CA bundle is accepted");
 
     let cases = invalid_specs();
     assert!(cases.len() >= 10);

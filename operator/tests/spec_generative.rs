@@ -52,7 +52,15 @@ fn external(
     good: &[&'static str],
     near_misses: &[&'static str],
 ) -> impl Strategy<Value = Option<Value>> + use<> {
-    optional(mostly(good, near_misses).prop_map(|url| json!({"url": url, "credentialsSecret": "external"})))
+    // A CA Secret with any URL: the rules refuse it for a plain one.
+    let service = (mostly(good, near_misses), prop::bool::weighted(0.3));
+    optional(service.prop_map(|(url, with_ca)| {
+        let mut service = json!({"url": url, "credentialsSecret": "external"});
+        if with_ca {
+            service["caSecret"] = json!("external-ca");
+        }
+        service
+    }))
 }
 
 fn dataset() -> impl Strategy<Value = Value> {
@@ -115,9 +123,12 @@ fn infrastructure() -> impl Strategy<Value = Value> {
                 "mqtt://broker",
                 "mqtt://broker:1883/",
                 "mqtt://10.0.0.7:65535",
+                "mqtts://broker:8883",
+                "mqtts://broker",
             ],
             &[
-                "mqtts://broker:8883",
+                "mqtts://broker:0",
+                "mqtt+ssl://broker:8883",
                 "mqtt://broker:70000",
                 "mqtt://broker:1883/lab",
                 "mqtt://user@broker:1883",
@@ -128,9 +139,12 @@ fn infrastructure() -> impl Strategy<Value = Value> {
                 "pulsar://pulsar:6650",
                 "pulsar://pulsar",
                 "pulsar://pulsar.lab.svc:6650/",
+                "pulsar+ssl://pulsar:6651",
+                "pulsar+ssl://pulsar.example.com",
             ],
             &[
-                "pulsar+ssl://pulsar:6651",
+                "pulsarXssl://pulsar:6651",
+                "pulsar+tls://pulsar:6651",
                 "pulsar://pulsar:6650/lab",
                 "pulsar://pulsar:0",
             ],
@@ -141,9 +155,12 @@ fn infrastructure() -> impl Strategy<Value = Value> {
                 "postgresql://db/lab",
                 "postgres://db:5432/lab?sslmode=disable",
                 "postgres://db:5432",
+                "postgres://db:5432/lab?sslmode=require",
+                "postgres://db/lab?sslmode=verify-ca",
+                "postgresql://db.example.com/lab?application_name=w&sslmode=verify-full",
             ],
             &[
-                "postgres://db:5432/lab?sslmode=require",
+                "postgres://db/lab?sslmode=verify-fullish",
                 "postgres://u:p@db/lab",
                 "mysql://db/lab",
             ],
@@ -213,12 +230,15 @@ fn spec() -> impl Strategy<Value = Value> {
 }
 
 /// The variables a workload pod gets, with the Secrets' values filled in as the kubelet would.
-fn pod_variables(experiment: &ExperimentRef) -> HashMap<String, String> {
+/// A pod's service variables, Secret references filled in; CA bundle files (mounted from the
+/// `caSecret` in a pod) are the test env's CA.
+fn pod_variables(experiment: &ExperimentRef, ca_file: &str) -> HashMap<String, String> {
     service_env(experiment)
         .into_iter()
         .map(|variable| {
             let name = variable["name"].as_str().unwrap_or_default().to_owned();
             let value = match variable["value"].as_str() {
+                Some(_) if name.ends_with("_CA_FILE") => ca_file.to_owned(),
                 Some(value) => value.to_owned(),
                 None => format!("secret-{name}-p@ss:w/rd#%"),
             };
@@ -227,8 +247,22 @@ fn pod_variables(experiment: &ExperimentRef) -> HashMap<String, String> {
         .collect()
 }
 
+/// The test env's CA bundle file.
+fn test_env_ca_file() -> String {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let env_file = wattcast::services::find_test_env_file(&repo)
+        .unwrap_or_else(|| panic!("test-env/.env is missing; start the test services with `make test-env`"));
+    dotenvy::from_path_iter(&env_file)
+        .expect("test-env/.env")
+        .filter_map(Result::ok)
+        .find_map(|(name, value)| (name == "WATTCAST_TEST_TLS_CA_FILE").then_some(value))
+        .unwrap_or_else(|| {
+            panic!("test-env/.env has no WATTCAST_TEST_TLS_CA_FILE; run `make test-env` again")
+        })
+}
+
 /// What the operator and the setup Job check later, for a spec the API server admitted.
-fn runs_later(created: &PipelineExperiment) -> Result<(), String> {
+fn runs_later(created: &PipelineExperiment, ca_file: &str) -> Result<(), String> {
     let spec = &created.spec;
     let name = created.metadata.name.as_deref().unwrap_or_default();
     ExperimentNames::new(name).map_err(|e| e.to_string())?;
@@ -264,11 +298,11 @@ fn runs_later(created: &PipelineExperiment) -> Result<(), String> {
             ));
         }
     }
-    let services = ServiceEnv::from_values(pod_variables(&experiment), None)
+    let services = ServiceEnv::from_values(pod_variables(&experiment, ca_file), None)
         .all()
         .map_err(|e| format!("pod variables: {e}"))?;
-    sqlx::postgres::PgConnectOptions::from_str(&services.postgres_url)
-        .map_err(|e| format!("PostgreSQL URL {}: {e}", services.postgres_url))?;
+    sqlx::postgres::PgConnectOptions::from_str(&services.postgres.url)
+        .map_err(|e| format!("PostgreSQL URL {}: {e}", services.postgres.url))?;
     if spec.devices.sensor_pods() == 0 {
         return Err("no sensor pods".to_owned());
     }
@@ -294,6 +328,7 @@ fn every_admitted_spec_passes_the_checks_made_after_admission() {
         failure_persistence: None,
         ..Config::default()
     });
+    let ca_file = test_env_ca_file();
     let outcome = runner.run(&spec(), |spec| {
         counter.set(counter.get() + 1);
         let object: DynamicObject = serde_json::from_value(json!({
@@ -314,7 +349,7 @@ fn every_admitted_spec_passes_the_checks_made_after_admission() {
                 let typed: PipelineExperiment =
                     serde_json::from_value(serde_json::to_value(&created).unwrap())
                         .map_err(|e| TestCaseError::fail(format!("read back: {e}")))?;
-                runs_later(&typed).map_err(|problem| {
+                runs_later(&typed, &ca_file).map_err(|problem| {
                     TestCaseError::fail(format!(
                         "admitted but fails later: {problem}\nspec: {}",
                         serde_json::to_string(&typed.spec).unwrap_or_default()

@@ -1,24 +1,32 @@
-# Mosquitto from Debian's package: our own config on 127.0.0.1:1883, password auth only.
+# Mosquitto from Debian's package: our own config on 127.0.0.1:1883 and, with the test env's
+# certificate, TLS on 127.0.0.1:8883; password auth only.
 # shellcheck shell=bash
 
 MOSQUITTO_DIR=$RUN_DIR/mosquitto
 
 start_mosquitto() {
   local pidfile=$MOSQUITTO_DIR/mosquitto.pid
-  if pid_alive "$pidfile"; then
+  if pid_alive "$pidfile" && port_open "$MQTT_TLS_PORT" && [[ -z ${TLS_FILES_CHANGED:-} ]]; then
     log "mosquitto already running"
     return 0
   fi
+  # Started before it had a TLS listener, or with older certificates: start it again.
+  stop_mosquitto
   port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another MQTT broker; stop it or point the tests at it (docs/testing.md)"
   mkdir -p "$MOSQUITTO_DIR"
   # mosquitto_passwd hashes with the installed version's scheme, so the file always matches.
   rm -f "$MOSQUITTO_DIR/passwd"
   touch "$MOSQUITTO_DIR/passwd"
   chmod 600 "$MOSQUITTO_DIR/passwd"
+  copy_server_files "$MOSQUITTO_DIR" ""
   mosquitto_passwd -b "$MOSQUITTO_DIR/passwd" "$MQTT_USERNAME" "$MQTT_PASSWORD"
   cat >"$MOSQUITTO_DIR/mosquitto.conf" <<CONF
 # Written by test-env/up.
 listener $MQTT_PORT 127.0.0.1
+listener $MQTT_TLS_PORT 127.0.0.1
+cafile $MOSQUITTO_DIR/ca.crt
+certfile $MOSQUITTO_DIR/server.crt
+keyfile $MOSQUITTO_DIR/server.key
 allow_anonymous false
 password_file $MOSQUITTO_DIR/passwd
 persistence false
@@ -36,6 +44,8 @@ CONF
   mosquitto -c "$MOSQUITTO_DIR/mosquitto.conf" -d
   wait_until 30 mosquitto mosquitto_pub -h 127.0.0.1 -p "$MQTT_PORT" -u "$MQTT_USERNAME" -P "$MQTT_PASSWORD" -t wattcast/health -m up -q 1 \
     || die "mosquitto did not start; see $MOSQUITTO_DIR/mosquitto.log"
+  wait_until 30 "mosquitto TLS" mosquitto_pub -h 127.0.0.1 -p "$MQTT_TLS_PORT" --cafile "$TLS_DIR/ca.crt" -u "$MQTT_USERNAME" -P "$MQTT_PASSWORD" -t wattcast/health -m up -q 1 \
+    || die "mosquitto's TLS listener does not answer; see $MOSQUITTO_DIR/mosquitto.log"
 }
 
 stop_mosquitto() { stop_pidfile mosquitto "$MOSQUITTO_DIR/mosquitto.pid"; }

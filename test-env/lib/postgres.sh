@@ -1,6 +1,6 @@
-# PostgreSQL from Debian's package: our own cluster on 127.0.0.1:5432 with password auth and a
-# `wattcast` role and database; or, when another server already listens there, a role and
-# database made on it.
+# PostgreSQL from Debian's package: our own cluster on 127.0.0.1:5432 with password auth, TLS
+# (ssl=on, the test env's certificate; clients choose with sslmode) and a `wattcast` role and
+# database; or, when another server already listens there, a role and database made on it.
 # shellcheck shell=bash
 
 POSTGRES_DIR=$RUN_DIR/postgres
@@ -21,6 +21,12 @@ as_postgres() {
 start_postgres() {
   local bin data=$POSTGRES_DIR/data socket=$POSTGRES_DIR/socket
   bin=$(postgres_bin)
+  if [[ -f $POSTGRES_OWN_MARKER ]] && as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1 \
+    && { [[ -n ${TLS_FILES_CHANGED:-} ]] || ! postgres_has_tls; }; then
+    # Started before it had TLS, or with older certificates: start it again.
+    log "restarting postgres with TLS"
+    as_postgres "$bin/pg_ctl" -D "$data" -m fast -w stop >/dev/null
+  fi
   if [[ -f $POSTGRES_OWN_MARKER ]] && as_postgres "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     log "postgres already running"
   elif port_open "$POSTGRES_PORT"; then
@@ -47,10 +53,16 @@ start_postgres() {
   wait_until 30 postgres env PGPASSWORD="$POSTGRES_PASSWORD" "$bin/psql" -h 127.0.0.1 -p "$POSTGRES_PORT" -U "$POSTGRES_USER" -d wattcast -c 'select 1'
 }
 
+# Whether the running cluster has ssl on (asked over its socket as the superuser).
+postgres_has_tls() {
+  [[ $(as_postgres "$(postgres_bin)/psql" -h "$POSTGRES_DIR/socket" -p "$POSTGRES_PORT" -U postgres -d postgres -tAc 'show ssl' 2>/dev/null) == on ]]
+}
+
 # Starts the cluster test-env/up made (also used by test-env/pause-postgres).
 start_own_cluster() {
+  copy_server_files "$POSTGRES_DIR" postgres
   as_postgres "$(postgres_bin)/pg_ctl" -D "$POSTGRES_DIR/data" -l "$POSTGRES_DIR/postgres.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -c port=$POSTGRES_PORT -c unix_socket_directories=$POSTGRES_DIR/socket -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off" \
+    -o "-c listen_addresses=127.0.0.1 -c port=$POSTGRES_PORT -c unix_socket_directories=$POSTGRES_DIR/socket -c max_connections=200 -c shared_buffers=128MB -c fsync=off -c synchronous_commit=off -c ssl=on -c ssl_cert_file=$POSTGRES_DIR/server.crt -c ssl_key_file=$POSTGRES_DIR/server.key" \
     start >/dev/null
 }
 

@@ -1,5 +1,6 @@
 # Apache Pulsar standalone assembled from Maven Central: broker + embedded BookKeeper + RocksDB
-# metadata, functions worker and stream storage off, heap bounded; 6650 binary, 8080 admin.
+# metadata, functions worker and stream storage off, heap bounded; 6650 binary, 8080 admin, and
+# with the test env's certificate 6651 (pulsar+ssl) and 8443 (https admin).
 # shellcheck shell=bash
 
 PULSAR_HOME=$CACHE_DIR/pulsar-$PULSAR_VERSION
@@ -24,7 +25,7 @@ pulsar_healthy() {
 
 start_pulsar() {
   local pidfile=$PULSAR_DIR/pulsar.pid
-  if pid_alive "$pidfile" && pulsar_healthy; then
+  if pid_alive "$pidfile" && pulsar_healthy && port_open "$PULSAR_TLS_PORT" && [[ -z ${TLS_FILES_CHANGED:-} ]]; then
     log "pulsar already running"
     return 0
   fi
@@ -35,6 +36,7 @@ start_pulsar() {
   # killed uncleanly (a session ending, a crash) can leave BookKeeper ledgers it cannot recover.
   rm -rf "$PULSAR_DIR/data"
   mkdir -p "$PULSAR_DIR/data"
+  copy_server_files "$PULSAR_DIR" ""
   cat >"$PULSAR_DIR/standalone.conf" <<CONF
 # Written by test-env/up.
 clusterName=standalone
@@ -42,6 +44,12 @@ bindAddress=127.0.0.1
 advertisedAddress=127.0.0.1
 brokerServicePort=$PULSAR_PORT
 webServicePort=$PULSAR_ADMIN_PORT
+brokerServicePortTls=$PULSAR_TLS_PORT
+webServicePortTls=$PULSAR_ADMIN_TLS_PORT
+tlsCertificateFilePath=$PULSAR_DIR/server.crt
+tlsKeyFilePath=$PULSAR_DIR/server.key
+tlsTrustCertsFilePath=$PULSAR_DIR/ca.crt
+tlsAllowInsecureConnection=false
 managedLedgerDefaultEnsembleSize=1
 managedLedgerDefaultWriteQuorum=1
 managedLedgerDefaultAckQuorum=1
@@ -51,7 +59,8 @@ allowAutoTopicCreationType=non-partitioned
 brokerDeleteInactiveTopicsEnabled=false
 # Small machine: fewer threads and caches.
 numIOThreads=2
-numHttpServerThreads=4
+# Each of the two web connectors (8080, 8443) needs threads of its own.
+numHttpServerThreads=8
 managedLedgerCacheSizeMB=64
 dbStorage_writeCacheMaxSizeMb=32
 dbStorage_readAheadCacheMaxSizeMb=32

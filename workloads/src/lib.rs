@@ -17,6 +17,7 @@ pub mod report;
 pub mod services;
 pub mod setup;
 pub mod store;
+pub mod tls;
 pub mod topics;
 pub mod window;
 pub mod windowing;

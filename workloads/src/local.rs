@@ -108,7 +108,7 @@ pub struct LocalSummary {
 /// dropped and migrated, and the run recorded. Returns a store on the schema.
 pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Services) -> anyhow::Result<Store> {
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
-    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
+    let admin = PulsarAdmin::new(&services.pulsar)?;
     admin
         .delete_experiment(&names)
         .await
@@ -117,7 +117,7 @@ pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Servic
         .create_experiment(&names)
         .await
         .context("creating the Pulsar namespace and topics")?;
-    let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 8)
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), 8)
         .await
         .context("connecting to PostgreSQL")?;
     store.drop_schema().await.context("resetting the schema")?;
@@ -184,7 +184,7 @@ pub async fn run_local(
             names: names.clone(),
             devices: spec.devices.count,
             mqtt: services.mqtt.clone(),
-            pulsar_url: services.pulsar_url.clone(),
+            pulsar: services.pulsar.clone(),
             readiness: Arc::default(),
         };
         let (stats, cancel) = (bridge_stats.clone(), cancel.clone());
@@ -199,7 +199,7 @@ pub async fn run_local(
             names: names.clone(),
             devices: spec.devices.count,
             window: experiment::window_config(spec)?,
-            pulsar_url: services.pulsar_url.clone(),
+            pulsar: services.pulsar.clone(),
             readiness: windower_ready.clone(),
         };
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
@@ -210,7 +210,7 @@ pub async fn run_local(
         imputation: experiment::imputation(spec),
         retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
         retrain_readings: 600,
-        pulsar_url: services.pulsar_url.clone(),
+        pulsar: services.pulsar.clone(),
         readiness: coordinator_ready.clone(),
     };
     let forecasting = Forecasting::new(
@@ -235,7 +235,7 @@ pub async fn run_local(
         let config = TrainerConfig {
             names: names.clone(),
             recipe: recipe.clone(),
-            pulsar_url: services.pulsar_url.clone(),
+            pulsar: services.pulsar.clone(),
             readiness: trainer_ready.clone(),
         };
         let (store, registry, stats, cancel) = (
@@ -306,12 +306,10 @@ pub async fn run_local(
     // The store keeps the sensors' account too, as in the cluster, so anything reading it later
     // (the operator, `wattcast report`) knows what was sent.
     let finished_ms = crate::workload::now_ms();
-    for (device, sent) in &report.readings_sent {
-        store
-            .record_sensor_report(*device, *sent, finished_ms)
-            .await
-            .with_context(|| format!("recording what the sensor of device {device} sent"))?;
-    }
+    store
+        .record_sensor_reports(&report.readings_sent, finished_ms)
+        .await
+        .context("recording what the sensors sent")?;
 
     // Drained when every reading sent is stored, or stored as late.
     let deadline = Instant::now() + options.drain_timeout;

@@ -3,6 +3,7 @@
 
 use crate::model::artifacts::{self, METRICS_FILE, MODEL_FILE, ModelArtifacts, SCALER_FILE};
 use crate::services::S3Endpoint;
+use crate::tls::CaBundle;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::primitives::ByteStream;
 
@@ -42,7 +43,9 @@ pub struct ObjectStore {
     bucket: String,
 }
 
-fn describe(error: &(dyn std::error::Error + 'static)) -> String {
+/// An error with its causes, `outer: inner: innermost` (SDK and HTTP errors say what went
+/// wrong, e.g. a certificate refused, only in their causes).
+pub fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     let mut message = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -53,10 +56,32 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
     message
 }
 
+/// An HTTPS client whose only roots are `ca`.
+fn https_client_trusting(ca: &CaBundle) -> aws_sdk_s3::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+    let trust = TrustStore::empty().with_pem_certificate(ca.pem());
+    let context = TlsContext::builder().with_trust_store(trust).build().unwrap_or_else(|error| {
+        // Cannot happen (the builder only stores the bundle, parsed already); the default context
+        // trusts only the platform's roots, so a failure here refuses the server, never trusts it.
+        tracing::error!(%error, "building the S3 client's TLS context failed; using the platform's roots");
+        TlsContext::default()
+    });
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https()
+}
+
 impl ObjectStore {
-    /// A client for `bucket` at `endpoint` (path-style requests, static credentials).
+    /// A client for `bucket` at `endpoint` (path-style requests, static credentials). Over
+    /// `https://` the certificate must chain to the endpoint's CA bundle, or without one to the
+    /// platform's roots (the SDK's default).
     pub fn new(endpoint: &S3Endpoint, bucket: &str) -> Self {
-        let config = aws_sdk_s3::Config::builder()
+        let mut config = aws_sdk_s3::Config::builder();
+        if let Some(ca) = &endpoint.ca {
+            config = config.http_client(https_client_trusting(ca));
+        }
+        let config = config
             .endpoint_url(&endpoint.endpoint)
             .region(Region::new(endpoint.region.clone()))
             .credentials_provider(Credentials::new(

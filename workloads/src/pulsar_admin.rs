@@ -1,13 +1,22 @@
 //! Creating an experiment's Pulsar namespace and topics through the admin REST API.
 
+use crate::services::PulsarEndpoint;
 use crate::topics::{ExperimentNames, PULSAR_TOPICS};
 use reqwest::{Method, StatusCode};
 
 /// Why the Pulsar admin API refused.
 #[derive(Debug, thiserror::Error)]
 pub enum PulsarAdminError {
+    /// The HTTP client could not be built (its TLS configuration).
+    #[error("Pulsar admin client for {url}: {source}")]
+    Client {
+        /// The admin URL.
+        url: String,
+        /// Why.
+        source: reqwest::Error,
+    },
     /// The request did not get an answer.
-    #[error("Pulsar admin API at {url}: {source}")]
+    #[error("Pulsar admin API at {url}: {}", crate::object_store::describe(source))]
     Request {
         /// The URL requested.
         url: String,
@@ -36,12 +45,18 @@ pub struct PulsarAdmin {
 }
 
 impl PulsarAdmin {
-    /// A client for the admin API at `base` (e.g. `http://127.0.0.1:8080`).
-    pub fn new(base: &str) -> Self {
-        Self {
-            base: base.trim_end_matches('/').to_owned(),
-            http: reqwest::Client::new(),
-        }
+    /// A client for the endpoint's admin API (e.g. `http://127.0.0.1:8080`); over `https://`
+    /// the certificate must chain to the endpoint's CA bundle (or the public roots).
+    pub fn new(pulsar: &PulsarEndpoint) -> Result<Self, PulsarAdminError> {
+        let base = pulsar.admin_url.trim_end_matches('/').to_owned();
+        let http = reqwest::Client::builder()
+            .use_preconfigured_tls(crate::tls::client_config(pulsar.ca.as_ref()))
+            .build()
+            .map_err(|source| PulsarAdminError::Client {
+                url: base.clone(),
+                source,
+            })?;
+        Ok(Self { base, http })
     }
 
     /// Creates the experiment's namespace and its non-partitioned topics; what exists is kept.

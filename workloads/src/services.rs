@@ -1,14 +1,22 @@
 //! Where the pipeline's services are: MQTT, PostgreSQL, Pulsar and S3 endpoints with credentials,
 //! read from environment variables, falling back to the `.env` file `test-env/up` writes.
 
+use crate::tls::{CaBundle, TlsError};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The variables, and what each one holds.
 pub const VARIABLES: &[(&str, &str)] = &[
-    ("WATTCAST_MQTT_URL", "MQTT broker, mqtt://host:port"),
+    (
+        "WATTCAST_MQTT_URL",
+        "MQTT broker, mqtt://host:port or mqtts://host:port (TLS)",
+    ),
     ("WATTCAST_MQTT_USERNAME", "MQTT user"),
     ("WATTCAST_MQTT_PASSWORD", "MQTT password"),
+    (
+        "WATTCAST_MQTT_CA_FILE",
+        "PEM CA bundle the MQTT broker's certificate must chain to (mqtts:// only; default: the public roots)",
+    ),
     (
         "WATTCAST_POSTGRES_URL",
         "PostgreSQL, postgres://user:password@host:port/database (or without user:password@ and the two variables below)",
@@ -21,11 +29,29 @@ pub const VARIABLES: &[(&str, &str)] = &[
         "WATTCAST_POSTGRES_PASSWORD",
         "PostgreSQL password, put into a WATTCAST_POSTGRES_URL without one (percent-encoded)",
     ),
-    ("WATTCAST_PULSAR_URL", "Pulsar broker, pulsar://host:6650"),
-    ("WATTCAST_PULSAR_ADMIN_URL", "Pulsar admin API, http://host:8080"),
+    (
+        "WATTCAST_POSTGRES_CA_FILE",
+        "PEM CA bundle PostgreSQL's certificate must chain to (with sslmode=verify-ca|verify-full; default: the public roots)",
+    ),
+    (
+        "WATTCAST_PULSAR_URL",
+        "Pulsar broker, pulsar://host:6650 or pulsar+ssl://host:6651 (TLS)",
+    ),
+    (
+        "WATTCAST_PULSAR_ADMIN_URL",
+        "Pulsar admin API, http://host:8080 or https://host:8443",
+    ),
+    (
+        "WATTCAST_PULSAR_CA_FILE",
+        "PEM CA bundle Pulsar's broker and admin certificates must chain to (TLS URLs only; default: the public roots)",
+    ),
     (
         "WATTCAST_S3_ENDPOINT",
-        "S3-compatible object store, http://host:9000",
+        "S3-compatible object store, http://host:9000 or https://…",
+    ),
+    (
+        "WATTCAST_S3_CA_FILE",
+        "PEM CA bundle the object store's certificate must chain to (https:// only; default: the public roots)",
     ),
     ("WATTCAST_S3_ACCESS_KEY", "S3 access key"),
     ("WATTCAST_S3_SECRET_KEY", "S3 secret key"),
@@ -33,7 +59,7 @@ pub const VARIABLES: &[(&str, &str)] = &[
 ];
 
 /// An MQTT broker and the credentials to use it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct MqttEndpoint {
     /// Host name or address.
     pub host: String,
@@ -43,10 +69,68 @@ pub struct MqttEndpoint {
     pub username: String,
     /// Password.
     pub password: String,
+    /// Plain TCP (`mqtt://`) or TLS (`mqtts://`).
+    pub transport: Transport,
+}
+
+/// Whether a connection is encrypted, and what the server's certificate is checked against.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Transport {
+    /// Plain TCP.
+    Plain,
+    /// TLS, the server's certificate checked against `ca` (the public roots when `None`) and
+    /// its host name.
+    Tls {
+        /// The CA bundle of the service.
+        ca: Option<CaBundle>,
+    },
+}
+
+/// PostgreSQL: the connection URL (its `sslmode` decides TLS) and the CA its certificate must
+/// chain to.
+#[derive(Clone, PartialEq, Eq)]
+pub struct PostgresEndpoint {
+    /// `postgres://user:password@host:port/database?sslmode=…`.
+    pub url: String,
+    /// The CA bundle for `sslmode=verify-ca|verify-full` (the public roots when `None`).
+    pub ca: Option<CaBundle>,
+}
+
+impl PostgresEndpoint {
+    /// A URL with no CA of its own.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            ca: None,
+        }
+    }
+}
+
+/// Pulsar: the broker (`pulsar://` or `pulsar+ssl://`), its admin API and the CA both
+/// certificates must chain to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PulsarEndpoint {
+    /// Broker URL.
+    pub url: String,
+    /// Admin (HTTP) URL.
+    pub admin_url: String,
+    /// The CA bundle for TLS URLs (the public roots when `None`).
+    pub ca: Option<CaBundle>,
+}
+
+impl PulsarEndpoint {
+    /// Plain endpoints with no CA of their own.
+    pub fn new(url: impl Into<String>, admin_url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            admin_url: admin_url.into(),
+            ca: None,
+        }
+    }
 }
 
 /// An S3-compatible object store and its keys.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct S3Endpoint {
     /// Endpoint URL (path-style requests are used).
     pub endpoint: String,
@@ -56,6 +140,59 @@ pub struct S3Endpoint {
     pub secret_key: String,
     /// Region name.
     pub region: String,
+    /// The CA bundle for an `https://` endpoint (the public roots when `None`).
+    pub ca: Option<CaBundle>,
+}
+
+/// What `Debug` shows instead of a secret: endpoints end up in logs and panics.
+const REDACTED: &str = "<redacted>";
+
+impl std::fmt::Debug for MqttEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MqttEndpoint")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("transport", &self.transport)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for PostgresEndpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresEndpoint")
+            .field("url", &redact_password(&self.url))
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for S3Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Endpoint")
+            .field("endpoint", &self.endpoint)
+            .field("access_key", &self.access_key)
+            .field("secret_key", &REDACTED)
+            .field("region", &self.region)
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+/// `scheme://user:<redacted>@rest` from `scheme://user:password@rest`.
+pub fn redact_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority_end].rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(user, _)| user);
+            format!("{scheme}://{user}:{REDACTED}@{host}{}", &rest[authority_end..])
+        }
+        None => url.to_owned(),
+    }
 }
 
 /// Every service the pipeline talks to.
@@ -63,12 +200,10 @@ pub struct S3Endpoint {
 pub struct Services {
     /// The MQTT broker (Mosquitto).
     pub mqtt: MqttEndpoint,
-    /// PostgreSQL connection URL.
-    pub postgres_url: String,
-    /// Pulsar broker URL.
-    pub pulsar_url: String,
-    /// Pulsar admin (HTTP) URL.
-    pub pulsar_admin_url: String,
+    /// PostgreSQL.
+    pub postgres: PostgresEndpoint,
+    /// Pulsar's broker and admin API.
+    pub pulsar: PulsarEndpoint,
     /// The object store.
     pub s3: S3Endpoint,
 }
@@ -95,6 +230,14 @@ pub enum ServicesError {
         value: String,
         /// What is wrong.
         problem: String,
+    },
+    /// A CA bundle variable names an unusable file.
+    #[error("{name}: {source}")]
+    CaBundle {
+        /// The variable.
+        name: &'static str,
+        /// What is wrong with the file.
+        source: TlsError,
     },
     /// The `.env` file exists but cannot be read.
     #[error("{}: {source}", path.display())]
@@ -179,23 +322,61 @@ impl ServiceEnv {
     /// The MQTT broker.
     pub fn mqtt(&self) -> Result<MqttEndpoint, ServicesError> {
         let url = self.get("WATTCAST_MQTT_URL")?;
-        let (host, port) = parse_mqtt_url(&url).ok_or_else(|| ServicesError::Invalid {
+        let (host, port, tls) = parse_mqtt_url(&url).ok_or_else(|| ServicesError::Invalid {
             name: "WATTCAST_MQTT_URL",
             value: url.clone(),
-            problem: "expected mqtt://host:port".to_owned(),
+            problem: "expected mqtt://host:port or mqtts://host:port".to_owned(),
         })?;
+        let ca = self.ca_bundle("WATTCAST_MQTT_CA_FILE", ("WATTCAST_MQTT_URL", &url), tls)?;
         Ok(MqttEndpoint {
             host,
             port,
             username: self.get("WATTCAST_MQTT_USERNAME")?,
             password: self.get("WATTCAST_MQTT_PASSWORD")?,
+            transport: if tls {
+                Transport::Tls { ca }
+            } else {
+                Transport::Plain
+            },
         })
+    }
+
+    /// The CA bundle a `*_CA_FILE` variable names, if set; refused for a plain `url` (a CA
+    /// there would be ignored, so it is a mistake to say so early).
+    fn ca_bundle(
+        &self,
+        name: &'static str,
+        (url_name, url): (&'static str, &str),
+        tls: bool,
+    ) -> Result<Option<CaBundle>, ServicesError> {
+        let Some(path) = self.values.get(name).filter(|value| !value.is_empty()) else {
+            return Ok(None);
+        };
+        if !tls {
+            return Err(ServicesError::Invalid {
+                name,
+                value: path.clone(),
+                problem: format!(
+                    "a CA bundle is only used over TLS, and {url_name} = `{url}` is not a TLS URL"
+                ),
+            });
+        }
+        CaBundle::from_file(Path::new(path))
+            .map(Some)
+            .map_err(|source| ServicesError::CaBundle { name, source })
     }
 
     /// The PostgreSQL URL; a URL without credentials gets `WATTCAST_POSTGRES_USERNAME` and
     /// `WATTCAST_POSTGRES_PASSWORD`, percent-encoded, when they are set (how pods get theirs:
     /// a password may hold any character).
-    pub fn postgres_url(&self) -> Result<String, ServicesError> {
+    pub fn postgres(&self) -> Result<PostgresEndpoint, ServicesError> {
+        let url = self.postgres_url()?;
+        let tls = postgres_uses_tls(&url);
+        let ca = self.ca_bundle("WATTCAST_POSTGRES_CA_FILE", ("WATTCAST_POSTGRES_URL", &url), tls)?;
+        Ok(PostgresEndpoint { url, ca })
+    }
+
+    fn postgres_url(&self) -> Result<String, ServicesError> {
         let url = self.get("WATTCAST_POSTGRES_URL")?;
         let user = self
             .values
@@ -208,20 +389,47 @@ impl ServiceEnv {
         }
     }
 
-    /// The Pulsar broker URL.
-    pub fn pulsar_url(&self) -> Result<String, ServicesError> {
-        self.get("WATTCAST_PULSAR_URL")
-    }
-
-    /// The Pulsar admin URL.
-    pub fn pulsar_admin_url(&self) -> Result<String, ServicesError> {
-        self.get("WATTCAST_PULSAR_ADMIN_URL")
+    /// The Pulsar broker and admin API.
+    pub fn pulsar(&self) -> Result<PulsarEndpoint, ServicesError> {
+        let url = self.get("WATTCAST_PULSAR_URL")?;
+        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
+            return Err(ServicesError::Invalid {
+                name: "WATTCAST_PULSAR_URL",
+                value: url,
+                problem: "expected pulsar://host:6650 or pulsar+ssl://host:6651".to_owned(),
+            });
+        }
+        let admin_url = self.get("WATTCAST_PULSAR_ADMIN_URL")?;
+        if !(admin_url.starts_with("http://") || admin_url.starts_with("https://")) {
+            return Err(ServicesError::Invalid {
+                name: "WATTCAST_PULSAR_ADMIN_URL",
+                value: admin_url,
+                problem: "expected http://host:8080 or https://host:8443".to_owned(),
+            });
+        }
+        let tls = url.starts_with("pulsar+ssl://") || admin_url.starts_with("https://");
+        let ca = self.ca_bundle("WATTCAST_PULSAR_CA_FILE", ("WATTCAST_PULSAR_URL", &url), tls)?;
+        Ok(PulsarEndpoint { url, admin_url, ca })
     }
 
     /// The object store.
     pub fn s3(&self) -> Result<S3Endpoint, ServicesError> {
+        let endpoint = self.get("WATTCAST_S3_ENDPOINT")?;
+        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+            return Err(ServicesError::Invalid {
+                name: "WATTCAST_S3_ENDPOINT",
+                value: endpoint,
+                problem: "expected http://host:9000 or https://host".to_owned(),
+            });
+        }
+        let ca = self.ca_bundle(
+            "WATTCAST_S3_CA_FILE",
+            ("WATTCAST_S3_ENDPOINT", &endpoint),
+            endpoint.starts_with("https://"),
+        )?;
         Ok(S3Endpoint {
-            endpoint: self.get("WATTCAST_S3_ENDPOINT")?,
+            ca,
+            endpoint,
             access_key: self.get("WATTCAST_S3_ACCESS_KEY")?,
             secret_key: self.get("WATTCAST_S3_SECRET_KEY")?,
             region: self
@@ -236,9 +444,8 @@ impl ServiceEnv {
     pub fn all(&self) -> Result<Services, ServicesError> {
         Ok(Services {
             mqtt: self.mqtt()?,
-            postgres_url: self.postgres_url()?,
-            pulsar_url: self.pulsar_url()?,
-            pulsar_admin_url: self.pulsar_admin_url()?,
+            postgres: self.postgres()?,
+            pulsar: self.pulsar()?,
             s3: self.s3()?,
         })
     }
@@ -280,15 +487,87 @@ fn has_userinfo(url: &str) -> bool {
     authority.contains('@')
 }
 
-/// `mqtt://host:port` (port 1883 when left out).
-fn parse_mqtt_url(url: &str) -> Option<(String, u16)> {
-    let rest = url.strip_prefix("mqtt://")?.trim_end_matches('/');
+/// `mqtt://host:port` or `mqtts://host:port` (port 1883 or 8883 when left out), and whether
+/// it is TLS.
+pub fn parse_mqtt_url(url: &str) -> Option<(String, u16, bool)> {
+    let (rest, tls, default_port) = match url.strip_prefix("mqtts://") {
+        Some(rest) => (rest, true, 8883),
+        None => (url.strip_prefix("mqtt://")?, false, 1883),
+    };
+    let rest = rest.trim_end_matches('/');
+    if rest.contains(['/', '@']) {
+        return None;
+    }
     match rest.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() => Some((host.to_owned(), port.parse().ok()?)),
+        Some((host, port)) if !host.is_empty() => {
+            Some((host.to_owned(), port.parse().ok().filter(|p| *p > 0)?, tls))
+        }
         Some(_) => None,
-        None if !rest.is_empty() => Some((rest.to_owned(), 1883)),
+        None if !rest.is_empty() => Some((rest.to_owned(), default_port, tls)),
         None => None,
     }
+}
+
+/// Whether a PostgreSQL URL's `sslmode` makes the client use TLS: `require`, `verify-ca` and
+/// `verify-full` do; `prefer` (the default) may, without checking the certificate.
+pub fn postgres_uses_tls(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, query)| query);
+    query.split('&').any(|pair| {
+        matches!(
+            pair.split_once('='),
+            Some(("sslmode", "require" | "verify-ca" | "verify-full"))
+        )
+    })
+}
+
+/// Which CA a client is given for the test env's TLS listeners.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestEnvCa {
+    /// The CA that signed the test env's server certificate.
+    Signer,
+    /// A CA that signed nothing: every client must refuse the servers.
+    Other,
+}
+
+/// The test env's services at their TLS addresses (the `WATTCAST_TEST_*_TLS_*` lines
+/// `test-env/up` writes into `env_file`), each with `ca` as its CA bundle file: read through
+/// the same variables a pod gets.
+pub fn test_env_over_tls(env_file: &Path, ca: TestEnvCa) -> Result<Services, ServicesError> {
+    let mut env = ServiceEnv::load(Some(env_file))?;
+    let file_values: HashMap<String, String> = dotenvy::from_path_iter(env_file)
+        .and_then(|entries| entries.collect())
+        .map_err(|source| ServicesError::EnvFile {
+            path: env_file.to_owned(),
+            source,
+        })?;
+    let test_variable = |name: &'static str| {
+        std::env::var(name)
+            .ok()
+            .or_else(|| file_values.get(name).cloned())
+            .ok_or_else(|| ServicesError::Missing {
+                name,
+                what: "the test env's TLS listeners; it predates them: run `make test-env` again",
+                env_file: Some(env_file.to_owned()),
+            })
+    };
+    let ca_file = test_variable(match ca {
+        TestEnvCa::Signer => "WATTCAST_TEST_TLS_CA_FILE",
+        TestEnvCa::Other => "WATTCAST_TEST_TLS_OTHER_CA_FILE",
+    })?;
+    for (to, from) in [
+        ("WATTCAST_MQTT_URL", "WATTCAST_TEST_MQTT_TLS_URL"),
+        ("WATTCAST_POSTGRES_URL", "WATTCAST_TEST_POSTGRES_TLS_URL"),
+        ("WATTCAST_PULSAR_URL", "WATTCAST_TEST_PULSAR_TLS_URL"),
+        ("WATTCAST_PULSAR_ADMIN_URL", "WATTCAST_TEST_PULSAR_ADMIN_TLS_URL"),
+        ("WATTCAST_S3_ENDPOINT", "WATTCAST_TEST_S3_TLS_ENDPOINT"),
+    ] {
+        env.values.insert(to.to_owned(), test_variable(from)?);
+    }
+    for service in ["MQTT", "POSTGRES", "PULSAR", "S3"] {
+        env.values
+            .insert(format!("WATTCAST_{service}_CA_FILE"), ca_file.clone());
+    }
+    env.all()
 }
 
 /// The `.env` file `test-env/up` writes, found from `start` upwards (`<repo>/test-env/.env`).
@@ -309,6 +588,12 @@ mod tests {
             .map(|(name, _)| {
                 let value = match *name {
                     "WATTCAST_MQTT_URL" => "mqtt://127.0.0.1:1883".to_owned(),
+                    "WATTCAST_POSTGRES_URL" => "postgres://u:p@db/lab".to_owned(),
+                    "WATTCAST_PULSAR_URL" => "pulsar://broker:6650".to_owned(),
+                    "WATTCAST_PULSAR_ADMIN_URL" => "http://broker:8080".to_owned(),
+                    "WATTCAST_S3_ENDPOINT" => "http://s3:9000".to_owned(),
+                    // No CA bundles: the plain URLs above refuse them.
+                    name if name.ends_with("_CA_FILE") => String::new(),
                     other => format!("value-of-{other}"),
                 };
                 ((*name).to_owned(), value)
@@ -333,7 +618,7 @@ mod tests {
             .all()
             .unwrap_err()
             .to_string();
-        assert!(message.starts_with("WATTCAST_PULSAR_URL (Pulsar broker, pulsar://host:6650) is not set and test-env/.env does not define it"), "{message}");
+        assert!(message.starts_with("WATTCAST_PULSAR_URL (Pulsar broker, pulsar://host:6650 or pulsar+ssl://host:6651 (TLS)) is not set and test-env/.env does not define it"), "{message}");
         assert!(message.contains("make test-env"), "{message}");
     }
 
@@ -345,7 +630,7 @@ mod tests {
             .collect();
         let env = ServiceEnv::from_values(values, None);
         assert_eq!(env.mqtt().unwrap().port, 1883);
-        assert!(env.postgres_url().is_err());
+        assert!(env.postgres().is_err());
     }
 
     #[test]
@@ -384,9 +669,22 @@ mod tests {
     fn mqtt_urls() {
         assert_eq!(
             parse_mqtt_url("mqtt://broker:1884"),
-            Some(("broker".to_owned(), 1884))
+            Some(("broker".to_owned(), 1884, false))
         );
-        assert_eq!(parse_mqtt_url("mqtt://broker"), Some(("broker".to_owned(), 1883)));
+        assert_eq!(
+            parse_mqtt_url("mqtt://broker"),
+            Some(("broker".to_owned(), 1883, false))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker"),
+            Some(("broker".to_owned(), 8883, true))
+        );
+        assert_eq!(
+            parse_mqtt_url("mqtts://broker:9883/"),
+            Some(("broker".to_owned(), 9883, true))
+        );
+        assert_eq!(parse_mqtt_url("mqtt://broker:0"), None);
+        assert_eq!(parse_mqtt_url("mqtt://user@broker:1883"), None);
         assert_eq!(parse_mqtt_url("http://broker:1883"), None);
         assert_eq!(parse_mqtt_url("mqtt://:1883"), None);
         assert_eq!(parse_mqtt_url("mqtt://broker:lots"), None);
@@ -404,8 +702,98 @@ mod tests {
             .unwrap()
             .all()
             .unwrap();
-        assert_eq!(services.pulsar_url, "pulsar://from-env:6650");
-        assert_eq!(services.postgres_url, "value-of-WATTCAST_POSTGRES_URL");
+        assert_eq!(services.pulsar.url, "pulsar://from-env:6650");
+        assert_eq!(services.postgres.url, "postgres://u:p@db/lab");
         assert_eq!(services.mqtt.port, 1883);
+    }
+
+    #[test]
+    fn tls_urls_take_a_ca_bundle_and_plain_ones_refuse_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_file = dir.path().join("ca.crt");
+        std::fs::write(&ca_file, crate::tls::tests::CERTIFICATE).unwrap();
+        let ca_path = ca_file.display().to_string();
+        let mut values = complete();
+        for (name, url) in [
+            ("WATTCAST_MQTT_URL", "mqtts://broker"),
+            (
+                "WATTCAST_POSTGRES_URL",
+                "postgres://u:p@db/lab?sslmode=verify-full",
+            ),
+            ("WATTCAST_PULSAR_URL", "pulsar+ssl://broker:6651"),
+            ("WATTCAST_PULSAR_ADMIN_URL", "https://broker:8443"),
+            ("WATTCAST_S3_ENDPOINT", "https://s3.example.com"),
+        ] {
+            values.insert(name.to_owned(), url.to_owned());
+        }
+        for name in ["MQTT", "POSTGRES", "PULSAR", "S3"] {
+            values.insert(format!("WATTCAST_{name}_CA_FILE"), ca_path.clone());
+        }
+        let services = ServiceEnv::from_values(values.clone(), None).all().unwrap();
+        let ca = crate::tls::CaBundle::from_file(&ca_file).unwrap();
+        assert_eq!(services.mqtt.transport, Transport::Tls { ca: Some(ca.clone()) });
+        assert_eq!(services.mqtt.port, 8883);
+        assert_eq!(services.postgres.ca.as_ref(), Some(&ca));
+        assert_eq!(services.pulsar.ca.as_ref(), Some(&ca));
+        assert_eq!(services.s3.ca.as_ref(), Some(&ca));
+
+        values.insert(
+            "WATTCAST_POSTGRES_URL".to_owned(),
+            "postgres://u:p@db/lab".to_owned(),
+        );
+        let message = ServiceEnv::from_values(values.clone(), None)
+            .postgres()
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            format!(
+                "WATTCAST_POSTGRES_CA_FILE = `{ca_path}`: a CA bundle is only used over TLS, and WATTCAST_POSTGRES_URL = `postgres://u:p@db/lab` is not a TLS URL"
+            )
+        );
+        values.insert("WATTCAST_S3_CA_FILE".to_owned(), "/nonexistent/ca.crt".to_owned());
+        let message = ServiceEnv::from_values(values, None)
+            .s3()
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.starts_with("WATTCAST_S3_CA_FILE: CA bundle /nonexistent/ca.crt: "),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let mut values = complete();
+        values.insert("WATTCAST_MQTT_PASSWORD".to_owned(), "mqtt-secret".to_owned());
+        values.insert("WATTCAST_S3_SECRET_KEY".to_owned(), "s3-secret".to_owned());
+        values.insert(
+            "WATTCAST_POSTGRES_URL".to_owned(),
+            "postgres://lab:pg-secret@db:5432/lab?sslmode=require".to_owned(),
+        );
+        let services = ServiceEnv::from_values(values, None).all().unwrap();
+        let shown = format!("{services:?}");
+        for secret in ["mqtt-secret", "s3-secret", "pg-secret"] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        assert!(
+            shown.contains("postgres://lab:<redacted>@db:5432/lab?sslmode=require"),
+            "{shown}"
+        );
+        assert_eq!(redact_password("postgres://db/lab"), "postgres://db/lab");
+        assert_eq!(
+            redact_password("postgres://only-user@db/lab"),
+            "postgres://only-user:<redacted>@db/lab"
+        );
+    }
+
+    #[test]
+    fn postgres_tls_follows_sslmode() {
+        assert!(postgres_uses_tls("postgres://db/lab?sslmode=require"));
+        assert!(postgres_uses_tls(
+            "postgres://db/lab?application_name=x&sslmode=verify-full"
+        ));
+        assert!(!postgres_uses_tls("postgres://db/lab?sslmode=prefer"));
+        assert!(!postgres_uses_tls("postgres://db/lab"));
     }
 }

@@ -32,11 +32,11 @@ pub async fn set_up(
     let data = DataSource::of(spec, dataset_file)?
         .load(spec, Some(&services.s3))
         .await?;
-    PulsarAdmin::new(&services.pulsar_admin_url)
+    PulsarAdmin::new(&services.pulsar)?
         .create_experiment(&names)
         .await
         .context("creating the Pulsar namespace and topics")?;
-    let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 2)
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), 2)
         .await
         .context("connecting to PostgreSQL")?;
     store.migrate().await?;

@@ -17,7 +17,7 @@ use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
     let services = common::services();
     let names = ExperimentNames::new("bridge-bad-input").unwrap();
-    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
+    let admin = PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
     common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
     let mut dead_letters = common::consumer(&names, "dead-letter").await;
@@ -31,7 +31,7 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
             names: names.clone(),
             devices: 2,
             mqtt: services.mqtt.clone(),
-            pulsar_url: services.pulsar_url.clone(),
+            pulsar: services.pulsar.clone(),
             readiness: Arc::default(),
         },
         stats.clone(),

@@ -108,7 +108,7 @@ async fn an_s3_dataset_is_replayed_end_to_end_by_wattcast_local() {
     assert_eq!(summary.readings_stored + summary.late, 3 * 2400);
     assert_eq!(summary.dead_letters, 0);
     let names = ExperimentNames::new(&name).unwrap();
-    let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 1)
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), 1)
         .await
         .unwrap();
     assert_eq!(common::arrived(&store).await, expected);

@@ -42,7 +42,7 @@ async fn setup(name: &str) -> (String, Store, ModelRegistry) {
         common::within(
             30,
             "PostgreSQL",
-            Store::connect(&services.postgres_url, &names.postgres_schema(), 2),
+            Store::connect(&services.postgres, &names.postgres_schema(), 2),
         )
         .await,
     );

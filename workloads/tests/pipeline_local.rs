@@ -39,7 +39,7 @@ fn options() -> LocalOptions {
 
 async fn store_of(experiment: &PipelineExperiment) -> Store {
     let names = ExperimentNames::new(experiment.metadata.name.as_deref().unwrap()).unwrap();
-    Store::connect(&common::services().postgres_url, &names.postgres_schema(), 2)
+    Store::connect(&common::services().postgres, &names.postgres_schema(), 2)
         .await
         .unwrap()
 }

@@ -77,7 +77,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
 
     let expected = common::generated(&experiment);
     let store = Store::connect(
-        &services.postgres_url,
+        &services.postgres,
         &ExperimentNames::new("postgres-outage").unwrap().postgres_schema(),
         2,
     )

@@ -77,7 +77,7 @@ async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
     }
     let names: Vec<String> = summaries.iter().map(|s| s.experiment.clone()).collect();
     let out = tempfile::tempdir().expect("a temporary directory");
-    let written = write_report(&services().postgres_url, &names, "Report test", out.path())
+    let written = write_report(&services().postgres, &names, "Report test", out.path())
         .await
         .unwrap_or_else(|error| panic!("the report: {error:#}"));
 
@@ -153,14 +153,9 @@ async fn a_report_on_an_experiment_that_never_ran_says_so() {
     let out = tempfile::tempdir().expect("a temporary directory");
     let stamp = unique("n");
     let name = format!("never-{}", &stamp[stamp.len() - 8..]);
-    let error = write_report(
-        &services().postgres_url,
-        std::slice::from_ref(&name),
-        "t",
-        out.path(),
-    )
-    .await
-    .expect_err("nothing to report");
+    let error = write_report(&services().postgres, std::slice::from_ref(&name), "t", out.path())
+        .await
+        .expect_err("nothing to report");
     let message = format!("{error:#}");
     assert!(message.contains(&name), "{message}");
 }

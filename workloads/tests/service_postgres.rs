@@ -13,7 +13,7 @@ async fn round_trip_through_sqlx() {
         PgPoolOptions::new()
             .max_connections(1)
             .acquire_timeout(Duration::from_secs(15))
-            .connect(&services.postgres_url)
+            .connect(&services.postgres.url)
             .await,
     );
     let mut connection = pool.acquire().await.unwrap();
@@ -50,7 +50,8 @@ async fn round_trip_through_sqlx() {
 async fn a_wrong_password_is_refused() {
     let services = common::services();
     let (credentials, address) = services
-        .postgres_url
+        .postgres
+        .url
         .rsplit_once('@')
         .expect("postgres://user:password@host/db");
     let user = credentials
@@ -101,7 +102,8 @@ async fn a_password_with_url_characters_works_through_the_pod_variables() {
         );
     }
     let (_, address) = services
-        .postgres_url
+        .postgres
+        .url
         .rsplit_once('@')
         .expect("postgres://user:password@host/db");
     let values = std::collections::HashMap::from([
@@ -113,8 +115,9 @@ async fn a_password_with_url_characters_works_through_the_pod_variables() {
         ("WATTCAST_POSTGRES_PASSWORD".to_owned(), password),
     ]);
     let url = wattcast::services::ServiceEnv::from_values(values, None)
-        .postgres_url()
-        .unwrap();
+        .postgres()
+        .unwrap()
+        .url;
     let pool = common::reachable(
         "PostgreSQL as the percent-encoded user",
         PgPoolOptions::new()

@@ -13,7 +13,7 @@ async fn produce_and_consume() {
         common::within(
             60,
             "Pulsar",
-            Pulsar::builder(services.pulsar_url.clone(), TokioExecutor).build(),
+            Pulsar::builder(services.pulsar.url.clone(), TokioExecutor).build(),
         )
         .await,
     );

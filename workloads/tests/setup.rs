@@ -32,11 +32,11 @@ spec:
     )
     .expect("an experiment");
     let names = ExperimentNames::new("setup-test").expect("valid name");
-    let admin = PulsarAdmin::new(&services.pulsar_admin_url);
+    let admin = PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
     common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
     let store = common::reachable(
         "PostgreSQL",
-        Store::connect(&services.postgres_url, &names.postgres_schema(), 2).await,
+        Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
     );
     store.drop_schema().await.expect("reset");
     let objects = ObjectStore::new(&services.s3, BUCKET);
@@ -62,7 +62,7 @@ spec:
     }
     let topics: Vec<String> = reqwest::get(format!(
         "{}/admin/v2/persistent/public/setup-test",
-        services.pulsar_admin_url
+        services.pulsar.admin_url
     ))
     .await
     .expect("admin API")

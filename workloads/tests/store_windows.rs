@@ -36,7 +36,7 @@ async fn empty_store(name: &str) -> Store {
     let schema = common::unique(name).replace('-', "_");
     let store = common::reachable(
         "PostgreSQL",
-        Store::connect(&common::services().postgres_url, &schema, 2).await,
+        Store::connect(&common::services().postgres, &schema, 2).await,
     );
     store.migrate().await.expect("the schema migrated");
     store
@@ -235,7 +235,7 @@ async fn migrating_a_store_with_reading_rows_keeps_every_second() {
     let schema = common::unique("windows-migrated").replace('-', "_");
     let store = common::reachable(
         "PostgreSQL",
-        Store::connect(&common::services().postgres_url, &schema, 1).await,
+        Store::connect(&common::services().postgres, &schema, 1).await,
     );
     sqlx::query(&format!("CREATE SCHEMA \"{schema}\""))
         .execute(store.pool())
@@ -339,4 +339,25 @@ async fn baselines_score_persistence_and_the_window_mean_on_the_forecast_seconds
     // Every forecast second was measured: nothing to score against fillers.
     assert_eq!(store.baselines(true).await.unwrap(), None);
     assert_eq!(store.summary().await.unwrap().baselines, Some(measured));
+}
+
+#[tokio::test]
+async fn a_sensor_pod_reports_all_its_devices_at_once_and_a_retry_replaces_the_report() {
+    let store = empty_store("sensor-reports").await;
+    let first: std::collections::BTreeMap<DeviceId, u64> = (1..=250)
+        .map(|device| (DeviceId(device), u64::from(device)))
+        .collect();
+    store.record_sensor_reports(&first, 1_000).await.unwrap();
+    let totals = store.sensor_totals().await.unwrap();
+    assert_eq!(
+        (totals.devices, totals.readings_sent),
+        (250, (1..=250).sum::<i64>())
+    );
+    // The pod ran again (its Job retried it) and sent everything once more: replaced, not added.
+    let retried: std::collections::BTreeMap<DeviceId, u64> =
+        (1..=250).map(|device| (DeviceId(device), 10)).collect();
+    store.record_sensor_reports(&retried, 2_000).await.unwrap();
+    let totals = store.sensor_totals().await.unwrap();
+    assert_eq!((totals.devices, totals.readings_sent), (250, 2_500));
+    store.drop_schema().await.unwrap();
 }

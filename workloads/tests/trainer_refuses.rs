@@ -39,7 +39,7 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
     let mut announcements = common::consumer(&names, "models").await;
     let pulsar = common::reachable(
         "Pulsar",
-        wattcast::workload::pulsar_client(&services.pulsar_url).await,
+        wattcast::workload::pulsar_client(&services.pulsar).await,
     );
     let mut requests = pulsar
         .producer()
@@ -69,7 +69,7 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
             epochs: 3,
             ..Recipe::default()
         },
-        pulsar_url: services.pulsar_url.clone(),
+        pulsar: services.pulsar.clone(),
         readiness: Arc::default(),
     };
     let trainer = tokio::spawn(run_trainer(

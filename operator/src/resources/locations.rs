@@ -27,6 +27,19 @@ pub struct Location {
     pub password: SecretKey,
     /// Whether the experiment manages it (it goes with the experiment's objects).
     pub managed: bool,
+    /// The CA bundle its certificate must chain to, for an external TLS service.
+    pub ca: Option<SecretKey>,
+}
+
+/// The key of a `caSecret` that holds the PEM CA bundle (cert-manager's name for it).
+pub const CA_KEY: &str = "ca.crt";
+
+/// The `ca.crt` key of an external service's `caSecret`.
+fn ca_key(service: &ExternalService) -> Option<SecretKey> {
+    service.ca_secret.as_ref().map(|secret| SecretKey {
+        secret: secret.clone(),
+        key: CA_KEY.to_owned(),
+    })
 }
 
 /// Every service of the experiment.
@@ -42,6 +55,8 @@ pub struct ServiceLocations {
     pub pulsar_admin_url: String,
     /// Whether Pulsar is managed.
     pub pulsar_managed: bool,
+    /// The CA bundle Pulsar's certificates must chain to, for an external TLS Pulsar.
+    pub pulsar_ca: Option<SecretKey>,
     /// The S3-compatible object store.
     pub object_store: Location,
 }
@@ -86,6 +101,7 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
             user: key(secret, user_key),
             password: key(secret, password_key),
             managed: false,
+            ca: ca_key(service),
         }
     };
     let managed = |url: String, user_key: &str, password_key: &str| Location {
@@ -93,6 +109,7 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
         user: key(&managed_secret, user_key),
         password: key(&managed_secret, password_key),
         managed: true,
+        ca: None,
     };
     let mqtt = match &infrastructure.mqtt {
         Some(service) => external(service, "username", "password"),
@@ -110,9 +127,9 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
             credentials::POSTGRES_PASSWORD,
         ),
     };
-    let (pulsar_url, pulsar_managed) = match &infrastructure.pulsar {
-        Some(service) => (service.url.clone(), false),
-        None => (format!("pulsar://{}:6650", host(PULSAR)), true),
+    let (pulsar_url, pulsar_managed, pulsar_ca) = match &infrastructure.pulsar {
+        Some(service) => (service.url.clone(), false, ca_key(service)),
+        None => (format!("pulsar://{}:6650", host(PULSAR)), true, None),
     };
     let object_store = match &infrastructure.object_store {
         Some(service) => external(service, "accessKey", "secretKey"),
@@ -128,6 +145,7 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
         pulsar_admin_url: admin_url(&pulsar_url),
         pulsar_url,
         pulsar_managed,
+        pulsar_ca,
         object_store,
     }
 }

@@ -414,6 +414,7 @@ spec:
             Some(ExternalService {
                 url: url.to_owned(),
                 credentials_secret: Some("mine".to_owned()),
+                ca_secret: None,
             })
         };
         experiment.spec.infrastructure.pulsar = external("pulsar+ssl://pulsar.example:6651");
@@ -456,6 +457,66 @@ spec:
             secret.and_then(|s| s.secret_key_ref).map(|r| (r.name, r.key)),
             Some(("mine".to_owned(), "secretKey".to_owned()))
         );
+    }
+
+    #[test]
+    fn each_ca_secret_is_mounted_in_every_pod_and_named_by_its_variable() {
+        let experiment = experiment(
+            "
+metadata: { name: exp1 }
+spec:
+  architecture: Streaming
+  devices: { count: 3 }
+  dataset: { scenario: MissingTimestamps }
+  infrastructure:
+    mqtt: { url: 'mqtts://broker.example', credentialsSecret: mine, caSecret: broker-ca }
+    pulsar: { url: 'pulsar+ssl://pulsar.example:6651', caSecret: pulsar-ca }
+    postgres: { url: 'postgres://db.example/lab?sslmode=verify-full', credentialsSecret: mine, caSecret: db-ca }
+",
+        );
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        let pods = templates(&objects);
+        assert!(pods.len() >= 5, "setup, sensors and the Deployments");
+        for (name, template) in pods.iter().filter(|(name, _)| !name.ends_with("-rustfs")) {
+            let pod = template.spec.clone().expect("pod");
+            let container = &pod.containers[0];
+            let env = container.env.clone().unwrap_or_default();
+            let variable = |name: &str| env.iter().find(|e| e.name == name).and_then(|e| e.value.clone());
+            let volumes = pod.volumes.clone().unwrap_or_default();
+            let mounts = container.volume_mounts.clone().unwrap_or_default();
+            for (service, secret) in [
+                ("mqtt", "broker-ca"),
+                ("pulsar", "pulsar-ca"),
+                ("postgres", "db-ca"),
+            ] {
+                let file = format!("/etc/wattcast-tls/{service}/ca.crt");
+                let name_of_variable = format!("WATTCAST_{}_CA_FILE", service.to_uppercase());
+                assert_eq!(
+                    variable(&name_of_variable).as_deref(),
+                    Some(file.as_str()),
+                    "{name}"
+                );
+                let volume = volumes
+                    .iter()
+                    .find(|v| v.name == format!("{service}-ca"))
+                    .unwrap_or_else(|| panic!("{name} has no {service}-ca volume"));
+                let source = volume.secret.clone().expect("a Secret volume");
+                assert_eq!(source.secret_name.as_deref(), Some(secret));
+                let items = source.items.expect("one item");
+                assert_eq!(
+                    (items[0].key.as_str(), items[0].path.as_str()),
+                    ("ca.crt", "ca.crt")
+                );
+                assert!(
+                    mounts.iter().any(|m| m.name == volume.name
+                        && m.mount_path == format!("/etc/wattcast-tls/{service}")
+                        && m.read_only == Some(true)),
+                    "{name} does not mount {service}-ca"
+                );
+            }
+            // The managed object store has no CA bundle.
+            assert_eq!(variable("WATTCAST_S3_CA_FILE"), None, "{name}");
+        }
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The pipeline's workloads: the experiment file they all read, the setup Job, the sensors'
 //! indexed Job, and the bridge, windower, coordinator and trainer Deployments.
 
-use super::locations::{HostNames, SecretKey, locations};
+use super::locations::{CA_KEY, HostNames, SecretKey, locations};
 use super::{BuildError, DesiredObjects, security, typed};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
@@ -18,6 +18,8 @@ pub const EXPERIMENT_CONFIG: &str = "experiment";
 pub const DATASET_DIR: &str = "/etc/wattcast-dataset";
 /// The file name of the mounted dataset key.
 pub const DATASET_FILE: &str = "dataset.csv";
+/// Where an external service's `caSecret` is mounted: `<TLS_DIR>/<service>/ca.crt`.
+pub const TLS_DIR: &str = "/etc/wattcast-tls";
 /// The user the wattcast image runs as (distroless `nonroot`).
 const WORKLOAD_USER: i64 = 65532;
 
@@ -36,7 +38,7 @@ fn secret_env(name: &str, key: &SecretKey) -> Value {
 /// The `WATTCAST_*` variables that tell a workload where each service is.
 pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
     let found = locations(experiment, HostNames::Short);
-    vec![
+    let mut env = vec![
         json!({"name": "WATTCAST_MQTT_URL", "value": found.mqtt.url}),
         secret_env("WATTCAST_MQTT_USERNAME", &found.mqtt.user),
         secret_env("WATTCAST_MQTT_PASSWORD", &found.mqtt.password),
@@ -50,7 +52,26 @@ pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
         json!({"name": "WATTCAST_S3_ENDPOINT", "value": found.object_store.url}),
         secret_env("WATTCAST_S3_ACCESS_KEY", &found.object_store.user),
         secret_env("WATTCAST_S3_SECRET_KEY", &found.object_store.password),
+    ];
+    for (service, variable, _) in ca_bundles(experiment) {
+        env.push(json!({"name": variable, "value": format!("{TLS_DIR}/{service}/{CA_KEY}")}));
+    }
+    env
+}
+
+/// The external services with a `caSecret`: the mount's directory name, the variable naming
+/// the file, and the Secret key.
+fn ca_bundles(experiment: &ExperimentRef) -> Vec<(&'static str, &'static str, SecretKey)> {
+    let found = locations(experiment, HostNames::Short);
+    [
+        ("mqtt", "WATTCAST_MQTT_CA_FILE", found.mqtt.ca),
+        ("postgres", "WATTCAST_POSTGRES_CA_FILE", found.postgres.ca),
+        ("pulsar", "WATTCAST_PULSAR_CA_FILE", found.pulsar_ca),
+        ("s3", "WATTCAST_S3_CA_FILE", found.object_store.ca),
     ]
+    .into_iter()
+    .filter_map(|(service, variable, ca)| ca.map(|ca| (service, variable, ca)))
+    .collect()
 }
 
 /// A pod template running `wattcast <args>` as a workload of the experiment; the setup and
@@ -72,6 +93,14 @@ fn pod_template(
         json!({"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}}),
         json!({"name": "tmp", "emptyDir": {}}),
     ];
+    for (service, _, ca) in ca_bundles(experiment) {
+        let volume = format!("{service}-ca");
+        volumes.push(json!({"name": volume, "secret": {
+            "secretName": ca.secret,
+            "items": [{"key": ca.key, "path": CA_KEY}],
+        }}));
+        mounts.push(json!({"name": volume, "mountPath": format!("{TLS_DIR}/{service}"), "readOnly": true}));
+    }
     let dataset_map = experiment
         .spec
         .dataset

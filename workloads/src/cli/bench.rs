@@ -102,7 +102,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
         let window_latency_split = runtime
             .block_on(async {
                 let schema = ExperimentNames::new(&format!("bench-{devices}"))?.postgres_schema();
-                let store = Store::connect(&services.postgres_url, &schema, 1).await?;
+                let store = Store::connect(&services.postgres, &schema, 1).await?;
                 anyhow::Ok(store.window_latency_split().await?)
             })
             .context("reading the window latency split from the run's store")?;

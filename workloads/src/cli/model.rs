@@ -10,7 +10,7 @@ use wattcast::model::artifacts::object_prefix;
 use wattcast::model::train::rmse_mae;
 use wattcast::model::{Forecaster, ModelArtifacts, ModelVersion, Recipe, train};
 use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
-use wattcast::services::{ServiceEnv, find_test_env_file};
+use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 
@@ -148,7 +148,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             let (experiment, device) = required(&args)?;
             let schema = ExperimentNames::new(&experiment)?.postgres_schema();
             let series = runtime.block_on(async {
-                let store = Store::connect(url, &schema, 1).await?;
+                let store = Store::connect(&PostgresEndpoint::new(url.clone()), &schema, 1).await?;
                 store.latest_values(device, recipe.training_readings as i64).await
             })?;
             (format!("schema {schema}, device {device}"), series)

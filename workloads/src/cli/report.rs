@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use wattcast::report::write_report;
-use wattcast::services::{ServiceEnv, find_test_env_file};
+use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {
@@ -25,12 +25,12 @@ pub struct ReportArgs {
 
 pub fn run(args: ReportArgs) -> Result<()> {
     let postgres = match args.postgres {
-        Some(url) => url,
+        Some(url) => PostgresEndpoint::new(url),
         None => {
             let env_file = std::env::current_dir()
                 .ok()
                 .and_then(|dir| find_test_env_file(&dir));
-            ServiceEnv::load(env_file.as_deref())?.postgres_url().context(
+            ServiceEnv::load(env_file.as_deref())?.postgres().context(
                 "no --postgres given and no WATTCAST_POSTGRES_URL (start the test env with `make test-env`)",
             )?
         }

@@ -14,7 +14,7 @@ use wattcast::model::Recipe;
 use wattcast::model_registry::ModelRegistry;
 use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
 use wattcast::observe::{Readiness, cancel_on_signals, serve};
-use wattcast::services::{ServiceEnv, find_test_env_file};
+use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
@@ -166,9 +166,9 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
     // arrived; `wattcast local` counts in process and sets no store here.
     let report_store = loaded
         .services
-        .postgres_url()
+        .postgres()
         .ok()
-        .map(|url| (url, loaded.names.postgres_schema()));
+        .map(|postgres| (postgres, loaded.names.postgres_schema()));
     loaded.readiness.set(true);
     run_with_server(&args.common, loaded, async move {
         tokio::select! {
@@ -181,8 +181,8 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
             messages = report.messages,
             "sensor done"
         );
-        if let Some((url, schema)) = report_store {
-            record_sensor_report(&url, &schema, &report).await?;
+        if let Some((postgres, schema)) = report_store {
+            record_sensor_report(&postgres, &schema, &report).await?;
         }
         Ok(())
     })
@@ -190,17 +190,20 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
 
 /// Records what the sensor sent in the experiment's store (the pod is retried by its Job if
 /// the store is away).
-async fn record_sensor_report(url: &str, schema: &str, report: &SensorReport) -> Result<()> {
+async fn record_sensor_report(
+    postgres: &PostgresEndpoint,
+    schema: &str,
+    report: &SensorReport,
+) -> Result<()> {
     let finished_ms = chrono::Utc::now().timestamp_millis();
-    let store = Store::connect(url, schema, 1)
+    let store = Store::connect(postgres, schema, 1)
         .await
         .context("connecting to PostgreSQL to record what the sensor sent")?;
-    for (device, sent) in &report.readings_sent {
-        store
-            .record_sensor_report(*device, *sent, finished_ms)
-            .await
-            .with_context(|| format!("recording what the sensor of device {device} sent"))?;
-    }
+    store
+        .record_sensor_reports(&report.readings_sent, finished_ms)
+        .await
+        .context("recording what the sensor sent")?;
+    store.pool().close().await;
     Ok(())
 }
 
@@ -212,7 +215,7 @@ pub fn run_bridge_command(common: Common) -> Result<()> {
         names: loaded.names.clone(),
         devices: loaded.experiment.spec.devices.count,
         mqtt: loaded.services.mqtt()?,
-        pulsar_url: loaded.services.pulsar_url()?,
+        pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
     let cancel = loaded.cancel.clone();
@@ -231,7 +234,7 @@ pub fn run_windower_command(common: Common) -> Result<()> {
         names: loaded.names.clone(),
         devices: spec.devices.count,
         window: experiment::window_config(spec)?,
-        pulsar_url: loaded.services.pulsar_url()?,
+        pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
     let cancel = loaded.cancel.clone();
@@ -243,7 +246,7 @@ pub fn run_windower_command(common: Common) -> Result<()> {
 /// Where a workload that stores and uses models finds them: the experiment's schema and the
 /// models bucket, connected once the workload runs.
 struct ModelStores {
-    postgres_url: String,
+    postgres: PostgresEndpoint,
     schema: String,
     experiment: String,
     objects: ObjectStore,
@@ -252,7 +255,7 @@ struct ModelStores {
 impl ModelStores {
     fn of(loaded: &Loaded, bucket: &str) -> Result<Self> {
         Ok(Self {
-            postgres_url: loaded.services.postgres_url()?,
+            postgres: loaded.services.postgres()?,
             schema: loaded.names.postgres_schema(),
             experiment: loaded.names.experiment().to_owned(),
             objects: ObjectStore::new(&loaded.services.s3()?, bucket),
@@ -261,7 +264,7 @@ impl ModelStores {
 
     /// Connects (and migrates) the store, and the registry over it and the bucket.
     async fn connect(self, max_connections: u32) -> Result<(Store, ModelRegistry)> {
-        let store = Store::connect(&self.postgres_url, &self.schema, max_connections)
+        let store = Store::connect(&self.postgres, &self.schema, max_connections)
             .await
             .context("connecting to PostgreSQL")?;
         store.migrate().await?;
@@ -280,7 +283,7 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
         imputation: experiment::imputation(spec),
         retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
         retrain_readings: 600,
-        pulsar_url: loaded.services.pulsar_url()?,
+        pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
     let forecast_stats = Arc::new(ForecastStats::default());
@@ -306,7 +309,7 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
     let config = TrainerConfig {
         names: loaded.names.clone(),
         recipe: Recipe::from_spec(&loaded.experiment.spec.forecasting),
-        pulsar_url: loaded.services.pulsar_url()?,
+        pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;

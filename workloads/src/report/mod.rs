@@ -21,9 +21,9 @@ pub struct Written {
     pub plots: Vec<PathBuf>,
 }
 
-/// Reads each experiment's store at `postgres_url` and writes the report into `out`.
+/// Reads each experiment's store at `postgres` and writes the report into `out`.
 pub async fn write_report(
-    postgres_url: &str,
+    postgres: &crate::services::PostgresEndpoint,
     experiments: &[String],
     title: &str,
     out: &Path,
@@ -32,7 +32,7 @@ pub async fn write_report(
     let mut loaded = Vec::new();
     for name in experiments {
         let names = ExperimentNames::new(name)?;
-        let store = Store::connect(postgres_url, &names.postgres_schema(), 2)
+        let store = Store::connect(postgres, &names.postgres_schema(), 2)
             .await
             .with_context(|| format!("connecting to PostgreSQL for experiment {name}"))?;
         let experiment = data::load(&store, name)

@@ -8,8 +8,9 @@ pub mod summary;
 
 use crate::imputation::FilledPoint;
 use crate::reading::DeviceId;
+use crate::services::PostgresEndpoint;
 use crate::wire::{LateMessage, WindowMessage};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgSslMode};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,11 +59,26 @@ pub struct Store {
 }
 
 impl Store {
-    /// Connects with `search_path` set to `schema` (which must be a plain identifier).
-    pub async fn connect(url: &str, schema: &str, max_connections: u32) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(url)
+    /// Connects with `search_path` set to `schema` (which must be a plain identifier). The
+    /// URL's `sslmode` decides TLS; `verify-ca`/`verify-full` check the server's certificate
+    /// against the endpoint's CA bundle (or the public roots).
+    pub async fn connect(
+        postgres: &PostgresEndpoint,
+        schema: &str,
+        max_connections: u32,
+    ) -> Result<Self, StoreError> {
+        let mut options = PgConnectOptions::from_str(&postgres.url)
             .map_err(StoreError::Url)?
             .options([("search_path", schema)]);
+        // sqlx's `verify-ca` verifier takes the process's default crypto provider.
+        crate::tls::ensure_default_provider();
+        if let Some(ca) = &postgres.ca {
+            options = options.ssl_root_cert_from_pem(ca.pem().to_vec());
+            // As libpq: `require` with a root certificate given checks the CA.
+            if matches!(options.get_ssl_mode(), PgSslMode::Require) {
+                options = options.ssl_mode(PgSslMode::VerifyCa);
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(Duration::from_secs(10))

@@ -3,6 +3,7 @@
 
 use super::{Store, StoreError};
 use crate::reading::DeviceId;
+use std::collections::BTreeMap;
 
 /// What the sensors reported so far.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -14,20 +15,23 @@ pub struct SensorTotals {
 }
 
 impl Store {
-    /// Records (or replaces, for a retried sensor pod) what a device's sensor sent.
-    pub async fn record_sensor_report(
+    /// Records (or replaces, for a retried sensor pod) what each device's sensor sent, in one
+    /// statement however many devices a sensor pod replays.
+    pub async fn record_sensor_reports(
         &self,
-        device: DeviceId,
-        readings_sent: u64,
+        readings_sent: &BTreeMap<DeviceId, u64>,
         finished_ms: i64,
     ) -> Result<(), StoreError> {
+        let devices: Vec<i32> = readings_sent.keys().map(|device| device.0 as i32).collect();
+        let sent: Vec<i64> = readings_sent.values().map(|&sent| sent as i64).collect();
         sqlx::query(
-            "INSERT INTO sensor_reports (device, readings_sent, finished_ms) VALUES ($1, $2, $3)
+            "INSERT INTO sensor_reports (device, readings_sent, finished_ms)
+             SELECT device, sent, $3 FROM UNNEST($1::int[], $2::bigint[]) AS r(device, sent)
              ON CONFLICT (device) DO UPDATE SET readings_sent = EXCLUDED.readings_sent,
                  finished_ms = EXCLUDED.finished_ms",
         )
-        .bind(device.0 as i32)
-        .bind(readings_sent as i64)
+        .bind(devices)
+        .bind(sent)
         .bind(finished_ms)
         .execute(self.pool())
         .await?;

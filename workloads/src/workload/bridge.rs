@@ -4,7 +4,7 @@
 
 use super::{compressed_producer, now_ms, producer, pulsar_client, retry};
 use crate::observe::Readiness;
-use crate::services::MqttEndpoint;
+use crate::services::{MqttEndpoint, PulsarEndpoint};
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
 use futures::StreamExt;
@@ -13,7 +13,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use pulsar::producer::SendFuture;
 use pulsar::{Producer, TokioExecutor};
-use rumqttc::{AsyncClient, Event, MqttOptions, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +27,8 @@ pub struct BridgeConfig {
     pub devices: u32,
     /// The broker.
     pub mqtt: MqttEndpoint,
-    /// Pulsar broker URL.
-    pub pulsar_url: String,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
     /// Set once subscribed, cleared while the broker connection is down.
     pub readiness: Arc<Readiness>,
 }
@@ -96,11 +96,7 @@ pub async fn run_bridge(
     ready: tokio::sync::oneshot::Sender<()>,
     cancel: CancellationToken,
 ) -> Result<(), BridgeError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
-        pulsar_client(&config.pulsar_url)
-    })
-    .await
-    else {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
     let open_producer = |topic: &str| {
@@ -121,12 +117,10 @@ pub async fn run_bridge(
 
     // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,
     // and messages it received but did not acknowledge are delivered again.
-    let mut options = MqttOptions::new(
+    let mut options = super::mqtt_options(
+        &config.mqtt,
         format!("wattcast-bridge-{}", config.names.experiment()),
-        &config.mqtt.host,
-        config.mqtt.port,
     );
-    options.set_credentials(&config.mqtt.username, &config.mqtt.password);
     options.set_clean_session(false);
     options.set_manual_acks(true);
     options.set_keep_alive(Duration::from_secs(15));

@@ -9,6 +9,7 @@ use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::imputation::{FilledPoint, ImputationMethod, impute};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
+use crate::services::PulsarEndpoint;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
@@ -33,8 +34,8 @@ pub struct CoordinatorConfig {
     pub retrain_every_s: i64,
     /// Readings a retrain uses (the original: the latest 600).
     pub retrain_readings: i64,
-    /// Pulsar broker URL.
-    pub pulsar_url: String,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
     /// Set once consuming.
     pub readiness: Arc<Readiness>,
 }
@@ -208,11 +209,7 @@ pub async fn run_coordinator(
     stats: Arc<CoordinatorStats>,
     cancel: CancellationToken,
 ) -> Result<(), CoordinatorError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
-        pulsar_client(&config.pulsar_url)
-    })
-    .await
-    else {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
     let subscribe = |topic: &str| {

@@ -8,6 +8,7 @@ pub mod sensor;
 pub mod trainer;
 pub mod windower;
 
+use crate::services::{MqttEndpoint, PulsarEndpoint, Transport};
 use pulsar::{Pulsar, TokioExecutor};
 use std::future::Future;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -20,9 +21,55 @@ pub fn now_ms() -> i64 {
         .map_or(0, |elapsed| elapsed.as_millis() as i64)
 }
 
-/// Connects to Pulsar.
-pub async fn pulsar_client(url: &str) -> Result<Pulsar<TokioExecutor>, pulsar::Error> {
-    Pulsar::builder(url, TokioExecutor).build().await
+/// Connects to Pulsar; over `pulsar+ssl://` the broker's certificate must chain to the
+/// endpoint's CA bundle (or the public roots) and match its host name.
+pub async fn pulsar_client(pulsar: &PulsarEndpoint) -> Result<Pulsar<TokioExecutor>, pulsar::Error> {
+    let mut builder = Pulsar::builder(pulsar.url.clone(), TokioExecutor);
+    if pulsar.url.starts_with("pulsar+ssl://") {
+        crate::tls::ensure_default_provider();
+        builder = builder
+            .with_allow_insecure_connection(false)
+            .with_tls_hostname_verification_enabled(true);
+        if let Some(ca) = &pulsar.ca {
+            builder = builder.with_certificate_chain(ca.pem().to_vec());
+        }
+        return match builder.build().await {
+            Ok(client) => Ok(client),
+            Err(error) => Err(explain_tls_failure(pulsar, error).await),
+        };
+    }
+    builder.build().await
+}
+
+/// The Pulsar client's connection error, with the reason a TLS handshake fails added (the
+/// client itself says only "fatal error when connecting").
+async fn explain_tls_failure(pulsar: &PulsarEndpoint, error: pulsar::Error) -> pulsar::Error {
+    let authority = pulsar
+        .url
+        .trim_start_matches("pulsar+ssl://")
+        .trim_end_matches('/');
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((host, port)) => (host, port.parse().unwrap_or(6651)),
+        None => (authority, 6651),
+    };
+    match crate::tls::handshake(host, port, pulsar.ca.as_ref()).await {
+        Err(reason) => pulsar::Error::Custom(format!("{}: {error}: {reason}", pulsar.url)),
+        Ok(()) => error,
+    }
+}
+
+/// MQTT options for `client_id` at the endpoint: its credentials, and over `mqtts://` TLS with
+/// the broker's certificate checked against the endpoint's CA bundle (or the public roots).
+pub fn mqtt_options(mqtt: &MqttEndpoint, client_id: impl Into<String>) -> rumqttc::MqttOptions {
+    let mut options = rumqttc::MqttOptions::new(client_id, &mqtt.host, mqtt.port);
+    options.set_credentials(&mqtt.username, &mqtt.password);
+    if let Transport::Tls { ca } = &mqtt.transport {
+        let config = crate::tls::client_config(ca.as_ref());
+        options.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(std::sync::Arc::new(config)),
+        ));
+    }
+    options
 }
 
 /// A producer for one of the experiment's topics. A full send queue makes sends wait

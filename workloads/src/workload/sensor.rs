@@ -7,7 +7,7 @@ use crate::services::MqttEndpoint;
 use crate::topics::ExperimentNames;
 use crate::window::Window;
 use crate::wire::{EndOfStream, WindowMessage};
-use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -179,8 +179,7 @@ pub async fn run_sensor(
     config: SensorConfig,
     cancel: CancellationToken,
 ) -> Result<SensorReport, SensorError> {
-    let mut options = MqttOptions::new(&config.client_id, &config.mqtt.host, config.mqtt.port);
-    options.set_credentials(&config.mqtt.username, &config.mqtt.password);
+    let mut options = super::mqtt_options(&config.mqtt, &config.client_id);
     options.set_keep_alive(Duration::from_secs(15));
     options.set_inflight(1000);
     let (client, mut events) = AsyncClient::new(options, 1000);
@@ -306,6 +305,7 @@ mod tests {
                 port: 1,
                 username: String::new(),
                 password: String::new(),
+                transport: crate::services::Transport::Plain,
             },
             client_id: "plan".into(),
         }

@@ -5,6 +5,7 @@ use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::model::{ModelVersion, Recipe, train};
 use crate::model_registry::ModelRegistry;
 use crate::observe::Readiness;
+use crate::services::PulsarEndpoint;
 use crate::store::Store;
 use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
@@ -24,8 +25,8 @@ pub struct TrainerConfig {
     pub names: ExperimentNames,
     /// How models are trained.
     pub recipe: Recipe,
-    /// Pulsar broker URL.
-    pub pulsar_url: String,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
     /// Set once consuming.
     pub readiness: Arc<Readiness>,
 }
@@ -99,11 +100,7 @@ pub async fn run_trainer(
     stats: Arc<TrainerStats>,
     cancel: CancellationToken,
 ) -> Result<(), TrainerError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
-        pulsar_client(&config.pulsar_url)
-    })
-    .await
-    else {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
     let mut requests: Consumer<Vec<u8>, TokioExecutor> = pulsar

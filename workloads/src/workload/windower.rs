@@ -10,6 +10,7 @@
 use super::{compressed_producer, now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::observe::Readiness;
 use crate::reading::DeviceId;
+use crate::services::PulsarEndpoint;
 use crate::topics::ExperimentNames;
 use crate::windowing::{WindowConfig, WindowEngine, WindowEvent};
 use crate::wire::{DeadLetter, LateMessage, SensorPayload, WindowMessage, parse_sensor_payload};
@@ -37,8 +38,8 @@ pub struct WindowerConfig {
     pub devices: u32,
     /// Window size, watermark and idle timeout.
     pub window: WindowConfig,
-    /// Pulsar broker URL.
-    pub pulsar_url: String,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
     /// Set once consuming.
     pub readiness: Arc<Readiness>,
 }
@@ -106,11 +107,7 @@ pub async fn run_windower(
     stats: Arc<WindowerStats>,
     cancel: CancellationToken,
 ) -> Result<(), WindowerError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || {
-        pulsar_client(&config.pulsar_url)
-    })
-    .await
-    else {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
     let readings_topic = config.names.pulsar_topic("readings");

@@ -83,7 +83,7 @@ pub async fn consumer(
 ) -> pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> {
     let pulsar = reachable(
         "Pulsar",
-        wattcast::workload::pulsar_client(&services().pulsar_url).await,
+        wattcast::workload::pulsar_client(&services().pulsar).await,
     );
     pulsar
         .consumer()
@@ -104,12 +104,12 @@ pub async fn consumer(
 pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames, wattcast::store::Store) {
     let services = services();
     let names = wattcast::topics::ExperimentNames::new(name).expect("a valid experiment name");
-    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar_admin_url);
+    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
     reachable("Pulsar admin", admin.delete_experiment(&names).await);
     reachable("Pulsar admin", admin.create_experiment(&names).await);
     let store = reachable(
         "PostgreSQL",
-        wattcast::store::Store::connect(&services.postgres_url, &names.postgres_schema(), 2).await,
+        wattcast::store::Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
     );
     store.drop_schema().await.expect("the old schema dropped");
     store.migrate().await.expect("the schema migrated");
