@@ -53,7 +53,7 @@ async fn retrained_models_are_swapped_in_mid_run() {
         models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
         initial_models: true,
         hold_replay: Some(hold),
-        forecast_stats: Some(forecast_stats),
+        forecast_stats: Some(forecast_stats.clone()),
         dataset: None,
     };
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options).await);
@@ -66,9 +66,17 @@ async fn retrained_models_are_swapped_in_mid_run() {
         summary.retrains >= 2,
         "a retrain per device at least: {summary:?}"
     );
+    // wattcast's own models, initial and retrained, all run on the native evaluator, and each
+    // load is counted by engine.
+    assert_eq!(forecast_stats.models_tract.get(), 0);
+    assert_eq!(
+        forecast_stats.models_native.get(),
+        2 + forecast_stats.model_swaps.get(),
+        "the two initial models and every swap"
+    );
 
     let names = ExperimentNames::new("retraining").expect("valid name");
-    let store = Store::connect(&services.postgres_url, &names.postgres_schema(), 2)
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), 2)
         .await
         .expect("connects");
     // Per device: the model versions its forecasts used, in window order.

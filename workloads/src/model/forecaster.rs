@@ -182,7 +182,9 @@ impl Forecaster {
         forecaster.native = match NativeLstm::recognise(&proto) {
             Ok(native) => forecaster.agrees_with_tract(native)?,
             Err(why) => {
-                tracing::debug!(%why, "the model runs on tract");
+                // Info, not debug: tract is tens of times slower per forecast, which a user
+                // bringing their own model needs to know.
+                tracing::info!(%why, "the model is not a plain LSTM → Dense the native evaluator recognises; tract runs it");
                 None
             }
         };

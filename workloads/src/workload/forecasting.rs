@@ -2,6 +2,7 @@
 //! announcement, kept when a new one is unusable) and the forecast after each stored window.
 
 use super::{now_ms, retry};
+use crate::model::ForecastEngine;
 use crate::model_registry::{LoadedModel, ModelRegistry};
 use crate::store::Store;
 use crate::wire::ModelAnnouncement;
@@ -47,9 +48,21 @@ pub struct ForecastStats {
     pub model_swaps: Counter,
     /// Forecasts that failed to compute.
     pub failures: Counter,
+    /// Models loaded that run on the native evaluator.
+    pub models_native: Counter,
+    /// Models loaded that run on tract's interpreter (tens of times slower per forecast).
+    pub models_tract: Counter,
 }
 
 impl ForecastStats {
+    /// Counts a loaded model by what runs its forecasts.
+    fn loaded(&self, model: &LoadedModel) {
+        match model.forecaster.engine() {
+            ForecastEngine::Native => self.models_native.inc(),
+            ForecastEngine::Tract => self.models_tract.inc(),
+        };
+    }
+
     /// Registers the counters as `wattcast_coordinator_*_total`.
     pub fn register(&self, registry: &mut Registry) {
         registry.register(
@@ -76,6 +89,16 @@ impl ForecastStats {
             "wattcast_coordinator_forecast_failures",
             "Forecasts that failed",
             self.failures.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_models_native",
+            "Models loaded that run on the native LSTM evaluator",
+            self.models_native.clone(),
+        );
+        registry.register(
+            "wattcast_coordinator_models_tract",
+            "Models loaded that run on tract's interpreter (much slower per forecast)",
+            self.models_tract.clone(),
         );
     }
 }
@@ -165,7 +188,9 @@ impl Forecasting {
         }
         let slot = match self.registry.load_latest(device, self.settings.look_back).await {
             Ok(Some(model)) => {
-                tracing::info!(%device, version = %model.version, "model loaded");
+                let engine = model.forecaster.engine().as_str();
+                tracing::info!(%device, version = %model.version, engine, "model loaded");
+                self.stats.loaded(&model);
                 Slot::Loaded(Arc::new(model))
             }
             Ok(None) => Slot::Absent { checked_ms: now },
@@ -195,7 +220,9 @@ impl Forecasting {
             .await;
         match loaded {
             Ok(model) => {
-                tracing::info!(device = %announcement.device, version = %model.version, "model swapped in");
+                let engine = model.forecaster.engine().as_str();
+                tracing::info!(device = %announcement.device, version = %model.version, engine, "model swapped in");
+                self.stats.loaded(&model);
                 self.models
                     .insert(announcement.device, Slot::Loaded(Arc::new(model)));
                 self.stats.model_swaps.inc();
