@@ -20,6 +20,12 @@ build: ## Build every crate, binary, test and bench
 test: test-env lint crd-check ## Start the test services, then run every test (lint, CRD, unit, property, integration)
 	$(CARGO) test --workspace --no-fail-fast
 
+.PHONY: test-unit
+test-unit: ## The tests that need no services (unit, property, windowing conformance, CLI, ONNX, CRD types): no test env, about a minute warm
+	$(CARGO) test --workspace --no-fail-fast --lib --bins --test windowing_properties \
+	  --test windowing_conformance --test dataset_cli --test model_onnx --test samples_are_fresh \
+	  --test local_images
+
 .PHONY: test-env
 test-env: ## Install and start the real services the tests use (idempotent; writes test-env/.env)
 	test-env/up
