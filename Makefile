@@ -35,9 +35,11 @@ test-env-down: ## Stop the test services (data and downloads stay cached)
 	test-env/down
 
 .PHONY: lint
-lint: ## cargo fmt --check and clippy with warnings as errors
+lint: ## cargo fmt --check, clippy with warnings as errors, and shellcheck over every script
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	@command -v shellcheck >/dev/null || { echo "shellcheck is missing: test-env/up installs it (or apt-get install shellcheck)"; exit 1; }
+	shellcheck -a -x -S style $$(git ls-files '*.sh' .ci/run test-env/up test-env/down test-env/pause-postgres deploy/local/images/pulsar)
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -43,6 +43,7 @@ for file in "$@"; do
   "$wattcast" local "$file" --drain-timeout 10m --summary-out "$work/$name.local.json" >"$work/$name.local.log" 2>&1 \
     || { log "wattcast local $file failed:"; tail -20 "$work/$name.local.log"; exit 1; }
   local_counts=$(jq -r '"\(.readings_sent) \(.readings_stored) \(.late)"' "$work/$name.local.json")
+  # shellcheck disable=SC2086 # three numbers, split into three cells on purpose
   row "$name" "\`wattcast local\`" $local_counts
   compare "$name" "wattcast local" "$cluster" "$local_counts"
 

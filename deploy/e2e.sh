@@ -98,6 +98,7 @@ wait_for_completion() {
 # psql NAME SQL: runs SQL in the experiment's managed PostgreSQL, unaligned, tuples only.
 psql_in() {
   local name=$1 sql=$2
+  # shellcheck disable=SC2016 # expanded by the shell in the pod, not here
   kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- \
     sh -c 'psql -v ON_ERROR_STOP=1 -qAt -U "$POSTGRES_USER" -d wattcast -c "$1"' psql "$sql"
 }
@@ -128,6 +129,7 @@ check_data() {
   local prefixes prefix missing=0
   prefixes=$(psql_in "$name" "SELECT object_prefix FROM $schema.models ORDER BY device, version")
   for prefix in $prefixes; do
+    # shellcheck disable=SC2016 # expanded by the shell in the pod, not here
     kubectl -n "$namespace" exec "statefulset/$name-rustfs" -- \
       sh -c 'test -e "${RUSTFS_VOLUMES:-/data}/wattcast-models/$1/model.onnx" && test -e "${RUSTFS_VOLUMES:-/data}/wattcast-models/$1/scaler.json"' \
       s3 "$prefix" || { log "model $prefix is not in the object store"; missing=$((missing + 1)); }

@@ -20,6 +20,7 @@ set -euo pipefail
 LOCAL_DIR=$(cd "$(dirname "$0")/local" && pwd)
 REPO_DIR=$(cd "$LOCAL_DIR/../.." && pwd)
 TEST_ENV_LIB=$REPO_DIR/test-env/lib
+# shellcheck disable=SC2034 # read by elapsed() in test-env/lib/common.sh
 TEST_ENV_STARTED=$(date +%s)
 # shellcheck source=/dev/null
 for part in "$TEST_ENV_LIB"/common.sh "$TEST_ENV_LIB"/gobuild.sh "$TEST_ENV_LIB"/packages.sh \
@@ -54,6 +55,7 @@ SH
 
 up() {
   need_root
+  # shellcheck disable=SC2034 # read by install_packages
   PACKAGES=("${NODE_PACKAGES[@]}")
   install_packages
   build_node

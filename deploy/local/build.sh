@@ -1,6 +1,7 @@
 # The local node's programs, built from their Go modules (and the pause image's C source) into
 # the cache on the first run only. Kubernetes itself comes from test-env's one build.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the scripts that source this file
 
 CONTAINERD_VERSION=v2.3.7
 RUNC_VERSION=v1.5.2

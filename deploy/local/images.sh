@@ -7,6 +7,7 @@
 # its official image's interface the operator relies on (command, env, paths, user ids, ports), so
 # the operator makes the same pod specs for both; see docs/testing.md.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the scripts that source this file
 
 IMAGES_DIR=$CACHE_DIR/images
 LOCAL_IMAGE_TAG=${LOCAL_IMAGE_TAG:-0.1.0-local}
@@ -41,6 +42,7 @@ rootfs() {
       set -- $entry
       users+="if chroot \"\$1\" getent passwd $1 >/dev/null; then chroot \"\$1\" usermod -u $2 $1; chroot \"\$1\" groupmod -g $2 $1 2>/dev/null || true; else chroot \"\$1\" groupadd -g $2 $1; chroot \"\$1\" useradd -M -N -u $2 -g $2 -d /nonexistent -s /usr/sbin/nologin $1; fi; "
     done
+    # shellcheck disable=SC2016 # "$1" is the hook's argument, expanded by mmdebstrap
     mmdebstrap --variant=minbase --include="$include" --aptopt='APT::Install-Recommends "false"' \
       --customize-hook="$users" \
       --customize-hook='rm -rf "$1"/var/cache/apt/* "$1"/var/lib/apt/lists/* "$1"/usr/share/doc/* "$1"/usr/share/man/*' \

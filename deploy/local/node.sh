@@ -3,6 +3,7 @@
 # provisioner) is started inside both with nsenter, so the cluster's addresses (198.18.0.0/15),
 # routes, iptables rules and mounts never reach the machine, and `down` can stop each by pid.
 # shellcheck shell=bash
+# shellcheck disable=SC2034,SC2153 # variables set here are used by the scripts that source this file; NODE_BIN and the like come from build.sh
 
 NODE_NAME=wattcast-node
 NODE_IP=198.18.255.1
@@ -77,7 +78,7 @@ start_holder() {
 }
 
 make_cgroups() {
-  local hierarchy parent
+  local hierarchy
   for hierarchy in /sys/fs/cgroup/*/; do
     hierarchy=${hierarchy%/}
     [[ -d $hierarchy/$CGROUP_ROOT ]] && continue

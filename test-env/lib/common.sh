@@ -1,5 +1,6 @@
 # Shared by test-env/up and test-env/down: paths, logging, waiting, secrets.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the scripts that source this file
 
 # Downloads and builds (Maven repository, Go builds, s3s-fs): kept between runs, outside the checkout.
 CACHE_DIR=${WATTCAST_TEST_ENV_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wattcast-test-env}

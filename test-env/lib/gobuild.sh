@@ -20,7 +20,7 @@ go_build_module() {
   local src=$CACHE_DIR/go-src/$name-$version
   go_module_init "$src" "wattcast-build/$name"
   (
-    cd "$src"
+    cd "$src" || exit 1
     export GOFLAGS=-mod=mod GOTOOLCHAIN=local
     go get "$module@$version"
     {
@@ -29,7 +29,7 @@ go_build_module() {
       printf ')\n'
     } >tools.go
     go mod tidy >/dev/null 2>&1 || go mod tidy
-    [[ $out == */ ]] && mkdir -p "$out" || mkdir -p "$(dirname "$out")"
+    if [[ $out == */ ]]; then mkdir -p "$out"; else mkdir -p "$(dirname "$out")"; fi
     go build -trimpath "${GO_BUILD_FLAGS[@]}" -o "$out" "$@"
   )
 }

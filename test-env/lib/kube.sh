@@ -4,6 +4,7 @@
 # server itself from KUBEBUILDER_ASSETS, with its downloading turned off. The same one build also
 # makes the node's kubelet, controller manager, scheduler and kube-proxy (deploy/local-cluster.sh).
 # shellcheck shell=bash
+# shellcheck disable=SC2030,SC2031 # the Go settings are meant for the build subshells only
 
 KUBE_ASSETS=$CACHE_DIR/kube-$KUBERNETES_VERSION/bin
 HELM_BIN=$CACHE_DIR/helm-$HELM_VERSION/bin/helm
@@ -81,8 +82,8 @@ build_helm() {
 }
 
 check_kube_assets() {
-  "$KUBE_ASSETS/kube-apiserver" --version >/dev/null && "$KUBE_ASSETS/etcd" --version >/dev/null \
-    && "$KUBE_ASSETS/kubectl" version --client >/dev/null && "$HELM_BIN" version >/dev/null \
+  { "$KUBE_ASSETS/kube-apiserver" --version >/dev/null && "$KUBE_ASSETS/etcd" --version >/dev/null \
+    && "$KUBE_ASSETS/kubectl" version --client >/dev/null && "$HELM_BIN" version >/dev/null; } \
     || die "the Kubernetes binaries in $KUBE_ASSETS or helm do not run; delete them and run test-env/up again"
   log "kube-apiserver, etcd, kubectl and helm are ready ($(elapsed)s)"
 }

@@ -1,7 +1,7 @@
 # Debian packages the services and the builds need.
 # shellcheck shell=bash
 
-PACKAGES=(mosquitto mosquitto-clients postgresql protobuf-compiler clang curl maven jq openssl socat)
+PACKAGES=(mosquitto mosquitto-clients postgresql protobuf-compiler clang curl maven jq openssl socat shellcheck)
 
 install_packages() {
   local missing=()

@@ -8,6 +8,7 @@ POSTGRES_OWN_MARKER=$POSTGRES_DIR/own-cluster
 
 postgres_bin() {
   local bin
+  # shellcheck disable=SC2012 # version directories (16, 17): plain names, sorted by version
   bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
   [[ -n $bin ]] || die "PostgreSQL binaries not found under /usr/lib/postgresql"
   echo "$bin"

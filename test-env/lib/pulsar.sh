@@ -73,7 +73,7 @@ diskUsageWarnThreshold=0.98
 diskUsageLwmThreshold=0.98
 CONF
   (
-    cd "$PULSAR_DIR"
+    cd "$PULSAR_DIR" || exit 1
     nohup java -Xms256m -Xmx1g -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
       --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED \
       --add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED \

@@ -3,6 +3,7 @@
 # Mosquitto (8883), PostgreSQL (5432 with ssl=on), Pulsar (6651, admin 8443) and S3 (9443,
 # socat terminating TLS in front of s3s-fs, which has no TLS of its own) listen with it.
 # shellcheck shell=bash
+# shellcheck disable=SC2034 # variables set here are used by the scripts that source this file
 
 TLS_DIR=$RUN_DIR/tls
 MQTT_TLS_PORT=8883
