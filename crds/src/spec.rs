@@ -297,6 +297,12 @@ pub struct ForecastingSpec {
     /// Retrain each device's model after this much event time.
     #[serde(default = "default_retrain_every")]
     pub retrain_every: GoDuration,
+    /// Trainer replicas. Retrain requests are shared among them by device (a Pulsar Key_Shared
+    /// subscription), so each device's requests are trained in order while N trainers train N
+    /// devices at once; each trainer requests the training resources (about one CPU).
+    #[serde(default = "default_trainers")]
+    #[schemars(range(min = 1, max = 32))]
+    pub trainers: u32,
     /// The LSTM and its training recipe.
     #[serde(default)]
     pub model: ModelSpec,
@@ -422,6 +428,9 @@ fn default_horizon() -> u32 {
 fn default_retrain_every() -> GoDuration {
     duration("10m")
 }
+fn default_trainers() -> u32 {
+    1
+}
 fn default_hidden() -> u32 {
     25
 }
@@ -465,6 +474,7 @@ impl Default for ForecastingSpec {
             look_back: default_look_back(),
             horizon: default_horizon(),
             retrain_every: default_retrain_every(),
+            trainers: default_trainers(),
             model: ModelSpec::default(),
         }
     }

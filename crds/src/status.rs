@@ -137,6 +137,23 @@ pub struct Results {
     /// The LSTM beside two baselines, on the same seconds, against measured readings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baselines: Option<Baselines>,
+    /// How old the retrained models were: event time from the end of a model's training data to
+    /// each forecast it made (initial models, trained at setup, are left out). It grows between
+    /// retrains, and without bound when the trainers do not keep up (raise
+    /// `forecasting.trainers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model_age_seconds: Option<ModelAgeSummary>,
+}
+
+/// Model age percentiles in seconds of event time.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Default, KubeSchema)]
+pub struct ModelAgeSummary {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// The oldest model's age at a forecast.
+    pub max: i64,
 }
 
 /// The LSTM's forecasts beside two baselines, scored on exactly the same seconds (those whose

@@ -4,7 +4,7 @@
 use wattcast::store::sensor_reports::SensorTotals;
 use wattcast::store::summary::{Accuracy, Percentiles, StoreSummary};
 use wattcast::store::{Store, StoreError};
-use wattcast_crds::{Baselines, ForecastAccuracy, LatencySummary, Progress, Results};
+use wattcast_crds::{Baselines, ForecastAccuracy, LatencySummary, ModelAgeSummary, Progress, Results};
 
 /// What the store says about the run so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +96,11 @@ pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64)
             skill_vs_persistence: b.skill(&b.persistence),
             skill_vs_window_mean: b.skill(&b.window_mean),
         }),
+        model_age_seconds: summary.model_age.map(|age| ModelAgeSummary {
+            p50: age.p50_s,
+            p95: age.p95_s,
+            max: age.max_s,
+        }),
     };
     let nothing_yet = results == Results::default();
     Measurements {
@@ -109,7 +114,7 @@ pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wattcast::store::summary::BaselineComparison;
+    use wattcast::store::summary::{BaselineComparison, ModelAge};
 
     fn summary() -> StoreSummary {
         StoreSummary {
@@ -156,6 +161,12 @@ mod tests {
                 },
             }),
             baselines_imputed: None,
+            model_age: Some(ModelAge {
+                forecasts: 28,
+                p50_s: 300.0,
+                p95_s: 540.0,
+                max_s: 600,
+            }),
         }
     }
 
@@ -184,6 +195,14 @@ mod tests {
         assert_eq!(results.coverage, Some(0.94));
         assert_eq!(results.latency_ms.map(|l| l.p99), Some(30.0));
         assert_eq!(results.forecast.map(|f| (f.rmse, f.scored)), Some((15.0, 1_500)));
+        assert_eq!(
+            results.model_age_seconds,
+            Some(ModelAgeSummary {
+                p50: 300.0,
+                p95: 540.0,
+                max: 600
+            })
+        );
         let baselines = results.baselines.expect("baselines");
         assert_eq!(baselines.persistence.rmse, 20.0);
         assert_eq!(baselines.skill_vs_persistence, Some(1.0 - 14.0 / 20.0));
@@ -219,6 +238,7 @@ mod tests {
             accuracy_imputed: None,
             baselines: None,
             baselines_imputed: None,
+            model_age: None,
         };
         assert_eq!(from_summary(&empty, SensorTotals::default(), 0).results, None);
     }

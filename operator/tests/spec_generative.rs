@@ -106,10 +106,12 @@ fn forecasting() -> impl Strategy<Value = Value> {
         1_u32..64,
         1_u32..300,
         1_u32..128,
+        // Trainers: mostly within 1..=32, sometimes 0 or 33 (refused).
+        prop::sample::select(vec![1_u32, 1, 2, 4, 32, 0, 33]),
     )
-        .prop_map(|(look_back, horizon, retrain, hidden, epochs, batch)| {
+        .prop_map(|(look_back, horizon, retrain, hidden, epochs, batch, trainers)| {
             json!({
-                "lookBack": look_back, "horizon": horizon, "retrainEvery": retrain,
+                "lookBack": look_back, "horizon": horizon, "retrainEvery": retrain, "trainers": trainers,
                 "model": {"hidden": hidden, "epochs": epochs, "batchSize": batch},
             })
         })

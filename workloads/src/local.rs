@@ -12,7 +12,7 @@ use crate::observe::Readiness;
 use crate::pulsar_admin::PulsarAdmin;
 use crate::services::Services;
 use crate::store::Store;
-use crate::store::summary::{Accuracy, BaselineComparison, Percentiles};
+use crate::store::summary::{Accuracy, BaselineComparison, ModelAge, Percentiles};
 use crate::topics::ExperimentNames;
 use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
@@ -98,6 +98,8 @@ pub struct LocalSummary {
     pub baselines: Option<BaselineComparison>,
     /// The same against imputed fillers.
     pub baselines_imputed: Option<BaselineComparison>,
+    /// How old the forecasting models were (event time from a model's data end to a forecast).
+    pub model_age: Option<ModelAge>,
     /// Wall-clock duration of the run, seconds.
     pub duration_s: f64,
     /// CPU time and peak memory of this run (every workload is a task of this process).
@@ -231,7 +233,8 @@ pub async fn run_local(
         });
     }
     let trainer_ready = Arc::new(Readiness::default());
-    {
+    // As many trainers as the spec asks for, each its own consumer of the Key_Shared `retrain`.
+    for _ in 0..spec.forecasting.trainers.max(1) {
         let config = TrainerConfig {
             names: names.clone(),
             recipe: recipe.clone(),
@@ -390,6 +393,7 @@ pub async fn run_local(
         accuracy_imputed: stored.accuracy_imputed,
         baselines: stored.baselines,
         baselines_imputed: stored.baselines_imputed,
+        model_age: stored.model_age,
         duration_s: started.elapsed().as_secs_f64(),
         usage,
     })

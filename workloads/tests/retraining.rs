@@ -26,6 +26,8 @@ async fn retrained_models_are_swapped_in_mid_run() {
     experiment.spec.replay.speedup = 60.0;
     experiment.spec.forecasting.retrain_every = "5m".parse::<GoDuration>().expect("duration");
     experiment.spec.forecasting.model.epochs = 10;
+    // Two trainers share the devices' requests (Key_Shared): each device is still retrained.
+    experiment.spec.forecasting.trainers = 2;
     let services = common::services();
     // The replay holds after 11 minutes of data (two retrain requests per device made) until the
     // coordinator has swapped a retrained model in for every device: the windows after the hold
@@ -69,6 +71,14 @@ async fn retrained_models_are_swapped_in_mid_run() {
     // wattcast's own models, initial and retrained, all run on the native evaluator, and each
     // load is counted by engine.
     assert_eq!(forecast_stats.models_tract.get(), 0);
+    // Every forecast's model age is measured, and none is negative (no model forecast data it
+    // was trained on).
+    let age = summary.model_age.expect("model ages measured");
+    assert!(
+        age.forecasts > 0 && age.forecasts < summary.forecasts,
+        "retrained models' forecasts only: {age:?}"
+    );
+    assert!(age.p50_s >= 0.0 && age.max_s >= 0, "{age:?}");
     assert_eq!(
         forecast_stats.models_native.get(),
         2 + forecast_stats.model_swaps.get(),

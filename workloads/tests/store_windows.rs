@@ -361,3 +361,47 @@ async fn a_sensor_pod_reports_all_its_devices_at_once_and_a_retry_replaces_the_r
     assert_eq!((totals.devices, totals.readings_sent), (250, 2_500));
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_model_age_is_measured_once_per_forecast_from_its_models_data_end() {
+    let store = empty_store("model-age").await;
+    assert_eq!(store.model_age().await.unwrap(), None, "no forecast yet");
+    // The initial model has no data range (setup trains it on the dataset's first readings);
+    // its forecasts are not measured.
+    for (version, data_to) in [("initial", None), ("0-40", Some(40_i64)), ("240-280", Some(280))] {
+        sqlx::query(
+            "INSERT INTO models (device, version, data_from, data_to, readings, train_seconds, object_prefix, created_ms)
+             VALUES (1, $1, 0, $2, 600, 1.0, 'p', 0)",
+        )
+        .bind(version)
+        .bind(data_to)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    // Three measured forecasts of two seconds each: ages 60 and 160 (model 0-40), 20 (model
+    // 240-280); one by the initial model, not measured.
+    for (origin, version) in [
+        (50_i64, "initial"),
+        (100, "0-40"),
+        (200, "0-40"),
+        (300, "240-280"),
+    ] {
+        for second in [origin, origin + 1] {
+            sqlx::query("INSERT INTO forecasts (device, origin, event_time, power_w, model_version, stored_ms) VALUES (1, $1, $2, 1, $3, 0)")
+                .bind(origin)
+                .bind(second)
+                .bind(version)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
+    }
+    let age = store.model_age().await.unwrap().expect("measured");
+    assert_eq!((age.forecasts, age.max_s), (3, 160));
+    assert!((age.p50_s - 60.0).abs() < 1e-9, "{age:?}");
+    // percentile_cont between 60 and 160 at 0.95 of the way over three values: 60 + 0.9 × 100.
+    assert!((age.p95_s - 150.0).abs() < 1e-9, "{age:?}");
+    assert_eq!(store.summary().await.unwrap().model_age, Some(age));
+    store.drop_schema().await.unwrap();
+}

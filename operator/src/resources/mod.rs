@@ -460,6 +460,33 @@ spec:
     }
 
     #[test]
+    fn the_trainer_deployment_has_the_trainers_the_spec_asks_for() {
+        let mut experiment = experiment(STREAMING);
+        experiment.spec.forecasting.trainers = 3;
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        let replicas: Vec<(String, Option<i32>)> = objects
+            .deployments
+            .iter()
+            .map(|d| {
+                (
+                    d.metadata.name.clone().unwrap_or_default(),
+                    d.spec.as_ref().and_then(|s| s.replicas),
+                )
+            })
+            .collect();
+        assert_eq!(
+            replicas,
+            [
+                ("exp1-mosquitto".to_owned(), Some(1)),
+                ("exp1-bridge".to_owned(), Some(1)),
+                ("exp1-windower".to_owned(), Some(1)),
+                ("exp1-coordinator".to_owned(), Some(1)),
+                ("exp1-trainer".to_owned(), Some(3)),
+            ]
+        );
+    }
+
+    #[test]
     fn each_ca_secret_is_mounted_in_every_pod_and_named_by_its_variable() {
         let experiment = experiment(
             "

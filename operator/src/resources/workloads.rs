@@ -230,17 +230,17 @@ pub fn add(
         }),
     )?);
     for &component in long_running(experiment.spec.architecture) {
-        let resources = if component == "trainer" {
-            training.clone()
+        let (resources, replicas) = if component == "trainer" {
+            (training.clone(), experiment.spec.forecasting.trainers)
         } else {
-            small.clone()
+            (small.clone(), 1)
         };
         objects.deployments.push(typed(
             &format!("{component} Deployment"),
             json!({
                 "metadata": experiment.metadata(component, Role::Workload),
                 "spec": {
-                    "replicas": 1,
+                    "replicas": replicas,
                     "selector": {"matchLabels": experiment.selector(component)},
                     "template": pod_template(experiment, images, component, workload_args(component), true, "Always", resources)?,
                 },

@@ -104,6 +104,12 @@ pub fn comparison_rows(experiments: &[ExperimentData]) -> Vec<(String, Vec<Strin
                 )
             },
         ),
+        row("retrained model age p50 / p95 / max (s of event time)", &|e| {
+            e.summary.model_age.map_or_else(
+                || "–".to_owned(),
+                |a| format!("{:.0} / {:.0} / {}", a.p50_s, a.p95_s, a.max_s),
+            )
+        }),
         row("forecast MAE / RMSE (W), imputed", &|e| {
             e.summary
                 .accuracy_imputed

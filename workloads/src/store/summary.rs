@@ -83,6 +83,24 @@ pub struct StoreSummary {
     pub baselines: Option<BaselineComparison>,
     /// The same against imputed fillers.
     pub baselines_imputed: Option<BaselineComparison>,
+    /// How old the forecasting models were.
+    pub model_age: Option<ModelAge>,
+}
+
+/// How old the models that forecast were: for each forecast by a retrained model, the event time
+/// from the end of its training data to the forecast's origin (a window's end). It grows between
+/// retrains and without bound when the trainers do not keep up. Initial models are left out:
+/// setup trains them on the dataset's first readings, so they have no age in the run.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct ModelAge {
+    /// Forecasts measured (those whose model records the end of its data).
+    pub forecasts: i64,
+    /// Median, seconds of event time.
+    pub p50_s: f64,
+    /// 95th percentile, seconds.
+    pub p95_s: f64,
+    /// The oldest, seconds.
+    pub max_s: i64,
 }
 
 /// The counts of [`StoreSummary`] alone, read in one cheap query (no percentiles, no joins).
@@ -197,7 +215,9 @@ impl Store {
         let imputed = to_accuracy(accuracy(true).await?);
         let baselines = self.baselines(false).await?;
         let baselines_imputed = self.baselines(true).await?;
+        let model_age = self.model_age().await?;
         Ok(StoreSummary {
+            model_age,
             baselines,
             baselines_imputed,
             forecasts,
@@ -221,6 +241,31 @@ impl Store {
 }
 
 impl Store {
+    /// [`ModelAge`] over every stored forecast; None before a forecast was stored.
+    pub async fn model_age(&self) -> Result<Option<ModelAge>, StoreError> {
+        // One row per forecast: its first second is its origin.
+        let (forecasts, p50, p95, max): (i64, Option<f64>, Option<f64>, Option<i64>) = sqlx::query_as(
+            "SELECT count(*),
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY age),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY age),
+                    max(age)
+             FROM (SELECT f.origin - m.data_to AS age
+                   FROM forecasts f JOIN models m ON m.device = f.device AND m.version = f.model_version
+                   WHERE f.event_time = f.origin AND m.data_to IS NOT NULL) AS ages",
+        )
+        .fetch_one(self.pool())
+        .await?;
+        Ok(match (p50, p95, max) {
+            (Some(p50_s), Some(p95_s), Some(max_s)) if forecasts > 0 => Some(ModelAge {
+                forecasts,
+                p50_s,
+                p95_s,
+                max_s,
+            }),
+            _ => None,
+        })
+    }
+
     /// [`BaselineComparison`] against measured readings, or imputed fillers with `imputed`;
     /// None before anything was scored.
     pub async fn baselines(&self, imputed: bool) -> Result<Option<BaselineComparison>, StoreError> {

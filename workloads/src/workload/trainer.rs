@@ -107,7 +107,8 @@ pub async fn run_trainer(
         .consumer()
         .with_topic(config.names.pulsar_topic("retrain"))
         .with_subscription("trainer")
-        .with_subscription_type(SubType::Shared)
+        // Each device's requests to one trainer, in order; several trainers share the devices.
+        .with_subscription_type(SubType::KeyShared)
         .with_options(ConsumerOptions {
             initial_position: InitialPosition::Earliest,
             ..ConsumerOptions::default()
