@@ -331,12 +331,13 @@ pub struct ModelSpec {
 #[serde(rename_all = "camelCase")]
 pub struct InfrastructureSpec {
     /// An existing Pulsar cluster: `pulsar://host:6650`, or `pulsar+ssl://host:6651` for TLS.
-    /// Its admin API is taken to be on the same host: `http://host:8080`, or
-    /// `https://host:8443` for TLS (Pulsar's default ports).
+    /// Its admin API is `adminUrl`, or else taken to be on the same host: `http://host:8080`,
+    /// or `https://host:8443` for TLS (Pulsar's default ports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[x_kube(
         validation = Rule::new(concat!("self.url.matches('^pulsar([+]ssl)?://[^/:@]+(:", port!(), ")?/?$')")).message("pulsar.url must look like pulsar://host:6650 or pulsar+ssl://host:6651"),
         validation = Rule::new("!has(self.caSecret) || self.url.startsWith('pulsar+ssl://')").message("pulsar.caSecret is only used over TLS: use a pulsar+ssl:// URL, or leave caSecret out"),
+        validation = Rule::new(concat!("!has(self.adminUrl) || self.adminUrl.matches('^https?://[^/:@]+(:", port!(), ")?/?$')")).message("pulsar.adminUrl must look like https://host:8443, without a path or credentials"),
     )]
     pub pulsar: Option<ExternalService>,
     /// An existing MQTT broker: `mqtt://host:1883`, or `mqtts://host:8883` for TLS.
@@ -344,6 +345,7 @@ pub struct InfrastructureSpec {
     #[x_kube(
         validation = Rule::new(concat!("self.url.matches('^mqtts?://[^/:@]+(:", port!(), ")?/?$')")).message("mqtt.url must look like mqtt://host:1883 or mqtts://host:8883"),
         validation = Rule::new("!has(self.caSecret) || self.url.startsWith('mqtts://')").message("mqtt.caSecret is only used over TLS: use an mqtts:// URL, or leave caSecret out"),
+        validation = Rule::new("!has(self.adminUrl)").message("adminUrl is for pulsar only"),
     )]
     pub mqtt: Option<ExternalService>,
     /// An existing PostgreSQL (`postgres://host:port/db` or `postgresql://…`, without
@@ -355,6 +357,7 @@ pub struct InfrastructureSpec {
         validation = Rule::new("self.url.matches('^postgres(ql)?://[^/@]+(/[^/?#]*)?([?].*)?$')").message("postgres.url must look like postgres://host:5432/db, without credentials"),
         validation = Rule::new("!self.url.matches('[?&]sslmode=') || self.url.matches('[?&]sslmode=(disable|allow|prefer|require|verify-ca|verify-full)(&|$)')").message("postgres.url's sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full"),
         validation = Rule::new("!has(self.caSecret) || self.url.matches('[?&]sslmode=(require|verify-ca|verify-full)(&|$)')").message("postgres.caSecret is only used over TLS: add sslmode=verify-full (or require, verify-ca) to the URL, or leave caSecret out"),
+        validation = Rule::new("!has(self.adminUrl)").message("adminUrl is for pulsar only"),
     )]
     pub postgres: Option<ExternalService>,
     /// An existing S3-compatible object store (`http://` or `https://`).
@@ -362,6 +365,7 @@ pub struct InfrastructureSpec {
     #[x_kube(
         validation = Rule::new("self.url.matches('^https?://[^/@]+(/.*)?$')").message("objectStore.url must look like https://host:9000, without credentials"),
         validation = Rule::new("!has(self.caSecret) || self.url.startsWith('https://')").message("objectStore.caSecret is only used over TLS: use an https:// URL, or leave caSecret out"),
+        validation = Rule::new("!has(self.adminUrl)").message("adminUrl is for pulsar only"),
     )]
     pub object_store: Option<ExternalService>,
 }
@@ -383,6 +387,11 @@ pub struct ExternalService {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 253))]
     pub ca_secret: Option<String>,
+    /// Pulsar only: its admin API (`https://pulsar-admin.example.com`), when it is not on the
+    /// broker's host at 8080 (8443 for `pulsar+ssl`). The same `caSecret` applies to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 2048))]
+    pub admin_url: Option<String>,
 }
 
 /// What is removed when the run completes (the finalizer always removes the experiment's

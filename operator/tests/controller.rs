@@ -123,6 +123,13 @@ fn experiment(name: &str, services: &Services) -> PipelineExperiment {
     } else {
         String::new()
     };
+    // Over TLS the admin API is named, as for a hosted Pulsar (here it is where it would be
+    // found anyway).
+    let admin = if tls {
+        format!(", adminUrl: '{}'", services.pulsar.admin_url)
+    } else {
+        String::new()
+    };
     let yaml = format!(
         "apiVersion: wattcast.io/v1alpha1
 kind: PipelineExperiment
@@ -136,7 +143,7 @@ spec:
   cleanup: DeleteAll
   infrastructure:
     mqtt: {{ url: '{}://{}:{}', credentialsSecret: mqtt{ca} }}
-    pulsar: {{ url: '{}'{ca} }}
+    pulsar: {{ url: '{}'{ca}{admin} }}
     postgres: {{ url: '{}', credentialsSecret: postgres{ca} }}
     objectStore: {{ url: '{}', credentialsSecret: s3{ca} }}
 ",
@@ -831,6 +838,7 @@ async fn deleting_an_experiment_whose_pulsar_is_stopped_gives_up_after_the_clean
         url: "pulsar://127.0.0.3:6650".to_owned(),
         credentials_secret: None,
         ca_secret: None,
+        admin_url: None,
     });
     resource.spec.cleanup = wattcast_crds::CleanupPolicy::DeleteWorkloads;
     resource.spec.cleanup_timeout = "20s".parse().unwrap();

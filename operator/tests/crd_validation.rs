@@ -206,6 +206,22 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             "pulsar.caSecret is only used over TLS",
         ),
         (
+            "an admin URL for MQTT",
+            with(
+                "infrastructure.mqtt",
+                json!({"url": "mqtt://broker:1883", "adminUrl": "http://broker:8080"}),
+            ),
+            "adminUrl is for pulsar only",
+        ),
+        (
+            "a Pulsar admin URL with a path",
+            with(
+                "infrastructure.pulsar",
+                json!({"url": "pulsar://pulsar:6650", "adminUrl": "http://pulsar:8080/admin"}),
+            ),
+            "pulsar.adminUrl must look like https://host:8443",
+        ),
+        (
             "a CA bundle for an http object store",
             with(
                 "infrastructure.objectStore",
@@ -276,7 +292,7 @@ async fn the_api_server_refuses_bad_specs_and_accepts_the_good_one() {
     let mut over_tls = valid();
     over_tls["infrastructure"] = json!({
         "mqtt": {"url": "mqtts://broker.example", "caSecret": "lab-ca"},
-        "pulsar": {"url": "pulsar+ssl://pulsar.example:6651", "caSecret": "lab-ca"},
+        "pulsar": {"url": "pulsar+ssl://pulsar.example:6651", "caSecret": "lab-ca", "adminUrl": "https://pulsar-admin.example"},
         "postgres": {"url": "postgres://db.example/lab?sslmode=verify-full", "caSecret": "lab-ca"},
         "objectStore": {"url": "https://s3.example", "caSecret": "lab-ca"},
     });

@@ -52,12 +52,27 @@ fn external(
     good: &[&'static str],
     near_misses: &[&'static str],
 ) -> impl Strategy<Value = Option<Value>> + use<> {
-    // A CA Secret with any URL: the rules refuse it for a plain one.
-    let service = (mostly(good, near_misses), prop::bool::weighted(0.3));
-    optional(service.prop_map(|(url, with_ca)| {
+    // A CA Secret with any URL: the rules refuse it for a plain one. An admin URL on any
+    // service: the rules refuse it but for Pulsar, and a malformed one.
+    let admin = prop::option::weighted(
+        0.1,
+        mostly(
+            &[
+                "https://pulsar-admin.example",
+                "http://10.0.0.8:8080",
+                "https://admin:8443/",
+            ],
+            &["https://admin:8443/admin/v2", "ftp://admin", "https://u:p@admin"],
+        ),
+    );
+    let service = (mostly(good, near_misses), prop::bool::weighted(0.3), admin);
+    optional(service.prop_map(|(url, with_ca, admin)| {
         let mut service = json!({"url": url, "credentialsSecret": "external"});
         if with_ca {
             service["caSecret"] = json!("external-ca");
+        }
+        if let Some(admin) = admin {
+            service["adminUrl"] = admin;
         }
         service
     }))

@@ -131,6 +131,11 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
         Some(service) => (service.url.clone(), false, ca_key(service)),
         None => (format!("pulsar://{}:6650", host(PULSAR)), true, None),
     };
+    let pulsar_admin_url = infrastructure
+        .pulsar
+        .as_ref()
+        .and_then(|service| service.admin_url.clone())
+        .unwrap_or_else(|| admin_url(&pulsar_url));
     let object_store = match &infrastructure.object_store {
         Some(service) => external(service, "accessKey", "secretKey"),
         None => managed(
@@ -142,7 +147,7 @@ pub fn locations(experiment: &ExperimentRef, names: HostNames) -> ServiceLocatio
     ServiceLocations {
         mqtt,
         postgres,
-        pulsar_admin_url: admin_url(&pulsar_url),
+        pulsar_admin_url,
         pulsar_url,
         pulsar_managed,
         pulsar_ca,
@@ -182,6 +187,22 @@ mod tests {
         let qualified = locations(&experiment, HostNames::Qualified);
         assert_eq!(qualified.object_store.url, "http://exp1-rustfs.lab.svc:9000");
         assert_eq!(qualified.pulsar_url, "pulsar://exp1-pulsar.lab.svc:6650");
+    }
+
+    #[test]
+    fn an_external_pulsar_may_name_its_admin_api() {
+        let experiment = experiment(
+            "metadata: { name: exp1 }
+spec:
+  architecture: Batching
+  devices: { count: 1 }
+  dataset: { scenario: InOrder }
+  infrastructure:
+    pulsar: { url: 'pulsar+ssl://broker.example.com:6651', adminUrl: 'https://admin.example.com' }",
+        );
+        let found = locations(&experiment, HostNames::Short);
+        assert_eq!(found.pulsar_admin_url, "https://admin.example.com");
+        assert_eq!(found.pulsar_url, "pulsar+ssl://broker.example.com:6651");
     }
 
     #[test]

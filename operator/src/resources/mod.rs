@@ -415,6 +415,7 @@ spec:
                 url: url.to_owned(),
                 credentials_secret: Some("mine".to_owned()),
                 ca_secret: None,
+                admin_url: None,
             })
         };
         experiment.spec.infrastructure.pulsar = external("pulsar+ssl://pulsar.example:6651");
