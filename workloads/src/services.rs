@@ -319,6 +319,20 @@ impl ServiceEnv {
             })
     }
 
+    /// A variable holding a URL with one of `schemes`; `expected` shows the forms in the error.
+    fn get_url(&self, name: &'static str, schemes: &[&str], expected: &str) -> Result<String, ServicesError> {
+        let url = self.get(name)?;
+        if schemes.iter().any(|scheme| url.starts_with(scheme)) {
+            Ok(url)
+        } else {
+            Err(ServicesError::Invalid {
+                name,
+                value: url,
+                problem: format!("expected {expected}"),
+            })
+        }
+    }
+
     /// The MQTT broker.
     pub fn mqtt(&self) -> Result<MqttEndpoint, ServicesError> {
         let url = self.get("WATTCAST_MQTT_URL")?;
@@ -391,22 +405,16 @@ impl ServiceEnv {
 
     /// The Pulsar broker and admin API.
     pub fn pulsar(&self) -> Result<PulsarEndpoint, ServicesError> {
-        let url = self.get("WATTCAST_PULSAR_URL")?;
-        if !(url.starts_with("pulsar://") || url.starts_with("pulsar+ssl://")) {
-            return Err(ServicesError::Invalid {
-                name: "WATTCAST_PULSAR_URL",
-                value: url,
-                problem: "expected pulsar://host:6650 or pulsar+ssl://host:6651".to_owned(),
-            });
-        }
-        let admin_url = self.get("WATTCAST_PULSAR_ADMIN_URL")?;
-        if !(admin_url.starts_with("http://") || admin_url.starts_with("https://")) {
-            return Err(ServicesError::Invalid {
-                name: "WATTCAST_PULSAR_ADMIN_URL",
-                value: admin_url,
-                problem: "expected http://host:8080 or https://host:8443".to_owned(),
-            });
-        }
+        let url = self.get_url(
+            "WATTCAST_PULSAR_URL",
+            &["pulsar://", "pulsar+ssl://"],
+            "pulsar://host:6650 or pulsar+ssl://host:6651",
+        )?;
+        let admin_url = self.get_url(
+            "WATTCAST_PULSAR_ADMIN_URL",
+            &["http://", "https://"],
+            "http://host:8080 or https://host:8443",
+        )?;
         let tls = url.starts_with("pulsar+ssl://") || admin_url.starts_with("https://");
         let ca = self.ca_bundle("WATTCAST_PULSAR_CA_FILE", ("WATTCAST_PULSAR_URL", &url), tls)?;
         Ok(PulsarEndpoint { url, admin_url, ca })
@@ -414,14 +422,11 @@ impl ServiceEnv {
 
     /// The object store.
     pub fn s3(&self) -> Result<S3Endpoint, ServicesError> {
-        let endpoint = self.get("WATTCAST_S3_ENDPOINT")?;
-        if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
-            return Err(ServicesError::Invalid {
-                name: "WATTCAST_S3_ENDPOINT",
-                value: endpoint,
-                problem: "expected http://host:9000 or https://host".to_owned(),
-            });
-        }
+        let endpoint = self.get_url(
+            "WATTCAST_S3_ENDPOINT",
+            &["http://", "https://"],
+            "http://host:9000 or https://host",
+        )?;
         let ca = self.ca_bundle(
             "WATTCAST_S3_CA_FILE",
             ("WATTCAST_S3_ENDPOINT", &endpoint),
