@@ -50,6 +50,23 @@ pub struct LocalOptions {
     pub dataset: Option<std::path::PathBuf>,
 }
 
+impl LocalOptions {
+    /// A run on `services` as `wattcast local` makes it by default: initial models trained, the
+    /// default bucket, two minutes to drain, no spinner, nothing held or watched.
+    pub fn new(services: Services) -> Self {
+        Self {
+            services,
+            drain_timeout: Duration::from_secs(120),
+            progress: false,
+            models_bucket: crate::object_store::DEFAULT_BUCKET.to_owned(),
+            initial_models: true,
+            hold_replay: None,
+            forecast_stats: None,
+            dataset: None,
+        }
+    }
+}
+
 /// What a local run measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LocalSummary {

@@ -7,7 +7,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 use wattcast::dataset::{BadRowPolicy, read_dataset};
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::object_store::ObjectStore;
@@ -66,14 +65,8 @@ spec:
 
 fn options(dataset: Option<PathBuf>) -> LocalOptions {
     LocalOptions {
-        services: common::services(),
-        drain_timeout: Duration::from_secs(120),
-        progress: false,
-        models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
-        initial_models: true,
-        hold_replay: None,
-        forecast_stats: None,
         dataset,
+        ..LocalOptions::new(common::services())
     }
 }
 

@@ -5,7 +5,6 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::time::Duration;
 use wattcast::dataset::generate::generate_device;
 use wattcast::experiment::{generate_options, read_experiment, window_config};
 use wattcast::local::{LocalOptions, run_local};
@@ -25,16 +24,7 @@ fn smoke(name: &str) -> PipelineExperiment {
 }
 
 fn options() -> LocalOptions {
-    LocalOptions {
-        services: common::services(),
-        drain_timeout: Duration::from_secs(120),
-        progress: false,
-        models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
-        initial_models: true,
-        hold_replay: None,
-        forecast_stats: None,
-        dataset: None,
-    }
+    LocalOptions::new(common::services())
 }
 
 async fn store_of(experiment: &PipelineExperiment) -> Store {

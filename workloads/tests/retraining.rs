@@ -49,14 +49,9 @@ async fn retrained_models_are_swapped_in_mid_run() {
         }
     });
     let options = LocalOptions {
-        services: services.clone(),
-        drain_timeout: Duration::from_secs(120),
-        progress: false,
-        models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
-        initial_models: true,
         hold_replay: Some(hold),
         forecast_stats: Some(forecast_stats.clone()),
-        dataset: None,
+        ..LocalOptions::new(services.clone())
     };
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options).await);
     watcher.await.expect("the watcher saw every device retrained");

@@ -7,7 +7,6 @@ mod common;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::path::Path;
-use std::time::Duration;
 use wattcast::local::{LocalOptions, run_local};
 use wattcast::object_store::ObjectStore;
 use wattcast::pulsar_admin::PulsarAdmin;
@@ -202,16 +201,7 @@ async fn a_local_run_over_tls_stores_every_reading() {
     experiment.metadata.name = Some("pipeline-tls".to_owned());
     experiment.spec.devices.count = 1;
     let services = tls_services(TestEnvCa::Signer);
-    let options = LocalOptions {
-        services: services.clone(),
-        drain_timeout: Duration::from_secs(120),
-        progress: false,
-        models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
-        initial_models: true,
-        hold_replay: None,
-        forecast_stats: None,
-        dataset: None,
-    };
+    let options = LocalOptions::new(services.clone());
     let summary = common::reachable(
         "the pipeline's services over TLS",
         run_local(&experiment, options).await,
