@@ -14,6 +14,10 @@ start_mosquitto() {
   stop_mosquitto
   port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another MQTT broker; stop it or point the tests at it (docs/testing.md)"
   mkdir -p "$MOSQUITTO_DIR"
+  # A fresh store each start, as for Pulsar; the fault matrix restarts a crashed broker on its
+  # store (MOSQUITTO_KEEP_DATA=1, test-env/fault).
+  [[ -n ${MOSQUITTO_KEEP_DATA:-} ]] || rm -rf "$MOSQUITTO_DIR/data"
+  mkdir -p "$MOSQUITTO_DIR/data"
   # mosquitto_passwd hashes with the installed version's scheme, so the file always matches.
   rm -f "$MOSQUITTO_DIR/passwd"
   touch "$MOSQUITTO_DIR/passwd"
@@ -29,7 +33,12 @@ certfile $MOSQUITTO_DIR/server.crt
 keyfile $MOSQUITTO_DIR/server.key
 allow_anonymous false
 password_file $MOSQUITTO_DIR/passwd
-persistence false
+# As the operator's Mosquitto: sessions and queued QoS 1 messages saved, every 5 s, so a broker
+# that crashes comes back with the bridge's session (and queues for it) rather than dropping
+# what sensors send until the bridge subscribes again.
+persistence true
+persistence_location $MOSQUITTO_DIR/data/
+autosave_interval 5
 pid_file $pidfile
 log_dest file $MOSQUITTO_DIR/mosquitto.log
 max_queued_messages 100000

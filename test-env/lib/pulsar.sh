@@ -31,10 +31,12 @@ start_pulsar() {
   fi
   stop_pidfile pulsar "$pidfile"
   port_open "$PULSAR_PORT" && die "port $PULSAR_PORT is taken by another process; stop it or point the tests at your Pulsar (docs/testing.md)"
+  port_open "$PULSAR_BOOKIE_PORT" && die "port $PULSAR_BOOKIE_PORT (Pulsar's embedded bookie) is taken by another process"
   install_pulsar
   # A fresh data directory each start: tests keep nothing in Pulsar between runs, and a broker
   # killed uncleanly (a session ending, a crash) can leave BookKeeper ledgers it cannot recover.
-  rm -rf "$PULSAR_DIR/data"
+  # The fault matrix restarts a crashed broker on its data (PULSAR_KEEP_DATA=1, test-env/fault).
+  [[ -n ${PULSAR_KEEP_DATA:-} ]] || rm -rf "$PULSAR_DIR/data"
   mkdir -p "$PULSAR_DIR/data"
   copy_server_files "$PULSAR_DIR" ""
   cat >"$PULSAR_DIR/standalone.conf" <<CONF
@@ -50,6 +52,10 @@ tlsCertificateFilePath=$PULSAR_DIR/server.crt
 tlsKeyFilePath=$PULSAR_DIR/server.key
 tlsTrustCertsFilePath=$PULSAR_DIR/ca.crt
 tlsAllowInsecureConnection=false
+# The embedded bookie on a fixed port (Pulsar's BKCluster uses the standalone port only with
+# this set): with a random one, a broker restarted on its data finds its ledgers on a bookie
+# address that no longer exists and refuses every write ("Not enough non-faulty bookies").
+allowEphemeralPorts=true
 managedLedgerDefaultEnsembleSize=1
 managedLedgerDefaultWriteQuorum=1
 managedLedgerDefaultAckQuorum=1
@@ -83,6 +89,7 @@ CONF
       -cp "$PULSAR_HOME/lib/*" org.apache.pulsar.PulsarStandaloneStarter \
       --config "$PULSAR_DIR/standalone.conf" --no-functions-worker --no-stream-storage \
       --bookkeeper-dir "$PULSAR_DIR/data/bookkeeper" --metadata-dir "$PULSAR_DIR/data/metadata" \
+      --bookkeeper-port "$PULSAR_BOOKIE_PORT" \
       >"$PULSAR_DIR/pulsar.log" 2>&1 </dev/null &
     echo $! >"$pidfile"
   )
