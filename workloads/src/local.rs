@@ -302,6 +302,8 @@ pub async fn run_local(
         mqtt: services.mqtt.clone(),
         client_id: format!("wattcast-sensor-{}-{}", names.experiment(), std::process::id()),
         hold: options.hold_replay.clone(),
+        // One process: a crash ends the whole run, so there is nothing to resume.
+        progress: None,
     };
 
     let progress = progress_bar(options.progress);

@@ -27,6 +27,14 @@ pub enum RegistryError {
     },
 }
 
+impl RegistryError {
+    /// Whether trying again later can help: a service was away, rather than the model's files
+    /// being unusable.
+    pub fn is_transient(&self) -> bool {
+        !matches!(self, Self::Unusable { .. })
+    }
+}
+
 /// A device's model, loaded and ready to forecast.
 #[derive(Debug)]
 pub struct LoadedModel {

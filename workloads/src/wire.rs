@@ -92,8 +92,8 @@ pub struct ModelAnnouncement {
 /// What a streaming sensor's MQTT message turned out to be.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SensorPayload {
-    /// A valid reading.
-    Reading(Reading),
+    /// A valid reading, with the sensor's sequence number when it sends one.
+    Reading(Reading, Option<Sequence>),
     /// A sensor finished.
     EndOfStream(EndOfStream),
 }
@@ -133,11 +133,34 @@ pub fn parse_sensor_payload(payload: &[u8], devices: u32) -> Result<SensorPayloa
         check_device(end.sensor_id, devices)?;
         return Ok(SensorPayload::EndOfStream(end));
     }
+    let seq = match value.get("seq") {
+        None => None,
+        Some(seq) => Some(Sequence(seq.as_u64().ok_or_else(|| {
+            Refused::Malformed(format!("seq is not a non-negative integer ({seq})"))
+        })?)),
+    };
     let reading: Reading =
         serde_json::from_value(value).map_err(|error| Refused::Malformed(error.to_string()))?;
     reading.validate()?;
     check_device(reading.device, devices)?;
-    Ok(SensorPayload::Reading(reading))
+    Ok(SensorPayload::Reading(reading, seq))
+}
+
+/// A reading's place in its device's replay (0 for the device's first row): the same reading
+/// re-sent or redelivered carries the same number, so a stage can tell a copy from a new
+/// reading of the same second. Optional on the wire (`seq`); the original sensors sent none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Sequence(pub u64);
+
+/// A reading as a wattcast sensor sends it: the original fields and its sequence number.
+#[derive(Debug, Serialize)]
+pub struct SequencedReading<'a> {
+    /// The reading, in the original field names.
+    #[serde(flatten)]
+    pub reading: &'a Reading,
+    /// Its place in the device's replay.
+    pub seq: Sequence,
 }
 
 /// Parses a smart sensor's batch and checks that it is a consistent window of a known device.
@@ -175,7 +198,15 @@ mod tests {
     fn readings_and_end_markers_are_told_apart() {
         let reading = br#"{"sensor_id":2,"sensor_energy_value":615.3,"sensor_timestamp":1765152000,"message_creation_time":1}"#;
         assert!(
-            matches!(parse_sensor_payload(reading, 2), Ok(SensorPayload::Reading(r)) if r.device == DeviceId(2))
+            matches!(parse_sensor_payload(reading, 2), Ok(SensorPayload::Reading(r, None)) if r.device == DeviceId(2))
+        );
+        let sequenced = serde_json::to_vec(&SequencedReading {
+            reading: &Reading::new(DeviceId(2), 1_765_152_000, 615.3),
+            seq: Sequence(41),
+        })
+        .unwrap();
+        assert!(
+            matches!(parse_sensor_payload(&sequenced, 2), Ok(SensorPayload::Reading(r, Some(Sequence(41)))) if r.event_time == 1_765_152_000)
         );
         let end = br#"{"sensor_id":1,"end_of_stream":true,"readings_sent":900,"message_creation_time":5}"#;
         assert!(
@@ -185,7 +216,11 @@ mod tests {
 
     #[test]
     fn bad_sensor_messages_are_refused_with_a_reason() {
-        let cases: [(&[u8], &str); 5] = [
+        let cases: [(&[u8], &str); 6] = [
+            (
+                br#"{"sensor_id":1,"sensor_energy_value":4.0,"sensor_timestamp":5,"seq":-1}"#,
+                "malformed: seq is not a non-negative integer (-1)",
+            ),
             (b"not json", "malformed: expected ident"),
             (br#"{"sensor_id":1}"#, "malformed: missing field"),
             (

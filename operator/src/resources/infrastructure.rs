@@ -23,6 +23,9 @@ allow_anonymous false
 password_file /mosquitto/auth/passwd
 persistence true
 persistence_location /mosquitto/data/
+# Saved every 5 s (the default is 30 minutes): a broker that crashes comes back with the bridge's
+# session, and queues for it what sensors send until the bridge reconnects.
+autosave_interval 5
 log_dest stdout
 # The bridge acknowledges a QoS 1 message only once Pulsar has it; Mosquitto's default of 20 in
 # flight per client would cap it by Pulsar's confirm latency.

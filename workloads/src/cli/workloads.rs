@@ -20,7 +20,7 @@ use wattcast::topics::ExperimentNames;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use wattcast::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
 use wattcast::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
-use wattcast::workload::sensor::{SensorConfig, SensorMode, SensorReport, run_sensor};
+use wattcast::workload::sensor::{ReplayProgress, SensorConfig, SensorMode, SensorReport, run_sensor};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use wattcast::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use wattcast_crds::{Architecture, PipelineExperiment};
@@ -136,7 +136,8 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         bail!("no readings to replay for devices {slice:?}");
     }
     let first = devices[0].0.0;
-    let config = SensorConfig {
+    let last = devices[devices.len() - 1].0.0;
+    let mut config = SensorConfig {
         mode: match spec.architecture {
             Architecture::Streaming => SensorMode::Streaming,
             Architecture::Batching => SensorMode::Batching,
@@ -153,6 +154,7 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
             std::process::id()
         ),
         hold: None,
+        progress: None,
     };
     // The pod's first device starts as it would among all (ramp-up); the others of its share
     // follow it in process.
@@ -174,6 +176,16 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         tokio::select! {
             () = cancel.cancelled() => return Ok(()),
             () = tokio::time::sleep(delay) => {}
+        }
+        // In the cluster the replay's progress is recorded, so a replaced pod resumes it.
+        if let Some((postgres, schema)) = &report_store {
+            let store = Store::connect(postgres, schema, 1)
+                .await
+                .context("connecting to PostgreSQL for the replay's progress")?;
+            config.progress = Some(ReplayProgress {
+                store,
+                sensor: format!("{first}-{last}"),
+            });
         }
         let report = run_sensor(config, cancel).await?;
         tracing::info!(

@@ -38,6 +38,36 @@ impl Store {
         Ok(())
     }
 
+    /// How many publications of `sensor`'s replay the broker has acknowledged (0 if none).
+    pub async fn sensor_progress(&self, sensor: &str) -> Result<u64, StoreError> {
+        let acked: Option<i64> = sqlx::query_scalar("SELECT acked FROM sensor_progress WHERE sensor = $1")
+            .bind(sensor)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(acked.map_or(0, |acked| acked.max(0) as u64))
+    }
+
+    /// Records that the broker has acknowledged `acked` publications of `sensor`'s replay
+    /// (never moves it back).
+    pub async fn record_sensor_progress(
+        &self,
+        sensor: &str,
+        acked: u64,
+        updated_ms: i64,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sensor_progress (sensor, acked, updated_ms) VALUES ($1, $2, $3)
+             ON CONFLICT (sensor) DO UPDATE SET acked = GREATEST(sensor_progress.acked, EXCLUDED.acked),
+                 updated_ms = EXCLUDED.updated_ms",
+        )
+        .bind(sensor)
+        .bind(acked as i64)
+        .bind(updated_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// The devices that reported and the readings they sent.
     pub async fn sensor_totals(&self) -> Result<SensorTotals, StoreError> {
         let (devices, readings_sent): (i64, Option<i64>) =

@@ -191,6 +191,35 @@ impl WindowEngine {
         self.devices.get(&device).map(|state| state.watermark_ms)
     }
 
+    /// Devices with open windows that sent nothing since `before_ms` (processing time), in
+    /// device order.
+    pub fn quiet_since(&self, before_ms: i64) -> Vec<DeviceId> {
+        let mut quiet: Vec<DeviceId> = self
+            .devices
+            .iter()
+            .filter(|(_, state)| !state.open.is_empty() && state.last_seen_ms < before_ms)
+            .map(|(device, _)| *device)
+            .collect();
+        quiet.sort_unstable();
+        quiet
+    }
+
+    /// Drops everything known of `device` — its open windows and its watermark — as if it had
+    /// never sent anything; returns how many open windows were dropped. Pushing the same
+    /// readings again (redelivered) rebuilds the same state.
+    pub fn forget(&mut self, device: DeviceId) -> usize {
+        self.devices.remove(&device).map_or(0, |state| state.open.len())
+    }
+
+    /// Whether `reading` would be late if pushed now: its window has fired.
+    pub fn would_be_late(&self, reading: &Reading) -> bool {
+        self.devices.get(&reading.device).is_some_and(|state| {
+            self.config
+                .max_timestamp_ms(self.config.window_start(reading.event_time))
+                <= state.watermark_ms
+        })
+    }
+
     /// Takes one reading that arrived at processing time `now_ms`; appends what it causes to `out`.
     pub fn push(&mut self, reading: Reading, now_ms: i64, out: &mut Vec<WindowEvent>) {
         let config = self.config;
@@ -326,5 +355,67 @@ fn fire_ready(
             expected,
             late: 0,
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_would_be_late_exactly_when_pushing_it_reports_it_late() {
+        let mut engine = WindowEngine::new(WindowConfig::one_minute(WatermarkStrategy::Monotonous));
+        let device = DeviceId(1);
+        let mut out = Vec::new();
+        let reading = |t: i64| Reading::new(device, t, 1.0);
+        assert!(
+            !engine.would_be_late(&reading(5)),
+            "an unknown device has no watermark"
+        );
+        engine.push(reading(5), 0, &mut out);
+        engine.push(reading(61), 0, &mut out); // fires [0, 60)
+        for t in [0, 5, 59, 60, 61, 119] {
+            let predicted = engine.would_be_late(&reading(t));
+            let before = out.len();
+            engine.push(reading(t), 0, &mut out);
+            let reported = out[before..]
+                .iter()
+                .any(|event| matches!(event, WindowEvent::Late(_)));
+            assert_eq!(predicted, reported, "second {t}");
+        }
+        assert!(engine.would_be_late(&reading(30)));
+        assert!(!engine.would_be_late(&reading(90)));
+    }
+
+    #[test]
+    fn a_forgotten_device_rebuilds_the_same_state_from_the_same_readings() {
+        let config = WindowConfig::one_minute(WatermarkStrategy::BoundedOutOfOrderness {
+            max_out_of_orderness: Duration::from_secs(5),
+        });
+        let readings: Vec<Reading> = [3, 1, 70, 64, 2, 90, 66]
+            .into_iter()
+            .map(|t| Reading::new(DeviceId(1), t, t as f64))
+            .collect();
+        let (mut whole, mut out_whole) = (WindowEngine::new(config), Vec::new());
+        for reading in &readings {
+            whole.push(*reading, 0, &mut out_whole);
+        }
+        // The same readings, the engine forgetting the device after those of its open window
+        // arrived and being given them again (what a redelivery after a hand-over does).
+        let (mut handed, mut out_handed) = (WindowEngine::new(config), Vec::new());
+        for reading in &readings[..4] {
+            handed.push(*reading, 0, &mut out_handed);
+        }
+        assert_eq!(handed.quiet_since(1), vec![DeviceId(1)]);
+        assert_eq!(handed.quiet_since(0), Vec::<DeviceId>::new());
+        // [0, 60) fired when 70 arrived; [60, 120) holds 70 and 64, open.
+        assert_eq!(handed.forget(DeviceId(1)), 1);
+        assert_eq!(handed.watermark_ms(DeviceId(1)), None);
+        for reading in &readings[2..] {
+            handed.push(*reading, 0, &mut out_handed);
+        }
+        handed.finish(&mut out_handed);
+        whole.finish(&mut out_whole);
+        assert_eq!(out_handed, out_whole);
     }
 }

@@ -135,6 +135,8 @@ pub async fn run_bridge(
     let mut acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
 
     let mut ready = Some(ready);
+    // Whether the first subscription was acknowledged (the first ConnAck needs no resubscribe).
+    let mut subscribed_once = false;
     let mut backoff = Duration::from_millis(100);
     loop {
         let event = tokio::select! {
@@ -142,7 +144,22 @@ pub async fn run_bridge(
             event = events.poll() => event,
         };
         match event {
+            // A broker that lost the session (restarted without it) lost the subscription too:
+            // subscribe again, or everything sent from now on would be dropped for want of a
+            // subscriber. Not ready until the broker acknowledges it.
+            Ok(Event::Incoming(Packet::ConnAck(connack))) if !connack.session_present && subscribed_once => {
+                tracing::warn!("the MQTT broker lost the bridge's session; subscribing again");
+                config.readiness.set(false);
+                // From a task: the request queue this loop drains may be full.
+                let (client, topic) = (client.clone(), config.names.mqtt_subscription());
+                tokio::spawn(async move {
+                    if let Err(error) = client.subscribe(topic, QoS::AtLeastOnce).await {
+                        tracing::warn!(%error, "subscribing again failed");
+                    }
+                });
+            }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subscribed_once = true;
                 config.readiness.set(true);
                 if let Some(ready) = ready.take() {
                     let _ = ready.send(());
@@ -161,7 +178,10 @@ pub async fn run_bridge(
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(10));
+                // At most a second apart: while the bridge is away, what sensors send queues in
+                // the broker, and a broker restored from its store may deliver a long queue out
+                // of order.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
             }
         }
     }
@@ -232,7 +252,7 @@ async fn forward(
     let kind = publish.topic.rsplit('/').nth(1).unwrap_or_default();
     let routed = match kind {
         "readings" => parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
-            SensorPayload::Reading(reading) => {
+            SensorPayload::Reading(reading, _) => {
                 stats.readings.inc();
                 (&mut producers.readings, reading.device)
             }

@@ -196,6 +196,12 @@ pub enum CoordinatorError {
     Pulsar(String),
 }
 
+/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
+/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
+fn stream_ended() -> CoordinatorError {
+    CoordinatorError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
+}
+
 fn pulsar_error(error: impl std::fmt::Display) -> CoordinatorError {
     CoordinatorError::Pulsar(error.to_string())
 }
@@ -260,7 +266,7 @@ pub async fn run_coordinator(
         tokio::select! {
             () = cancel.cancelled() => break,
             message = windows.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else { return Err(stream_ended()) };
                 let mut batch = vec![message.map_err(pulsar_error)?];
                 // Whatever has already arrived joins the batch, without waiting for more.
                 let mut ended = false;
@@ -345,11 +351,11 @@ pub async fn run_coordinator(
                     windows.ack(message).await.map_err(pulsar_error)?;
                 }
                 if ended {
-                    break;
+                    return Err(stream_ended());
                 }
             }
             message = announcements.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else { return Err(stream_ended()) };
                 let message = message.map_err(pulsar_error)?;
                 match serde_json::from_slice::<ModelAnnouncement>(&message.payload.data) {
                     Ok(announcement) => {
@@ -362,7 +368,7 @@ pub async fn run_coordinator(
                 announcements.ack(&message).await.map_err(pulsar_error)?;
             }
             message = late.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else { return Err(stream_ended()) };
                 let message = message.map_err(pulsar_error)?;
                 match serde_json::from_slice::<LateMessage>(&message.payload.data) {
                     Ok(reading) => {

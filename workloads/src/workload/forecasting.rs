@@ -116,7 +116,14 @@ pub struct Forecasting {
     models: HashMap<DeviceId, Slot>,
     /// Each device's latest forecast: its origin and values, to score against the next window.
     latest: HashMap<DeviceId, (i64, Vec<f64>)>,
+    /// Announced models that could not be loaded because a service was away, and when to try
+    /// again (epoch ms): tried again before the device's next forecast, so an object store
+    /// outage delays a swap instead of losing it.
+    pending_swaps: HashMap<DeviceId, (ModelAnnouncement, i64)>,
 }
+
+/// How long an announced model that could not be fetched waits before it is tried again.
+const SWAP_RETRY_MS: i64 = 2_000;
 
 impl Forecasting {
     /// Forecasting with the models of `registry`.
@@ -127,6 +134,7 @@ impl Forecasting {
             stats,
             models: HashMap::new(),
             latest: HashMap::new(),
+            pending_swaps: HashMap::new(),
         }
     }
 
@@ -180,6 +188,13 @@ impl Forecasting {
 
     async fn model(&mut self, device: DeviceId) -> Option<Arc<LoadedModel>> {
         let now = now_ms();
+        let retry_due = self
+            .pending_swaps
+            .get(&device)
+            .is_some_and(|(_, retry_at)| *retry_at <= now);
+        if retry_due && let Some((announcement, _)) = self.pending_swaps.remove(&device) {
+            self.swap(&announcement).await;
+        }
         if let Some(Slot::Loaded(model)) = self.models.get(&device) {
             return Some(model.clone());
         }
@@ -208,8 +223,10 @@ impl Forecasting {
         model
     }
 
-    /// Swaps in an announced model; keeps the current one when the new one is unusable.
+    /// Swaps in an announced model; keeps the current one when the new one is unusable, and
+    /// tries again later when it could not be fetched.
     pub async fn swap(&mut self, announcement: &ModelAnnouncement) {
+        self.pending_swaps.remove(&announcement.device);
         let loaded = self
             .registry
             .load(
@@ -226,6 +243,14 @@ impl Forecasting {
                 self.models
                     .insert(announcement.device, Slot::Loaded(Arc::new(model)));
                 self.stats.model_swaps.inc();
+            }
+            Err(error) if error.is_transient() => {
+                tracing::warn!(device = %announcement.device, version = %announcement.version, %error, "announced model not reachable; keeping the current one and trying again");
+                self.stats.model_load_failures.inc();
+                self.pending_swaps.insert(
+                    announcement.device,
+                    (announcement.clone(), now_ms() + SWAP_RETRY_MS),
+                );
             }
             Err(error) => {
                 tracing::warn!(device = %announcement.device, version = %announcement.version, %error, "announced model unusable; keeping the current one");

@@ -4,11 +4,13 @@
 use super::now_ms;
 use crate::reading::{DeviceId, Reading};
 use crate::services::MqttEndpoint;
+use crate::store::{Store, StoreError};
 use crate::topics::ExperimentNames;
 use crate::window::Window;
-use crate::wire::{EndOfStream, WindowMessage};
-use rumqttc::{AsyncClient, Event, Outgoing, Packet, QoS};
-use std::collections::BTreeMap;
+use crate::wire::{EndOfStream, Sequence, SequencedReading, WindowMessage};
+use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -41,7 +43,26 @@ pub struct SensorConfig {
     pub client_id: String,
     /// Pause the replay once, at this point, until something has happened (see [`ReplayHold`]).
     pub hold: Option<ReplayHold>,
+    /// Where the sensor records how far its replay was acknowledged, and resumes from.
+    pub progress: Option<ReplayProgress>,
 }
+
+/// A sensor's replay progress in the experiment's store: the number of its publications (in
+/// plan order, which is the same every time for the same data) that the broker acknowledged,
+/// recorded every [`PROGRESS_EVERY`]. A sensor started again (a pod replaced) skips those and
+/// goes on from there, so it neither skips readings nor sends them all again; what it re-sends
+/// (at most what was acknowledged since the last record) carries the same sequence numbers, and
+/// the windower drops those copies.
+#[derive(Debug, Clone)]
+pub struct ReplayProgress {
+    /// The experiment's store.
+    pub store: Store,
+    /// This sensor's name among the experiment's sensors (its share of devices, `1-50`).
+    pub sensor: String,
+}
+
+/// How often a sensor records its replay progress.
+pub const PROGRESS_EVERY: Duration = Duration::from_millis(500);
 
 /// A pause in a replay: before the first publication due `at` (replay time) or later, the sensor
 /// waits until `release` is cancelled, and the rest of the replay moves by the pause. What would
@@ -72,6 +93,9 @@ pub enum SensorError {
     /// The broker connection failed for good.
     #[error("MQTT: {0}")]
     Mqtt(String),
+    /// Reading or recording the replay progress failed.
+    #[error("replay progress: {0}")]
+    Progress(#[source] StoreError),
     /// Stopped before all data was sent.
     #[error("cancelled after {sent} of {total} messages")]
     Cancelled {
@@ -90,7 +114,8 @@ struct Publication {
 }
 
 enum Payload {
-    Reading(Reading),
+    /// A reading and its row among the device's (its sequence number).
+    Reading(Reading, Sequence),
     Batch(Window),
     /// The device's data is all sent.
     EndOfStream(DeviceId),
@@ -121,7 +146,7 @@ fn plan(config: &SensorConfig) -> Vec<Publication> {
                     plan.push(Publication {
                         due: start + Duration::from_secs_f64(row as f64 / config.speedup),
                         topic: config.names.mqtt_readings(*device),
-                        payload: Payload::Reading(*reading),
+                        payload: Payload::Reading(*reading, Sequence(row as u64)),
                     });
                 }
             }
@@ -173,110 +198,290 @@ fn plan(config: &SensorConfig) -> Vec<Publication> {
     plan
 }
 
+/// How far back (in replay schedule, wall time) a sensor sends again after its broker connection
+/// broke, beyond what the broker had not acknowledged: a broker that crashed loses the
+/// messages it acknowledged but had not yet delivered to the bridge. The copies carry their
+/// sequence numbers, and the windower drops them.
+pub const REWIND_ON_RECONNECT: Duration = Duration::from_secs(10);
+
 /// Replays the data (each device's end-of-stream marker right after its last publication), waits
-/// until the broker acknowledged every message, and disconnects.
+/// until the broker acknowledged every message, and disconnects. A broken connection is made
+/// again: the replay goes on from the first publication the broker had not acknowledged, less
+/// [`REWIND_ON_RECONNECT`].
 pub async fn run_sensor(
     config: SensorConfig,
     cancel: CancellationToken,
 ) -> Result<SensorReport, SensorError> {
+    let plan = plan(&config);
+    let total = plan.len() as u64;
+    let resume_at = match &config.progress {
+        Some(progress) => progress
+            .store
+            .sensor_progress(&progress.sensor)
+            .await
+            .map_err(SensorError::Progress)?
+            .min(total),
+        None => 0,
+    };
+    if resume_at > 0 {
+        tracing::info!(
+            resume_at,
+            total,
+            "resuming the replay after what the broker acknowledged"
+        );
+    }
+    let acked = Arc::new(AckedPrefix::new(resume_at));
+    let recorder = config
+        .progress
+        .clone()
+        .map(|progress| tokio::spawn(record_progress(progress, acked.watch())));
+    let mut report = SensorReport::default();
+    for publication in &plan {
+        let (device, readings) = publication.readings();
+        *report.readings_sent.entry(device).or_default() += readings;
+    }
+
     let mut options = super::mqtt_options(&config.mqtt, &config.client_id);
     options.set_keep_alive(Duration::from_secs(15));
     options.set_inflight(1000);
-    let (client, mut events) = AsyncClient::new(options, 1000);
-
-    let plan = plan(&config);
-    let total = plan.len() as u64;
-    let (acked_tx, mut acked_rx) = tokio::sync::watch::channel(0u64);
-    let connection = tokio::spawn(async move {
-        let mut acked = 0u64;
-        loop {
-            match events.poll().await {
-                Ok(Event::Incoming(Packet::PubAck(_))) => {
-                    acked += 1;
-                    let _ = acked_tx.send(acked);
-                }
-                Ok(Event::Outgoing(Outgoing::Disconnect)) => return Ok(acked),
-                Ok(_) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "sensor MQTT connection failed; reconnecting");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    if acked_tx.is_closed() {
-                        return Err(error.to_string());
-                    }
-                }
-            }
-        }
-    });
-
-    let mut report = SensorReport::default();
-    let mut started = Instant::now();
+    // The replay as if it had never stopped: a resumed one starts with its next publication.
+    let mut started = match plan.get(resume_at as usize) {
+        Some(next) if resume_at > 0 => Instant::now().checked_sub(next.due).unwrap_or_else(Instant::now),
+        _ => Instant::now(),
+    };
     let mut hold = config.hold.clone();
-    for (sent, publication) in plan.into_iter().enumerate() {
-        if let Some(pause) = hold.take_if(|pause| publication.due >= pause.at) {
-            tokio::time::sleep_until(started + pause.at).await;
-            let paused = Instant::now();
-            tracing::info!(at = ?pause.at, "replay held");
-            pause.reached.cancel();
+    let mut next = resume_at as usize;
+    let mut acked_rx = acked.watch();
+    loop {
+        // One client per connection: what a broken connection had not delivered is known
+        // exactly (the acknowledged prefix), and nothing of it is retransmitted behind our back.
+        let (client, events) = AsyncClient::new(options.clone(), 1000);
+        let in_order = Arc::new(std::sync::Mutex::new(VecDeque::new()));
+        let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
+        let connection = tokio::spawn(drive_connection(events, in_order.clone(), acked.clone(), lost_tx));
+        let lost_at: Option<Instant> = 'connection: {
+            while let Some(publication) = plan.get(next) {
+                if let Some(pause) = hold.take_if(|pause| publication.due >= pause.at) {
+                    tokio::time::sleep_until(started + pause.at).await;
+                    let paused = Instant::now();
+                    tracing::info!(at = ?pause.at, "replay held");
+                    pause.reached.cancel();
+                    tokio::select! {
+                        () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+                        () = pause.release.cancelled() => {}
+                    }
+                    started += paused.elapsed();
+                    tracing::info!(held = ?paused.elapsed(), "replay resumed");
+                }
+                tokio::select! {
+                    () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+                    at = &mut lost => break 'connection Some(at.unwrap_or_else(|_| Instant::now())),
+                    () = tokio::time::sleep_until(started + publication.due) => {}
+                }
+                let payload = publication.payload(&report)?;
+                lock(&in_order).push_back(next as u64);
+                if client
+                    .publish(publication.topic.clone(), QoS::AtLeastOnce, false, payload)
+                    .await
+                    .is_err()
+                {
+                    break 'connection Some(Instant::now()); // the connection task ended
+                }
+                next += 1;
+            }
+            // Everything is sent: done once the broker has acknowledged it all.
             tokio::select! {
-                () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: sent as u64, total }),
-                () = pause.release.cancelled() => {}
+                () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: total, total }),
+                at = &mut lost => Some(at.unwrap_or_else(|_| Instant::now())),
+                result = acked_rx.wait_for(|acked| *acked >= total) => {
+                    result.map_err(|_| SensorError::Mqtt("acknowledgements ended".to_owned()))?;
+                    None
+                }
             }
-            started += paused.elapsed();
-            tracing::info!(held = ?paused.elapsed(), "replay resumed");
-        }
-        let due = started + publication.due;
+        };
+        let Some(lost_at) = lost_at else {
+            let _ = client.disconnect().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
+            break;
+        };
+        connection.abort();
+        let unacknowledged = acked.prefix() as usize;
+        let rewound = lost_at.checked_sub(REWIND_ON_RECONNECT).map_or(0, |since| {
+            plan.partition_point(|publication| started + publication.due < since)
+        });
+        let resume = unacknowledged.min(rewound).min(next).max(resume_at as usize);
+        tracing::warn!(
+            unacknowledged_from = unacknowledged,
+            resending_from = resume,
+            "the broker connection broke; connecting again"
+        );
+        next = resume;
         tokio::select! {
-            () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: sent as u64, total }),
-            () = tokio::time::sleep_until(due) => {}
+            () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
-        let (payload, readings) = match publication.payload {
-            Payload::Reading(mut reading) => {
-                reading.published_ms = Some(now_ms());
-                (serde_json::to_vec(&reading), (reading.device, 1))
+    }
+    if let Some(recorder) = recorder {
+        recorder.abort();
+    }
+    if let Some(progress) = &config.progress {
+        progress
+            .store
+            .record_sensor_progress(&progress.sensor, total, now_ms())
+            .await
+            .map_err(SensorError::Progress)?;
+    }
+    report.messages = total;
+    Ok(report)
+}
+
+impl Publication {
+    /// The device it is about and how many readings it carries.
+    fn readings(&self) -> (DeviceId, u64) {
+        match &self.payload {
+            Payload::Reading(reading, _) => (reading.device, 1),
+            Payload::Batch(window) => (window.device, window.readings.len() as u64),
+            Payload::EndOfStream(device) => (*device, 0),
+        }
+    }
+
+    /// Its JSON, stamped with the publish time; an end-of-stream marker carries the device's
+    /// readings of `report`.
+    fn payload(&self, report: &SensorReport) -> Result<Vec<u8>, SensorError> {
+        let published = now_ms();
+        let json = match &self.payload {
+            Payload::Reading(reading, seq) => {
+                let mut reading = *reading;
+                reading.published_ms = Some(published);
+                serde_json::to_vec(&SequencedReading {
+                    reading: &reading,
+                    seq: *seq,
+                })
             }
-            Payload::Batch(mut window) => {
-                let published = now_ms();
+            Payload::Batch(window) => {
+                let mut window = window.clone();
                 for reading in &mut window.readings {
                     reading.published_ms = Some(published);
                 }
-                let count = window.readings.len() as u64;
-                let device = window.device;
-                (
-                    serde_json::to_vec(&WindowMessage {
-                        window,
-                        emitted_ms: published,
-                    }),
-                    (device, count),
-                )
+                serde_json::to_vec(&WindowMessage {
+                    window,
+                    emitted_ms: published,
+                })
             }
-            Payload::EndOfStream(device) => {
-                let marker = EndOfStream {
-                    sensor_id: device,
-                    end_of_stream: true,
-                    readings_sent: report.readings_sent.get(&device).copied().unwrap_or(0),
-                    message_creation_time: now_ms(),
-                };
-                (serde_json::to_vec(&marker), (device, 0))
-            }
+            Payload::EndOfStream(device) => serde_json::to_vec(&EndOfStream {
+                sensor_id: *device,
+                end_of_stream: true,
+                readings_sent: report.readings_sent.get(device).copied().unwrap_or(0),
+                message_creation_time: published,
+            }),
         };
-        let payload = payload.map_err(|error| SensorError::Mqtt(error.to_string()))?;
-        client
-            .publish(publication.topic, QoS::AtLeastOnce, false, payload)
-            .await
-            .map_err(|error| SensorError::Mqtt(error.to_string()))?;
-        *report.readings_sent.entry(readings.0).or_default() += readings.1;
+        json.map_err(|error| SensorError::Mqtt(error.to_string()))
     }
-    // Wait until the broker has acknowledged everything before saying we are done.
-    tokio::select! {
-        () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: total, total }),
-        result = acked_rx.wait_for(|acked| *acked >= total) => {
-            result.map_err(|_| SensorError::Mqtt("connection task ended".to_owned()))?;
+}
+
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Drives one connection's event loop: maps each publication written (in the order they were
+/// queued, `in_order`) to its packet id and marks it acknowledged on its PubAck. Retries the
+/// first connect; once connected, a broken connection is reported on `lost` and ends it.
+async fn drive_connection(
+    mut events: EventLoop,
+    in_order: Arc<std::sync::Mutex<VecDeque<u64>>>,
+    acked: Arc<AckedPrefix>,
+    lost: tokio::sync::oneshot::Sender<Instant>,
+) {
+    let mut connected = false;
+    let mut in_flight: HashMap<u16, u64> = HashMap::new();
+    loop {
+        match events.poll().await {
+            Ok(Event::Incoming(Packet::ConnAck(_))) => connected = true,
+            Ok(Event::Outgoing(Outgoing::Disconnect)) => return, // the replay is done
+            Ok(Event::Outgoing(Outgoing::Publish(pkid))) => {
+                if let Some(index) = lock(&in_order).pop_front() {
+                    in_flight.insert(pkid, index);
+                }
+            }
+            Ok(Event::Incoming(Packet::PubAck(ack))) => {
+                if let Some(index) = in_flight.remove(&ack.pkid) {
+                    acked.acknowledge(index);
+                }
+            }
+            Ok(_) => {}
+            Err(error) if connected => {
+                tracing::warn!(%error, "sensor MQTT connection broke");
+                let _ = lost.send(Instant::now());
+                return;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "connecting to the MQTT broker failed; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
         }
     }
-    report.messages = total;
-    let _ = client.disconnect().await;
-    let _ = tokio::time::timeout(Duration::from_secs(5), connection).await;
-    Ok(report)
+}
+
+/// The publications the broker acknowledged, as the length of the prefix of the plan that is
+/// acknowledged throughout (what a restart may skip), published on a watch channel.
+struct AckedPrefix {
+    state: std::sync::Mutex<(u64, BTreeSet<u64>)>,
+    prefix: tokio::sync::watch::Sender<u64>,
+}
+
+impl AckedPrefix {
+    fn new(prefix: u64) -> Self {
+        Self {
+            state: std::sync::Mutex::new((prefix, BTreeSet::new())),
+            prefix: tokio::sync::watch::channel(prefix).0,
+        }
+    }
+
+    /// Marks publication `index` acknowledged.
+    fn acknowledge(&self, index: u64) {
+        let mut state = lock(&self.state);
+        let (prefix, above) = &mut *state;
+        if index < *prefix {
+            return; // a copy of one already acknowledged
+        }
+        above.insert(index);
+        while above.remove(prefix) {
+            *prefix += 1;
+        }
+        let prefix = *prefix;
+        self.prefix
+            .send_if_modified(|current| std::mem::replace(current, prefix) != prefix);
+    }
+
+    fn prefix(&self) -> u64 {
+        *self.prefix.borrow()
+    }
+
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.prefix.subscribe()
+    }
+}
+
+/// Records the acknowledged count every [`PROGRESS_EVERY`] while it moves; a failed write is
+/// logged and tried again at the next tick (the replay does not wait for the store).
+async fn record_progress(progress: ReplayProgress, acked: tokio::sync::watch::Receiver<u64>) {
+    let mut recorded = *acked.borrow();
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    loop {
+        tick.tick().await;
+        let now = *acked.borrow();
+        if now == recorded {
+            continue;
+        }
+        match progress
+            .store
+            .record_sensor_progress(&progress.sensor, now, now_ms())
+            .await
+        {
+            Ok(()) => recorded = now,
+            Err(error) => tracing::warn!(%error, "recording the replay progress failed; trying again"),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -300,6 +505,7 @@ mod tests {
             speedup: 2.0,
             ramp_up,
             hold: None,
+            progress: None,
             mqtt: MqttEndpoint {
                 host: "unused".into(),
                 port: 1,
@@ -318,7 +524,7 @@ mod tests {
             .iter()
             .filter(|p| p.topic.ends_with("/1"))
             .filter_map(|p| match &p.payload {
-                Payload::Reading(r) => Some((p.due, r.event_time)),
+                Payload::Reading(r, _) => Some((p.due, r.event_time)),
                 Payload::Batch(_) => unreachable!(),
                 Payload::EndOfStream(_) => None,
             })
@@ -346,7 +552,7 @@ mod tests {
                     w.start,
                     w.readings.iter().map(|r| r.event_time).collect(),
                 )),
-                Payload::Reading(_) => unreachable!(),
+                Payload::Reading(_, _) => unreachable!(),
                 Payload::EndOfStream(_) => None,
             })
             .collect();

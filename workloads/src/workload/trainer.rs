@@ -81,6 +81,12 @@ pub enum TrainerError {
     Pulsar(String),
 }
 
+/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
+/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
+fn stream_ended() -> TrainerError {
+    TrainerError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
+}
+
 fn pulsar_error(error: impl std::fmt::Display) -> TrainerError {
     TrainerError::Pulsar(error.to_string())
 }
@@ -134,7 +140,9 @@ pub async fn run_trainer(
             () = cancel.cancelled() => break,
             message = requests.next() => message,
         };
-        let Some(message) = message else { break };
+        let Some(message) = message else {
+            return Err(stream_ended());
+        };
         let message = message.map_err(pulsar_error)?;
         let outcome = match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
             Ok(request) => retrain(&config, &store, &registry, &stats, request, &cancel).await,

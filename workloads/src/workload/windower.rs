@@ -13,7 +13,7 @@ use crate::reading::DeviceId;
 use crate::services::PulsarEndpoint;
 use crate::topics::ExperimentNames;
 use crate::windowing::{WindowConfig, WindowEngine, WindowEvent};
-use crate::wire::{DeadLetter, LateMessage, SensorPayload, WindowMessage, parse_sensor_payload};
+use crate::wire::{DeadLetter, LateMessage, SensorPayload, Sequence, WindowMessage, parse_sensor_payload};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
@@ -55,7 +55,19 @@ pub struct WindowerStats {
     pub late: Counter,
     /// Messages sent to `dead-letter`.
     pub dead_letters: Counter,
+    /// Copies of readings already windowed (same sequence number), dropped.
+    pub copies: Counter,
+    /// Quiet devices whose open windows were handed back to Pulsar (see [`HAND_OVER_AFTER`]).
+    pub hand_overs: Counter,
 }
+
+/// How long a device with open windows may send nothing before the windower hands them back
+/// (negatively acknowledges their readings, forgets the device). When replicas are added,
+/// Key_Shared moves devices between consumers but delivers a moved device's new readings only
+/// once the old consumer has acknowledged what it holds — which it does only when the window
+/// fires, which needs those new readings. Handing back breaks that wait: Pulsar redelivers
+/// the readings, in order, to the device's consumer, and the windows are rebuilt as they were.
+pub const HAND_OVER_AFTER: Duration = Duration::from_secs(10);
 
 impl WindowerStats {
     /// Registers the counters as `wattcast_windower_<name>_total`.
@@ -76,6 +88,16 @@ impl WindowerStats {
             self.late.clone(),
         );
         registry.register(
+            "wattcast_windower_copies",
+            "Copies of readings already windowed (re-sent or redelivered), dropped",
+            self.copies.clone(),
+        );
+        registry.register(
+            "wattcast_windower_hand_overs",
+            "Quiet devices whose open windows were handed back to Pulsar for redelivery",
+            self.hand_overs.clone(),
+        );
+        registry.register(
             "wattcast_windower_dead_letters",
             "Messages sent to dead-letter",
             self.dead_letters.clone(),
@@ -89,6 +111,12 @@ pub enum WindowerError {
     /// Pulsar failed.
     #[error("Pulsar: {0}")]
     Pulsar(String),
+}
+
+/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
+/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
+fn stream_ended() -> WindowerError {
+    WindowerError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
 }
 
 fn pulsar_error(error: impl std::fmt::Display) -> WindowerError {
@@ -139,7 +167,7 @@ pub async fn run_windower(
     config.readiness.set(true);
     let mut engine = WindowEngine::new(config.window);
     // Message ids of the readings in each open window, acknowledged once it is published.
-    let mut pending: HashMap<(DeviceId, i64), Vec<MessageIdData>> = HashMap::new();
+    let mut pending: HashMap<(DeviceId, i64), OpenWindow> = HashMap::new();
     // Published windows and late messages whose receipts are still on their way, with the ids
     // to acknowledge when they land. Waiting for receipts here, not inline, lets the windower
     // go on reading while Pulsar persists what it published.
@@ -147,6 +175,7 @@ pub async fn run_windower(
     // Ids whose windows are confirmed, acknowledged a few at a time (see `AckQueue`).
     let mut acks = AckQueue::default();
     let mut events = Vec::new();
+    let mut fired = FiredWindows::default();
     let mut idle_check = tokio::time::interval(Duration::from_secs(1));
     loop {
         let mut trailing = Vec::new();
@@ -157,28 +186,60 @@ pub async fn run_windower(
                 acks.confirmed(ids);
             }
             _ = idle_check.tick() => {
-                engine.flush_idle(now_ms(), &mut events);
+                let now = now_ms();
+                engine.flush_idle(now, &mut events);
+                fired.forget_before(now - COPY_MEMORY.as_millis() as i64);
+                let quiet_since = now - HAND_OVER_AFTER.as_millis() as i64;
+                for device in engine.quiet_since(quiet_since) {
+                    // Quiet with open windows: most likely Key_Shared gave the device to another
+                    // replica, which waits until this one lets go of its unacknowledged
+                    // readings. Let go: forget the device and have Pulsar redeliver them, in
+                    // order, to whichever consumer has the device now (this one, if it is only
+                    // quiet), which rebuilds the same windows.
+                    let dropped = engine.forget(device);
+                    let keys: Vec<(DeviceId, i64)> =
+                        pending.keys().filter(|(of, _)| *of == device).copied().collect();
+                    for key in keys {
+                        for id in pending.remove(&key).unwrap_or_default().ids {
+                            consumer.nack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
+                        }
+                    }
+                    stats.hand_overs.inc();
+                    tracing::info!(%device, windows = dropped, "a quiet device's open windows handed back to Pulsar for redelivery");
+                }
                 for id in acks.on_tick() {
                     consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                 }
             }
             message = consumer.next() => {
-                let Some(message) = message else { break };
+                let Some(message) = message else { return Err(stream_ended()) };
                 let message = message.map_err(pulsar_error)?;
                 for id in acks.on_message() {
                     consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                 }
                 let id = message.message_id().clone();
                 match parse_sensor_payload(&message.payload.data, config.devices) {
-                    Ok(SensorPayload::Reading(reading)) => {
+                    Ok(SensorPayload::Reading(reading, seq)) => {
                         stats.readings.inc();
-                        let before = events.len();
-                        engine.push(reading, now_ms(), &mut events);
-                        if events[before..].iter().any(|event| matches!(event, WindowEvent::Late(_))) {
-                            trailing.push(id); // acknowledged with its late message
+                        let start = engine.config().window_start(reading.event_time);
+                        let copy = engine.would_be_late(&reading)
+                            && seq.is_some_and(|seq| fired.holds((reading.device, start), seq));
+                        if copy {
+                            // A re-sent or redelivered copy of a reading already windowed: not
+                            // late, and nothing new. Acknowledged with this step's output.
+                            stats.copies.inc();
+                            tracing::debug!(device = %reading.device, ?seq, event_time = reading.event_time, "copy dropped");
+                            trailing.push(id);
                         } else {
-                            let start = engine.config().window_start(reading.event_time);
-                            pending.entry((reading.device, start)).or_default().push(id);
+                            let before = events.len();
+                            engine.push(reading, now_ms(), &mut events);
+                            if events[before..].iter().any(|event| matches!(event, WindowEvent::Late(_))) {
+                                trailing.push(id); // acknowledged with its late message
+                            } else {
+                                let open = pending.entry((reading.device, start)).or_default();
+                                open.ids.push(id);
+                                open.seqs.extend(seq);
+                            }
                         }
                     }
                     Ok(SensorPayload::EndOfStream(end)) => {
@@ -199,14 +260,27 @@ pub async fn run_windower(
             &mut outputs,
             &mut events,
             &mut pending,
+            &mut fired,
             trailing,
             &mut confirmations,
             &stats,
         )
         .await?;
     }
-    // Graceful stop: what is confirmed is acknowledged now, so a restart redelivers only
-    // readings whose windows were not published.
+    // Graceful stop: the receipts still on their way are awaited (for a while), and what is
+    // confirmed is acknowledged now, so the replica that takes the devices over is redelivered
+    // only readings whose windows were not published — not readings of windows this one
+    // published, which it would window again or count late.
+    let receipts = tokio::time::timeout(STOP_GRACE, async {
+        while let Some((confirmed, ids)) = confirmations.next().await {
+            if confirmed.is_ok() {
+                acks.confirmed(ids);
+            }
+        }
+    });
+    if receipts.await.is_err() {
+        tracing::warn!("stopping before every publication was confirmed; their readings will be redelivered");
+    }
     for id in acks.take(usize::MAX) {
         consumer
             .ack_with_id(&readings_topic, id)
@@ -214,6 +288,68 @@ pub async fn run_windower(
             .map_err(pulsar_error)?;
     }
     Ok(())
+}
+
+/// An open window's readings: their message ids, acknowledged once it is published, and their
+/// sequence numbers, remembered once it fires.
+#[derive(Debug, Default)]
+struct OpenWindow {
+    ids: Vec<MessageIdData>,
+    seqs: Vec<Sequence>,
+}
+
+/// How long a stopping windower waits for the receipts of what it published.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// How long the sequence numbers of a fired window are remembered (processing time): copies
+/// come within seconds (a sensor re-sends at most [`super::sensor::REWIND_ON_RECONNECT`] of
+/// its replay, a broker redelivers what was not acknowledged).
+pub const COPY_MEMORY: Duration = Duration::from_secs(300);
+
+/// The sequence numbers of the readings in the windows fired in the last [`COPY_MEMORY`]. A
+/// reading for one of those windows whose number is there is a copy — re-sent by a restarted
+/// sensor, forwarded again by the bridge, or redelivered by Pulsar — and is dropped; one whose
+/// number is not there is late, as in Flink. Exact whatever order the copies come in (a broker
+/// restored from its store may deliver them out of order).
+#[derive(Debug, Default)]
+struct FiredWindows {
+    /// (device, window start) → its readings' sequence numbers (sorted) and when it fired.
+    windows: HashMap<(DeviceId, i64), (Vec<Sequence>, i64)>,
+    /// When each window fired, oldest first, for forgetting.
+    fired_at: VecDeque<(i64, (DeviceId, i64))>,
+}
+
+impl FiredWindows {
+    /// Remembers the sequence numbers of a window that fired at `now_ms`.
+    fn record(&mut self, window: (DeviceId, i64), mut seqs: Vec<Sequence>, now_ms: i64) {
+        if seqs.is_empty() {
+            return;
+        }
+        seqs.sort_unstable();
+        self.windows.insert(window, (seqs, now_ms));
+        self.fired_at.push_back((now_ms, window));
+    }
+
+    /// Whether the fired `window` held the reading numbered `seq`.
+    fn holds(&self, window: (DeviceId, i64), seq: Sequence) -> bool {
+        self.windows
+            .get(&window)
+            .is_some_and(|(seqs, _)| seqs.binary_search(&seq).is_ok())
+    }
+
+    /// Forgets the windows that fired before `before_ms`.
+    fn forget_before(&mut self, before_ms: i64) {
+        while let Some(&(fired, window)) = self.fired_at.front() {
+            if fired >= before_ms {
+                break;
+            }
+            self.fired_at.pop_front();
+            // A window fired again later (rebuilt after a hand-over) keeps its newer record.
+            if self.windows.get(&window).is_some_and(|(_, at)| *at == fired) {
+                self.windows.remove(&window);
+            }
+        }
+    }
 }
 
 /// Reading ids whose windows Pulsar confirmed, acknowledged at a steady pace rather than all at
@@ -270,7 +406,8 @@ type Confirmation = Pin<Box<dyn Future<Output = (Result<(), String>, Vec<Message
 async fn publish(
     outputs: &mut Outputs,
     events: &mut Vec<WindowEvent>,
-    pending: &mut HashMap<(DeviceId, i64), Vec<MessageIdData>>,
+    pending: &mut HashMap<(DeviceId, i64), OpenWindow>,
+    fired: &mut FiredWindows,
     trailing: Vec<MessageIdData>,
     confirmations: &mut FuturesUnordered<Confirmation>,
     stats: &WindowerStats,
@@ -285,7 +422,9 @@ async fn publish(
                     emitted_ms: now_ms(),
                 };
                 stats.windows.inc();
-                let ids = pending.remove(&key).unwrap_or_default();
+                let open = pending.remove(&key).unwrap_or_default();
+                fired.record(key, open.seqs, now_ms());
+                let ids = open.ids;
                 (&mut outputs.windows, key.0, serde_json::to_vec(&message), ids)
             }
             WindowEvent::Late(late) => {
@@ -335,6 +474,30 @@ mod tests {
             entry_id: entry,
             ..MessageIdData::default()
         }
+    }
+
+    #[test]
+    fn a_copy_is_a_number_its_fired_window_held_whatever_the_order() {
+        let mut fired = FiredWindows::default();
+        let window = (DeviceId(1), 60);
+        fired.record(window, vec![Sequence(12), Sequence(10), Sequence(11)], 1_000);
+        assert!(fired.holds(window, Sequence(11)));
+        assert!(
+            !fired.holds(window, Sequence(13)),
+            "a later reading for the window is late, not a copy"
+        );
+        assert!(!fired.holds((DeviceId(2), 60), Sequence(11)), "devices are apart");
+        assert!(!fired.holds((DeviceId(1), 0), Sequence(11)), "windows are apart");
+        // Fired again later (rebuilt after a hand-over): forgetting the first record keeps it.
+        fired.record(
+            window,
+            vec![Sequence(10), Sequence(11), Sequence(12), Sequence(13)],
+            5_000,
+        );
+        fired.forget_before(2_000);
+        assert!(fired.holds(window, Sequence(13)));
+        fired.forget_before(6_000);
+        assert!(!fired.holds(window, Sequence(10)), "forgotten after the memory");
     }
 
     #[test]
