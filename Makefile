@@ -24,7 +24,15 @@ test: test-env lint crd-check ## Start the test services, then run every test (l
 test-unit: ## The tests that need no services (unit, property, windowing conformance, CLI, ONNX, CRD types): no test env, about a minute warm
 	$(CARGO) test --workspace --no-fail-fast --lib --bins --test windowing_properties \
 	  --test windowing_conformance --test dataset_cli --test model_onnx --test samples_are_fresh \
-	  --test local_images
+	  --test local_images --test parsers_fuzz --test reliability_doc
+
+.PHONY: test-faults
+test-faults: test-env release ## The fault matrix (local mode): each fault injected mid-run into real processes and services; fails if a reading is lost or duplicated (about 12 minutes)
+	$(WATTCAST) faults run --out $${OUT:-/tmp/wattcast-faults.json} $${FAULTS:+--only $$FAULTS}
+
+.PHONY: reliability-table
+reliability-table: ## Regenerate docs/reliability.md's table from the fault matrix's JSON (docs/reliability/faults-local.json)
+	$(CARGO) run -q --release -p wattcast --bin wattcast -- faults table docs/reliability/faults-local.json --into docs/reliability.md
 
 .PHONY: test-env
 test-env: ## Install and start the real services the tests use (idempotent; writes test-env/.env)
@@ -39,7 +47,7 @@ lint: ## cargo fmt --check, clippy with warnings as errors, and shellcheck over 
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	@command -v shellcheck >/dev/null || { echo "shellcheck is missing: test-env/up installs it (or apt-get install shellcheck)"; exit 1; }
-	shellcheck -a -x -S style $$(git ls-files '*.sh' .ci/run test-env/up test-env/down test-env/pause-postgres deploy/local/images/pulsar)
+	shellcheck -a -x -S style $$(git ls-files '*.sh' .ci/run test-env/up test-env/down test-env/pause-postgres test-env/fault deploy/local/images/pulsar)
 
 .PHONY: fmt
 fmt: ## Format the code

@@ -2,13 +2,12 @@
 //! `wattcast` processes, as they run in the cluster, so each one's CPU and peak memory is
 //! measured on its own.
 
+use super::processes::{Workload, Workloads};
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use wattcast::local::reset_experiment;
-use wattcast::process_usage::{self, ProcessUsage};
 use wattcast::services::Services;
 use wattcast::store::Store;
 use wattcast::store::summary::{StoreSummary, WindowLatencySplit};
@@ -45,79 +44,6 @@ const CONSUMERS: [(&str, u16); 3] = [("bridge", 19_191), ("windower", 19_192), (
 /// The sensor's metrics port.
 const SENSOR_PORT: u16 = 19_190;
 
-/// A started workload process and what has been seen of its usage.
-struct Workload {
-    component: &'static str,
-    child: Child,
-    /// The latest reading of its /proc entry.
-    usage: Option<ProcessUsage>,
-}
-
-impl Workload {
-    /// Starts `wattcast COMPONENT --experiment FILE`, logging to `LOG_DIR/COMPONENT.log`.
-    fn start(component: &'static str, port: u16, experiment_file: &Path, log_dir: &Path) -> Result<Self> {
-        let log_path = log_dir.join(format!("{component}.log"));
-        let log =
-            std::fs::File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
-        let child = Command::new(std::env::current_exe().context("finding this executable")?)
-            .arg(component)
-            .arg("--experiment")
-            .arg(experiment_file)
-            .arg("--metrics-addr")
-            .arg(format!("127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()
-            .with_context(|| format!("starting the {component}"))?;
-        Ok(Self {
-            component,
-            child,
-            usage: None,
-        })
-    }
-
-    /// Records the latest usage while the process lives; its exit status once it has exited.
-    fn observe(&mut self) -> Result<Option<std::process::ExitStatus>> {
-        if let Some(usage) = process_usage::of(self.child.id()) {
-            self.usage = Some(usage);
-        }
-        Ok(self.child.try_wait()?)
-    }
-
-    /// Asks the process to stop (SIGTERM, as Kubernetes does) and waits up to ten seconds.
-    fn stop(&mut self) -> Result<()> {
-        self.observe()?;
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
-                self.child.kill()?;
-                bail!("the {} did not stop within 10 s of SIGTERM", self.component);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-}
-
-/// Stops every workload when dropped, so a failed run leaves no process behind.
-struct Workloads(Vec<Workload>);
-
-impl Drop for Workloads {
-    fn drop(&mut self) {
-        for workload in &mut self.0 {
-            if matches!(workload.child.try_wait(), Ok(None)) {
-                let _ = workload.child.kill();
-                let _ = workload.child.wait();
-            }
-        }
-    }
-}
-
 /// Runs `experiment` with one process per workload; returns what the store and /proc say.
 pub async fn run_processes(experiment: &PipelineExperiment, services: &Services) -> Result<ProcessesRun> {
     let store = reset_experiment(experiment, services).await?;
@@ -128,24 +54,28 @@ pub async fn run_processes(experiment: &PipelineExperiment, services: &Services)
     std::fs::write(&experiment_file, serde_yaml::to_string(experiment)?)
         .with_context(|| format!("writing {}", experiment_file.display()))?;
 
-    let mut workloads = Workloads(Vec::new());
+    let mut workloads = Workloads::default();
     for (component, port) in CONSUMERS {
-        workloads
-            .0
-            .push(Workload::start(component, port, &experiment_file, &dir)?);
+        workloads.0.push(Workload::start(
+            component,
+            component,
+            port,
+            &experiment_file,
+            &dir,
+        )?);
     }
     let http = reqwest::Client::new();
-    for (component, port) in CONSUMERS {
-        wait_until_ready(&http, component, port, &mut workloads, &dir).await?;
+    for workload in &mut workloads.0 {
+        workload.wait_ready(&http).await?;
     }
 
     let started = Instant::now();
-    let mut sensor = Workload::start("sensor", SENSOR_PORT, &experiment_file, &dir)?;
+    let mut sensor = Workload::start("sensor", "sensor", SENSOR_PORT, &experiment_file, &dir)?;
     let sensor_status = loop {
         if let Some(status) = sensor.observe()? {
             break status;
         }
-        observe_all(&mut workloads, &dir)?;
+        workloads.check_alive()?;
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     if !sensor_status.success() {
@@ -181,48 +111,6 @@ fn usage_of(workload: &Workload, duration_s: f64) -> ComponentUsage {
     }
 }
 
-/// Samples every consuming workload; fails if one has exited.
-fn observe_all(workloads: &mut Workloads, dir: &Path) -> Result<()> {
-    for workload in &mut workloads.0 {
-        if let Some(status) = workload.observe()? {
-            bail!(
-                "the {} exited ({status}); see {}",
-                workload.component,
-                dir.join(format!("{}.log", workload.component)).display()
-            );
-        }
-    }
-    Ok(())
-}
-
-async fn wait_until_ready(
-    http: &reqwest::Client,
-    component: &str,
-    port: u16,
-    workloads: &mut Workloads,
-    dir: &Path,
-) -> Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let ready = http
-            .get(format!("http://127.0.0.1:{port}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|response| response.status().is_success());
-        if ready {
-            return Ok(());
-        }
-        observe_all(workloads, dir)?;
-        if Instant::now() > deadline {
-            bail!(
-                "the {component} was not ready within 60 s (port {port} in use?); see {}",
-                dir.display()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 /// Waits until every reading sent is stored (or stored as late), for at most five minutes.
 async fn drain(store: &Store, readings_sent: i64, workloads: &mut Workloads, dir: &Path) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(300);
@@ -231,7 +119,7 @@ async fn drain(store: &Store, readings_sent: i64, workloads: &mut Workloads, dir
         if arrived >= readings_sent {
             return Ok(());
         }
-        observe_all(workloads, dir)?;
+        workloads.check_alive()?;
         if Instant::now() > deadline {
             bail!(
                 "not drained after 300 s: {arrived} of {readings_sent} readings stored; see {}",

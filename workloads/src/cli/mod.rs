@@ -3,8 +3,10 @@
 mod bench;
 mod bench_processes;
 mod dataset;
+mod faults;
 mod local;
 mod model;
+mod processes;
 mod report;
 mod workloads;
 
@@ -56,6 +58,9 @@ enum Command {
     BenchPipeline(bench::BenchArgs),
     /// Write a report (Markdown, HTML, SVG plots) of experiments that have run.
     Report(report::ReportArgs),
+    /// Inject faults into running experiments and count what was lost or duplicated.
+    #[command(subcommand)]
+    Faults(faults::FaultsCommand),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -74,6 +79,7 @@ pub fn run() -> ExitCode {
         Command::Setup(args) => workloads::run_setup_command(args),
         Command::BenchPipeline(args) => bench::run(args),
         Command::Report(args) => report::run(args),
+        Command::Faults(command) => faults::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
