@@ -31,7 +31,7 @@ done
 log() { printf '[local-cluster] %s\n' "$*" >&2; }
 die() { printf '[local-cluster] error: %s\n' "$*" >&2; exit 1; }
 
-NODE_PACKAGES=(libseccomp-dev containernetworking-plugins mmdebstrap umoci skopeo iptables iproute2 util-linux openssl curl jq gcc)
+NODE_PACKAGES=(libseccomp-dev containernetworking-plugins ipset mmdebstrap umoci skopeo iptables iproute2 util-linux openssl curl jq gcc)
 WRAPPERS=$NODE_DIR/bin
 
 need_root() { [[ $(id -u) -eq 0 ]] || die "the local node needs root (namespaces, cgroups, mounts)"; }
@@ -132,7 +132,7 @@ down() {
 
 status() {
   local name
-  for name in holder etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns local-path-provisioner; do
+  for name in holder etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet kube-proxy coredns local-path-provisioner kube-router; do
     if [[ -f $PIDS/$name ]] && kill -0 "$(cat "$PIDS/$name")" 2>/dev/null; then
       printf '%-24s running (pid %s)\n' "$name" "$(cat "$PIDS/$name")"
     else

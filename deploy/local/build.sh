@@ -7,6 +7,8 @@ CONTAINERD_VERSION=v2.3.7
 RUNC_VERSION=v1.5.2
 COREDNS_VERSION=v1.14.7
 LOCAL_PATH_VERSION=v0.0.30
+# The only kube-router the module proxy serves here; it runs as the node's NetworkPolicy agent only.
+KUBE_ROUTER_VERSION=v2.1.0
 
 NODE_BIN=$CACHE_DIR/node-bin
 
@@ -51,6 +53,17 @@ build_local_path_provisioner() {
   log "local-path-provisioner built ($(elapsed)s)"
 }
 
+# kube-router, run with only its network-policy controller: the CNI bridge has no policy of its own.
+build_kube_router() {
+  [[ -x $NODE_BIN/kube-router ]] && return 0
+  log "building kube-router $KUBE_ROUTER_VERSION from Go modules (first run only)"
+  GO_BUILD_FLAGS=(-ldflags "-s -w -X github.com/cloudnativelabs/kube-router/v2/pkg/version.Version=$KUBE_ROUTER_VERSION")
+  CGO_ENABLED=0 go_build_module github.com/cloudnativelabs/kube-router/v2 "$KUBE_ROUTER_VERSION" "$NODE_BIN/kube-router" \
+    github.com/cloudnativelabs/kube-router/v2/cmd/kube-router \
+    >"$CACHE_DIR/kube-router-build.log" 2>&1 || die "building kube-router failed; see $CACHE_DIR/kube-router-build.log"
+  log "kube-router built ($(elapsed)s)"
+}
+
 # The sandbox ("pause") image's program, from the C source in the k8s.io/kubernetes module.
 build_pause() {
   [[ -x $NODE_BIN/pause ]] && return 0
@@ -69,5 +82,6 @@ build_node() {
   build_containerd
   build_coredns
   build_local_path_provisioner
+  build_kube_router
   build_pause
 }

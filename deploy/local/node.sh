@@ -1,7 +1,8 @@
 # The local node: one long-lived process holds a network namespace and a private mount namespace;
-# every daemon (etcd, the control plane, containerd, kubelet, kube-proxy, CoreDNS and the volume
-# provisioner) is started inside both with nsenter, so the cluster's addresses (198.18.0.0/15),
-# routes, iptables rules and mounts never reach the machine, and `down` can stop each by pid.
+# every daemon (etcd, the control plane, containerd, kubelet, kube-proxy, CoreDNS, the volume
+# provisioner and kube-router's NetworkPolicy controller) is started inside both with nsenter, so
+# the cluster's addresses (198.18.0.0/15), routes, iptables rules and mounts never reach the
+# machine, and `down` can stop each by pid.
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2153 # variables set here are used by the scripts that source this file; NODE_BIN and the like come from build.sh
 
@@ -246,11 +247,19 @@ start_node_agents() {
 start_cluster_services() {
   system_manifest | kubectl_node apply -f - >/dev/null
   start_daemon coredns "$NODE_BIN/coredns" -conf "$CONF/Corefile"
+  # The CNI bridge admits everything; kube-router's policy controller alone enforces
+  # NetworkPolicies with iptables and ipsets (no routing, no service proxy: kube-proxy does that).
+  start_daemon kube-router "$NODE_BIN/kube-router" --kubeconfig "$PKI/kube-router.kubeconfig" \
+    --hostname-override "$NODE_NAME" --run-firewall=true --run-router=false --run-service-proxy=false \
+    --enable-cni=false --enable-pod-egress=false --service-cluster-ip-range "$SERVICE_CIDR" \
+    --health-port 20244 --metrics-port 0
   start_daemon local-path-provisioner "$NODE_BIN/local-path-provisioner" start \
     --kubeconfig "$PKI/local-path.kubeconfig" --namespace local-path-storage \
     --helper-image "$BASE_IMAGE" --service-account-name local-path-provisioner
   wait_until 60 coredns in_node_net curl -fsS http://127.0.0.1:8181/ready \
     || die "CoreDNS did not become ready; see $LOGS/coredns.log"
+  wait_until 60 kube-router in_node_net curl -fsS http://127.0.0.1:20244/healthz \
+    || die "kube-router did not become healthy; see $LOGS/kube-router.log"
 }
 
 wait_for_node() {
@@ -280,7 +289,7 @@ stop_node() {
       done
     fi
   fi
-  for name in local-path-provisioner coredns kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
+  for name in kube-router local-path-provisioner coredns kube-proxy kube-scheduler kube-controller-manager kube-apiserver etcd containerd; do
     stop_named "$name"
   done
   # Anything still in the node's cgroups was started by it (containers whose shim is gone too).
@@ -323,6 +332,26 @@ remove_node_files() {
 # whose one endpoint is CoreDNS on the node's address.
 system_manifest() {
   cat <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRole
+metadata: {name: "wattcast:kube-router"}
+rules:
+- apiGroups: [""]
+  resources: [pods, namespaces, nodes, services, endpoints]
+  verbs: [get, list, watch]
+- apiGroups: [networking.k8s.io]
+  resources: [networkpolicies]
+  verbs: [list, watch]
+- apiGroups: [discovery.k8s.io]
+  resources: [endpointslices]
+  verbs: [list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "wattcast:kube-router"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "wattcast:kube-router"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "wattcast:kube-router"}]
+---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
 metadata: {name: "wattcast:coredns"}

@@ -69,10 +69,11 @@ make_pki() {
   issue_cert kube-proxy system:kube-proxy ""
   issue_cert coredns wattcast:coredns ""
   issue_cert local-path wattcast:local-path-provisioner ""
+  issue_cert kube-router wattcast:kube-router ""
   openssl genrsa -out "$PKI/service-account.key" 2048 2>/dev/null
   openssl rsa -in "$PKI/service-account.key" -pubout -out "$PKI/service-account.pub" 2>/dev/null
   local component
-  for component in admin controller-manager scheduler kubelet kube-proxy coredns local-path; do
+  for component in admin controller-manager scheduler kubelet kube-proxy coredns local-path kube-router; do
     write_kubeconfig "$PKI/$component.kubeconfig" "$component"
   done
   touch "$PKI/.complete"
