@@ -12,6 +12,7 @@ pub mod observe;
 pub mod preview;
 pub mod process_usage;
 pub mod pulsar_admin;
+pub mod reach;
 pub mod reading;
 pub mod report;
 pub mod services;

@@ -7,6 +7,7 @@ use prometheus_client::registry::Registry;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast::dataset::DataSource;
 use wattcast::experiment::{self, read_experiment};
@@ -14,6 +15,7 @@ use wattcast::model::Recipe;
 use wattcast::model_registry::ModelRegistry;
 use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
 use wattcast::observe::{Readiness, cancel_on_signals, serve};
+use wattcast::reach::{Target, wait_until_reachable};
 use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
@@ -92,6 +94,15 @@ fn load(common: &Common) -> Result<Loaded> {
     })
 }
 
+/// How long a workload waits at start for its services to accept connections (a new pod's
+/// NetworkPolicies being programmed, a Service's endpoints not ready yet).
+const SERVICES_PATIENCE: Duration = Duration::from_secs(120);
+
+/// Blocks until every service this workload talks to accepts TCP connections.
+fn await_services(targets: Vec<Target>) -> Result<()> {
+    wait_until_reachable(&targets, SERVICES_PATIENCE).context("waiting for the services this workload needs")
+}
+
 /// Runs `work` with the metrics server and signal handling around it.
 fn run_with_server<F>(common: &Common, loaded: Loaded, work: F) -> Result<()>
 where
@@ -129,6 +140,14 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
     };
     let source = DataSource::of(spec, args.dataset.as_deref())?;
     let s3 = loaded.services.s3().ok();
+    let mut targets = vec![Target::mqtt(&loaded.services.mqtt()?)];
+    if let Ok(postgres) = loaded.services.postgres() {
+        targets.push(Target::postgres(&postgres)?);
+    }
+    if let Some(s3) = &s3 {
+        targets.push(Target::s3(s3)?);
+    }
+    await_services(targets)?;
     let devices = tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
         .block_on(source.load_slice(spec, s3.as_ref(), slice.clone().unwrap_or(1..=spec.devices.count)))?;
@@ -230,6 +249,9 @@ pub fn run_bridge_command(common: Common) -> Result<()> {
         pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
+    let mut targets = Target::pulsar(&config.pulsar)?;
+    targets.push(Target::mqtt(&config.mqtt));
+    await_services(targets)?;
     let cancel = loaded.cancel.clone();
     let (ready, _) = tokio::sync::oneshot::channel();
     run_with_server(&common, loaded, async move {
@@ -249,6 +271,7 @@ pub fn run_windower_command(common: Common) -> Result<()> {
         pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
     };
+    await_services(Target::pulsar(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         Ok(run_windower(config, stats, cancel).await?)
@@ -272,6 +295,14 @@ impl ModelStores {
             experiment: loaded.names.experiment().to_owned(),
             objects: ObjectStore::new(&loaded.services.s3()?, bucket),
         })
+    }
+
+    /// PostgreSQL and the object store, to wait for.
+    fn targets(loaded: &Loaded) -> Result<Vec<Target>> {
+        Ok(vec![
+            Target::postgres(&loaded.services.postgres()?)?,
+            Target::s3(&loaded.services.s3()?)?,
+        ])
     }
 
     /// Connects (and migrates) the store, and the registry over it and the bucket.
@@ -306,6 +337,9 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
         absent_recheck_ms: 30_000,
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;
+    let mut targets = Target::pulsar(&config.pulsar)?;
+    targets.extend(ModelStores::targets(&loaded)?);
+    await_services(targets)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         let (store, registry) = stores.connect(8).await?;
@@ -325,6 +359,9 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
         readiness: loaded.readiness.clone(),
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;
+    let mut targets = Target::pulsar(&config.pulsar)?;
+    targets.extend(ModelStores::targets(&loaded)?);
+    await_services(targets)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         let (store, registry) = stores.connect(4).await?;
@@ -336,6 +373,13 @@ pub fn run_setup_command(args: SetupArgs) -> Result<()> {
     let SetupArgs { common, dataset } = args;
     let loaded = load(&common)?;
     let services = loaded.services.all()?;
+    let mut targets = vec![
+        Target::mqtt(&services.mqtt),
+        Target::postgres(&services.postgres)?,
+        Target::s3(&services.s3)?,
+    ];
+    targets.extend(Target::pulsar(&services.pulsar)?);
+    await_services(targets)?;
     let experiment = loaded.experiment.clone();
     let bucket = common.bucket.clone();
     loaded.readiness.set(true);
