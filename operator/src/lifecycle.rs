@@ -141,12 +141,12 @@ pub fn decide(previous: Phase, observed: Observed, cleanup: CleanupPolicy) -> De
         sensors: true,
     };
     let (phase, stages) = if previous.is_terminal() {
-        (previous, after_the_run(cleanup, previous))
+        (previous, after_the_run(cleanup, previous, observed))
     } else if observed.setup == JobState::Failed
         || observed.sensors == JobState::Failed
         || (observed.startup_overdue && previous.is_starting())
     {
-        (Phase::Failed, after_the_run(cleanup, Phase::Failed))
+        (Phase::Failed, after_the_run(cleanup, Phase::Failed, observed))
     } else if !observed.infrastructure_ready {
         match previous {
             Phase::Pending | Phase::Provisioning => (
@@ -190,7 +190,10 @@ pub fn decide(previous: Phase, observed: Observed, cleanup: CleanupPolicy) -> De
     } else if !observed.drained {
         (Phase::Draining, all)
     } else {
-        (Phase::Completed, after_the_run(cleanup, Phase::Completed))
+        (
+            Phase::Completed,
+            after_the_run(cleanup, Phase::Completed, observed),
+        )
     };
     Decision {
         phase,
@@ -199,19 +202,27 @@ pub fn decide(previous: Phase, observed: Observed, cleanup: CleanupPolicy) -> De
     }
 }
 
-/// What stays once the run has ended, per `spec.cleanup`. A failed run keeps everything for
-/// inspection unless `DeleteAll`.
-fn after_the_run(cleanup: CleanupPolicy, phase: Phase) -> Stages {
-    let keep_all = Stages {
+/// What stays once the run has ended, per `spec.cleanup`. A failed run keeps what it had made
+/// for inspection unless `DeleteAll`; it makes nothing new (a run whose setup failed gets no
+/// workloads and no sensors).
+fn after_the_run(cleanup: CleanupPolicy, phase: Phase, observed: Observed) -> Stages {
+    let made = Stages {
+        infrastructure: true,
+        setup: observed.setup != JobState::Absent,
+        workloads: observed.setup == JobState::Succeeded,
+        sensors: observed.sensors != JobState::Absent,
+    };
+    let all = Stages {
         infrastructure: true,
         setup: true,
         workloads: true,
         sensors: true,
     };
     match (cleanup, phase) {
-        (CleanupPolicy::Keep, _) => keep_all,
         (CleanupPolicy::DeleteAll, _) => Stages::default(),
-        (CleanupPolicy::DeleteWorkloads, Phase::Failed) => keep_all,
+        (CleanupPolicy::Keep | CleanupPolicy::DeleteWorkloads, Phase::Failed) => made,
+        // A completed run had made everything.
+        (CleanupPolicy::Keep, _) => all,
         (CleanupPolicy::DeleteWorkloads, _) => Stages {
             infrastructure: true,
             ..Stages::default()
@@ -409,15 +420,42 @@ mod tests {
     }
 
     #[test]
-    fn a_failed_job_fails_the_run_and_keeps_everything_for_inspection() {
+    fn a_failed_job_fails_the_run_and_keeps_what_it_made_for_inspection() {
         let failed = Observed {
             infrastructure_ready: true,
             setup: JobState::Failed,
             ..Observed::default()
         };
+        for previous in [Phase::Training, Phase::Failed] {
+            let decision = decide(previous, failed, CleanupPolicy::DeleteWorkloads);
+            assert_eq!(decision.phase, Phase::Failed);
+            assert_eq!(
+                decision.stages,
+                Stages {
+                    infrastructure: true,
+                    setup: true,
+                    ..NONE
+                },
+                "the failed setup Job and the services stay; no workload or sensor is made (from {previous:?})"
+            );
+        }
         let decision = decide(Phase::Training, failed, CleanupPolicy::DeleteWorkloads);
-        assert_eq!(decision.phase, Phase::Failed);
-        assert!(decision.stages.workloads && decision.stages.setup);
+        let overdue = Observed {
+            startup_overdue: true,
+            ..Observed::default()
+        };
+        let never_started = decide(Phase::Provisioning, overdue, CleanupPolicy::Keep);
+        assert_eq!(
+            (never_started.phase, never_started.stages),
+            (
+                Phase::Failed,
+                Stages {
+                    infrastructure: true,
+                    ..NONE
+                }
+            ),
+            "a run that never got its services keeps them, and no setup Job is made"
+        );
         let models = decision
             .conditions
             .iter()
