@@ -2,13 +2,17 @@
 # Applies experiments on the current cluster (the operator must be installed), waits for each to
 # complete, prints its status and results, and checks the run from inside the cluster: every
 # reading sent stored exactly once (or counted late), forecasts for each device, the models in
-# the object store. Then it deletes the experiment and checks that nothing of it is left.
+# the object store; that no generated password appears in any log, Event or status; that the
+# services refuse wrong credentials; and that the NetworkPolicies keep other pods out. Then it
+# deletes the experiment and checks that nothing of it is left. The namespace enforces Pod
+# Security `restricted`: every pod the operator makes must be admitted.
 # A pod that cannot run (image pull, crash loop, unschedulable, unbound volume) fails the run at
 # once with its cause; so does a time-out. On failure it prints what is needed to see why.
 #   deploy/e2e.sh [EXPERIMENT.yaml...]   (default: e2e.yaml and e2e-own-data.yaml)
 # Environment: E2E_NAMESPACE (wattcast-e2e), OPERATOR_NAMESPACE (wattcast-system),
 # E2E_TIMEOUT_SECONDS per experiment (1800), E2E_OUT for the final status JSON (reports/e2e),
-# E2E_KEEP=1 to leave the experiments in place.
+# E2E_KEEP=1 to leave the experiments in place, E2E_CHECK_NETWORK_POLICIES=0 where the cluster's
+# network plugin does not enforce NetworkPolicies.
 set -euo pipefail
 
 namespace=${E2E_NAMESPACE:-wattcast-e2e}
@@ -66,14 +70,40 @@ blocked_pods() {
         | select(.type == "PodScheduled" and .status == "False" and .reason == "Unschedulable")
         | select((now - (.lastTransitionTime | fromdateiso8601)) > $stuck)
         | "\($pod.metadata.name): unschedulable: \(.message)" )'
+  # A controller whose pods admission refuses (e.g. Pod Security) creates none: report why.
+  kubectl -n "$namespace" get events --field-selector reason=FailedCreate -o json | jq -r --arg prefix "$name-" --arg since "$started_at" '
+    .items[] | select(.involvedObject.name | startswith($prefix))
+    | select((.lastTimestamp // .eventTime // "") >= $since)
+    | select(.message | test("forbidden"))
+    | "\(.involvedObject.kind)/\(.involvedObject.name) cannot create pods: \(.message)"'
   kubectl -n "$namespace" get pvc -l "$experiment_label=$name" -o json | jq -r --argjson stuck "$stuck_after_s" '
     .items[] | select(.status.phase != "Bound")
     | select((now - (.metadata.creationTimestamp | fromdateiso8601)) > $stuck)
     | "PersistentVolumeClaim \(.metadata.name) is \(.status.phase) after \($stuck)s (is there a default StorageClass?)"'
 }
 
+# capture_logs NAME: saves the logs of the experiment's pods into $logs_dir (one file per pod,
+# current and previous containers), so that pods the operator deletes when the run completes
+# still have their logs checked for secrets.
+capture_logs() {
+  local name=$1 pod
+  for pod in $(kubectl -n "$namespace" get pods -l "$experiment_label=$name" -o name 2>/dev/null); do
+    {
+      kubectl -n "$namespace" logs "$pod" --all-containers 2>/dev/null
+      kubectl -n "$namespace" logs "$pod" --all-containers --previous 2>/dev/null
+    } >"$logs_dir/log-${pod#pod/}.partial" || true
+    # Keep the longest capture: a deleted pod's last attempt may come back empty.
+    if [[ ! -f $logs_dir/log-${pod#pod/} ]] || (($(wc -c <"$logs_dir/log-${pod#pod/}.partial") >= $(wc -c <"$logs_dir/log-${pod#pod/}"))); then
+      mv "$logs_dir/log-${pod#pod/}.partial" "$logs_dir/log-${pod#pod/}"
+    else
+      rm -f "$logs_dir/log-${pod#pod/}.partial"
+    fi
+  done
+}
+
 wait_for_completion() {
-  local name=$1 deadline=$((SECONDS + timeout_s)) last="" phase blocked
+  local name=$1 deadline=$((SECONDS + timeout_s)) last="" phase blocked started_at
+  started_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
   while true; do
     phase=$(kubectl -n "$namespace" get pipelineexperiment "$name" -o jsonpath='{.status.phase}' 2>/dev/null || true)
     if [[ $phase != "$last" ]]; then
@@ -84,6 +114,7 @@ wait_for_completion() {
       Completed) return 0 ;;
       Failed) fail "$name" "the experiment failed" ;;
     esac
+    capture_logs "$name"
     blocked=$(blocked_pods "$name" || true)
     [[ -z $blocked ]] || fail "$name" "pods cannot run:"$'\n'"$blocked"
     if ((SECONDS >= deadline)); then
@@ -138,19 +169,164 @@ check_data() {
   log "$name: every reading sent is stored once or counted late; forecasts for all $devices devices; $models models in the object store"
 }
 
+# The experiment's generated secrets (passwords and keys; not the fixed user names), one per line.
+generated_secrets() {
+  local name=$1
+  kubectl -n "$namespace" get secret "$name-credentials" -o json \
+    | jq -r '.data | to_entries[] | select(.key | test("password|secret-key|access-key")) | .value | @base64d'
+}
+
+# No generated secret appears in any pod's log, any Event, the experiment's status or the
+# operator's log. Names what leaked where, never the value.
+check_no_secret_leaks() {
+  local name=$1 dir=$logs_dir pods
+  capture_logs "$name"
+  pods=$(find "$dir" -name 'log-*' | wc -l)
+  generated_secrets "$name" >"$dir/secrets"
+  [[ $(wc -l <"$dir/secrets") -ge 3 ]] || fail "$name" "the credentials Secret $name-credentials has fewer than 3 generated values"
+  kubectl -n "$operator_namespace" logs deployment/wattcast-operator --all-containers >"$dir/log-operator" 2>&1 || true
+  kubectl -n "$namespace" get events -o json >"$dir/events-$namespace"
+  kubectl -n "$operator_namespace" get events -o json >"$dir/events-$operator_namespace"
+  kubectl -n "$namespace" get pipelineexperiment "$name" -o json | jq '.status' >"$dir/status"
+  local leaks
+  leaks=$(cd "$dir" || exit 1; grep -l -F -f secrets -- log-* events-* status || true)
+  rm -f "$dir/secrets"
+  [[ -z $leaks ]] || fail "$name" "a generated password or key appears in: $(echo "$leaks" | tr '\n' ' ')"
+  log "$name: no generated password or key in the logs of its $pods pods (captured through the run), the Events, the status or the operator's log"
+}
+
+# Mosquitto refuses anonymous clients and a wrong password (and takes the right one);
+# PostgreSQL refuses a wrong password over TCP (and takes the right one).
+check_refusals() {
+  local name=$1 user password output
+  user=$(kubectl -n "$namespace" get secret "$name-credentials" -o jsonpath='{.data.mqtt-username}' | base64 -d)
+  password=$(kubectl -n "$namespace" get secret "$name-credentials" -o jsonpath='{.data.mqtt-password}' | base64 -d)
+  # mqtt_publish [USER]: publishes one probe message from inside the broker's pod, reading the
+  # password (if any) from stdin so that it is in no command line outside the pod.
+  mqtt_publish() {
+    # shellcheck disable=SC2016 # expanded by the shell in the pod, not here
+    kubectl -n "$namespace" exec -i "deployment/$name-mosquitto" -c mosquitto -- sh -c '
+      read -r password
+      if [ -n "$1" ]; then set -- -u "$1" -P "$password"; else set --; fi
+      mosquitto_pub -h 127.0.0.1 -p 1883 -q 1 -t wattcast/e2e-probe -m probe "$@"' sh "$@" 2>&1
+  }
+  if output=$(echo "" | mqtt_publish); then fail "$name" "Mosquitto accepted an anonymous client"; fi
+  [[ $output == *"not authori"* ]] || fail "$name" "Mosquitto refused an anonymous client, but not for authorisation: $output"
+  if output=$(echo "wrong-$password" | mqtt_publish "$user"); then fail "$name" "Mosquitto accepted a wrong password"; fi
+  [[ $output == *"not authori"* ]] || fail "$name" "Mosquitto refused a wrong password, but not for authorisation: $output"
+  output=$(echo "$password" | mqtt_publish "$user") || fail "$name" "Mosquitto refused the right password: $output"
+  # shellcheck disable=SC2016 # expanded by the shell in the pod, not here
+  if output=$(kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- sh -c \
+    'PGPASSWORD="wrong-$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d wattcast -qAt -c "SELECT 1"' 2>&1); then
+    fail "$name" "PostgreSQL accepted a wrong password"
+  fi
+  [[ $output == *"password authentication failed"* ]] || fail "$name" "PostgreSQL refused a wrong password, but not for it: $output"
+  # shellcheck disable=SC2016 # expanded by the shell in the pod, not here
+  output=$(kubectl -n "$namespace" exec "statefulset/$name-postgres" -c postgres -- sh -c \
+    'PGPASSWORD="$POSTGRES_PASSWORD" psql -h 127.0.0.1 -U "$POSTGRES_USER" -d wattcast -qAt -c "SELECT 1"' 2>&1) \
+    || fail "$name" "PostgreSQL refused the right password over TCP: $output"
+  log "$name: Mosquitto refuses anonymous clients and a wrong password, PostgreSQL a wrong password; both take the right ones"
+}
+
+# probe NAMESPACE POD LABELS EXPECT TARGET...: runs `wattcast probe` in a pod with those labels
+# (a JSON object) and reports whether every target was as expected: reachable within 60 s (a
+# new pod's policies take a moment to be programmed), or unreachable for 15 s on end.
+probe() {
+  local probe_namespace=$1 pod=$2 labels=$3 expect=$4; shift 4
+  local image phase deadline=$((SECONDS + 180)) patience=15
+  [[ $expect == reachable ]] && patience=60
+  image=$(kubectl -n "$operator_namespace" get deployment wattcast-operator -o json \
+    | jq -r '.spec.template.spec.containers[0].env[] | select(.name == "WATTCAST_IMAGE_WATTCAST") | .value')
+  kubectl -n "$probe_namespace" delete pod "$pod" --ignore-not-found --wait=true >/dev/null
+  jq -n --arg pod "$pod" --arg image "$image" --argjson labels "$labels" --arg expect "$expect" \
+    --arg patience "$patience" --args '$ARGS.positional as $targets | {
+      apiVersion: "v1", kind: "Pod",
+      metadata: {name: $pod, labels: $labels},
+      spec: {
+        restartPolicy: "Never", automountServiceAccountToken: false,
+        securityContext: {runAsNonRoot: true, runAsUser: 65532, seccompProfile: {type: "RuntimeDefault"}},
+        containers: [{
+          name: "probe", image: $image, imagePullPolicy: "IfNotPresent",
+          args: (["probe", "--expect", $expect, "--patience-seconds", $patience] + $targets),
+          securityContext: {allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: {drop: ["ALL"]}},
+          resources: {requests: {cpu: "10m", memory: "16Mi"}, limits: {memory: "64Mi"}}
+        }]
+      }
+    }' "$@" | kubectl -n "$probe_namespace" apply -f - >/dev/null
+  while true; do
+    phase=$(kubectl -n "$probe_namespace" get pod "$pod" -o jsonpath='{.status.phase}' 2>/dev/null || true)
+    [[ $phase == Succeeded || $phase == Failed ]] && break
+    ((SECONDS < deadline)) || { log "probe pod $probe_namespace/$pod is still $phase after 180s"; phase=Timeout; break; }
+    sleep 2
+  done
+  kubectl -n "$probe_namespace" logs "$pod" 2>&1 | sed "s|^|  [$probe_namespace/$pod] |"
+  kubectl -n "$probe_namespace" delete pod "$pod" --wait=false >/dev/null 2>&1 || true
+  [[ $phase == Succeeded ]]
+}
+
+# The infrastructure admits the experiment's workloads and no one else: a pod labelled as one
+# of its workloads reaches PostgreSQL, Mosquitto and Pulsar (so the addresses and the probe
+# work), the same pod unlabelled or in another namespace does not.
+check_network_policies() {
+  local name=$1 outsider=$namespace-outsider
+  if [[ ${E2E_CHECK_NETWORK_POLICIES:-1} != 1 ]]; then
+    log "$name: NetworkPolicy enforcement not checked (E2E_CHECK_NETWORK_POLICIES=0)"
+    return 0
+  fi
+  local targets=("$name-postgres.$namespace.svc:5432" "$name-mosquitto.$namespace.svc:1883" "$name-pulsar.$namespace.svc:6650")
+  probe "$namespace" "$name-probe-workload" "{\"$experiment_label\": \"$name\", \"wattcast.io/role\": \"workload\"}" reachable "${targets[@]}" \
+    || fail "$name" "a pod labelled as the experiment's workload cannot reach its services"
+  probe "$namespace" "$name-probe-unlabelled" '{}' unreachable "${targets[@]}" \
+    || fail "$name" "an unlabelled pod in $namespace reaches the experiment's services: NetworkPolicies are not enforced"
+  ensure_namespace "$outsider"
+  probe "$outsider" "$name-probe-outsider" "{\"$experiment_label\": \"$name\", \"wattcast.io/role\": \"workload\"}" unreachable "${targets[@]}" \
+    || fail "$name" "a pod in namespace $outsider reaches the experiment's services: NetworkPolicies are not enforced"
+  log "$name: its workloads reach PostgreSQL, Mosquitto and Pulsar; other pods, here or in $outsider, do not"
+}
+
+# ensure_namespace NAME: the namespace, enforcing Pod Security `restricted`; proved by a
+# privileged pod that the API server refuses.
+ensure_namespace() {
+  local ns=$1 refusal
+  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl label namespace "$ns" --overwrite >/dev/null \
+    pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest \
+    pod-security.kubernetes.io/warn=restricted pod-security.kubernetes.io/audit=restricted
+  # Admission looks the pod's ServiceAccount up first; a new namespace may not have it yet.
+  kubectl -n "$ns" create serviceaccount default --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  if refusal=$(kubectl -n "$ns" apply --dry-run=server -f - 2>&1 <<'YAML'
+apiVersion: v1
+kind: Pod
+metadata: {name: psa-probe}
+spec:
+  containers: [{name: probe, image: probe.invalid/none:1, securityContext: {privileged: true}}]
+YAML
+  ); then
+    log "namespace $ns admits a privileged pod: Pod Security admission is not enforcing"
+    exit 1
+  fi
+  [[ $refusal == *PodSecurity* ]] || { log "namespace $ns refused a privileged pod, but not for Pod Security: $refusal"; exit 1; }
+}
+
+# Waits (up to 180 s) until no object labelled with the experiment is left; the garbage
+# collector deletes its pods and volumes after the experiment itself is gone.
+wait_until_gone() {
+  local name=$1 deadline=$((SECONDS + 180)) left
+  while true; do
+    left=$(kubectl -n "$namespace" get pods,pvc,statefulsets,deployments,jobs,services,configmaps,secrets,networkpolicies \
+      -l "$experiment_label=$name" -o name 2>/dev/null || true)
+    [[ -z $left ]] && return 0
+    ((SECONDS < deadline)) || { log "left after deleting $name:"$'\n'"$left"; exit 1; }
+    sleep 3
+  done
+}
+
 # Deletes the experiment and checks its finalizer ran and nothing of it is left.
 check_deletion() {
   local name=$1
   kubectl -n "$namespace" delete pipelineexperiment "$name" --wait=true --timeout=300s >/dev/null \
     || fail "$name" "deleting the experiment did not finish within 300s (finalizer stuck?)"
-  local deadline=$((SECONDS + 180)) left
-  while true; do
-    left=$(kubectl -n "$namespace" get pods,pvc,statefulsets,deployments,jobs,services,configmaps,secrets,networkpolicies \
-      -l "$experiment_label=$name" -o name 2>/dev/null || true)
-    [[ -z $left ]] && break
-    ((SECONDS < deadline)) || { log "left after deleting $name:"$'\n'"$left"; exit 1; }
-    sleep 3
-  done
+  wait_until_gone "$name"
   local cleaned
   # The newest CleanedUp Event (earlier runs of the same name leave theirs).
   cleaned=$(kubectl -n "$namespace" get events --field-selector "involvedObject.name=$name,reason=CleanedUp" \
@@ -169,7 +345,9 @@ run_experiment() {
   if kubectl -n "$namespace" get pipelineexperiment "$name" >/dev/null 2>&1; then
     log "deleting the previous run of $name"
     kubectl -n "$namespace" delete pipelineexperiment "$name" --wait=true --timeout=300s
+    wait_until_gone "$name"
   fi
+  logs_dir=$(mktemp -d)
   kubectl -n "$namespace" apply -f "$file"
   log "applied $file as $namespace/$name; waiting up to ${timeout_s}s for Completed"
   local started=$SECONDS
@@ -199,13 +377,18 @@ run_experiment() {
   if [[ ${E2E_CHECK_DATA:-1} == 1 ]]; then
     check_data "$name"
   fi
+  check_refusals "$name"
+  check_network_policies "$name"
+  check_no_secret_leaks "$name"
   if [[ ${E2E_KEEP:-0} != 1 ]]; then
     check_deletion "$name"
   fi
+  rm -rf "$logs_dir"
 }
 
 (($# > 0)) || set -- data/experiments/e2e.yaml data/experiments/e2e-own-data.yaml
-kubectl create namespace "$namespace" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+ensure_namespace "$namespace"
+log "namespace $namespace enforces Pod Security restricted"
 for file in "$@"; do
   run_experiment "$file"
 done

@@ -120,7 +120,7 @@ image_rust_binary() {
 }
 
 image_mosquitto() {
-  build_image "$MOSQUITTO_LOCAL_IMAGE" "$(rootfs mosquitto mosquitto)" "" --config.user 1883:1883 \
+  build_image "$MOSQUITTO_LOCAL_IMAGE" "$(rootfs mosquitto mosquitto mosquitto-clients)" "" --config.user 1883:1883 \
     --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --config.cmd mosquitto --config.cmd -c --config.cmd /mosquitto/config/mosquitto.conf
 }

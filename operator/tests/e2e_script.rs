@@ -59,6 +59,10 @@ async fn the_e2e_script_reports_a_run_that_does_not_complete_and_fails() {
         "the script fails a run that does not complete\n{stdout}\n{stderr}"
     );
     assert!(
+        stdout.contains("namespace wattcast-e2e enforces Pod Security restricted"),
+        "the namespace enforces Pod Security, proven by a refused privileged pod\n{stdout}\n{stderr}"
+    );
+    assert!(
         stdout.contains("applied"),
         "it applied the experiment\n{stdout}\n{stderr}"
     );

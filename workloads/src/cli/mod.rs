@@ -6,6 +6,7 @@ mod dataset;
 mod faults;
 mod local;
 mod model;
+mod probe;
 mod processes;
 mod report;
 mod workloads;
@@ -61,6 +62,8 @@ enum Command {
     /// Inject faults into running experiments and count what was lost or duplicated.
     #[command(subcommand)]
     Faults(faults::FaultsCommand),
+    /// Check which addresses this process can open TCP connections to (NetworkPolicies).
+    Probe(probe::ProbeArgs),
 }
 
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
@@ -80,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::BenchPipeline(args) => bench::run(args),
         Command::Report(args) => report::run(args),
         Command::Faults(command) => faults::run(command),
+        Command::Probe(args) => probe::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
