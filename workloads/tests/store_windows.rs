@@ -405,3 +405,33 @@ async fn the_model_age_is_measured_once_per_forecast_from_its_models_data_end() 
     assert_eq!(store.summary().await.unwrap().model_age, Some(age));
     store.drop_schema().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_retrain_clock_survives_in_the_store() {
+    let store = empty_store("retrain-clock").await;
+    let device = DeviceId(3);
+    assert_eq!(
+        store.retrain_clock(device).await.expect("query"),
+        None,
+        "nothing stored yet"
+    );
+    store_filled(&store, &window(3, 120, &[0, 1, 2]), 1).await;
+    store_filled(&store, &window(3, 100, &[0, 1, 2]), 2).await;
+    assert_eq!(
+        store.retrain_clock(device).await.expect("query"),
+        Some(100),
+        "before any request the clock starts at the first stored window"
+    );
+    store.record_retrain_request(device, 700).await.expect("records");
+    store.record_retrain_request(device, 500).await.expect("records");
+    assert_eq!(
+        store.retrain_clock(device).await.expect("query"),
+        Some(700),
+        "the latest request's end, never moved back"
+    );
+    assert_eq!(
+        store.retrain_clock(DeviceId(4)).await.expect("query"),
+        None,
+        "per device"
+    );
+}

@@ -2,6 +2,7 @@
 //! readings and late readings written idempotently.
 
 pub mod models;
+pub mod retrain_clock;
 pub mod run;
 pub mod sensor_reports;
 pub mod summary;

@@ -259,7 +259,8 @@ pub async fn run_coordinator(
     let mut retrain: Producer<TokioExecutor> = open_producer("retrain").await?;
     let mut dead_letter: Producer<TokioExecutor> = open_producer("dead-letter").await?;
     config.readiness.set(true);
-    // Per device: the event time up to which a retrain was last requested.
+    // Per device: the event time up to which a retrain was last requested (restored from the
+    // store at first sight, so a restart keeps the schedule).
     let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
 
     'consume: loop {
@@ -326,7 +327,15 @@ pub async fn run_coordinator(
                     {
                         break 'consume; // cancelled: redelivered, and the stored parts are idempotent
                     }
-                    let until = *retrained_until.entry(device).or_insert(window.window.start);
+                    let until = match retrained_until.get(&device) {
+                        Some(until) => *until,
+                        None => {
+                            // First sight since this process started: where the clock stood.
+                            let until = restored_retrain_clock(&store, device).await.unwrap_or(window.window.start);
+                            retrained_until.insert(device, until);
+                            until
+                        }
+                    };
                     if window.window.end - until >= config.retrain_every_s {
                         let request = RetrainRequest {
                             device,
@@ -345,6 +354,10 @@ pub async fn run_coordinator(
                             .map_err(pulsar_error)?;
                         retrained_until.insert(device, window.window.end);
                         stats.retrain_requests.inc();
+                        // Kept for a restart; a request sent but not recorded is sent again then.
+                        if let Err(error) = store.record_retrain_request(device, window.window.end).await {
+                            tracing::warn!(%error, device = device.0, "cannot record the retrain request");
+                        }
                     }
                 }
                 for message in &batch {
@@ -393,4 +406,15 @@ pub async fn run_coordinator(
         tracing::warn!(%error, "leaving the model announcements subscription failed");
     }
     Ok(())
+}
+
+/// The device's retrain clock as the store has it, or `None` (logged) when it cannot be read.
+async fn restored_retrain_clock(store: &Store, device: DeviceId) -> Option<i64> {
+    match store.retrain_clock(device).await {
+        Ok(until) => until,
+        Err(error) => {
+            tracing::warn!(%error, device = device.0, "cannot read the retrain clock; starting it at this window");
+            None
+        }
+    }
 }
