@@ -223,6 +223,18 @@ e2e-local: cluster-up images-local deploy-local
 	  $(LOCAL_CLUSTER) usage-table $(E2E_OUT)/pod-usage.samples > $(E2E_OUT)/pod-usage.md || true; \
 	  cat $(E2E_OUT)/pod-usage.md; exit $$status
 
+.PHONY: e2e-faults
+FAULTS ?=
+e2e-faults: e2e-faults-$(if $(filter local,$(CLUSTER)),local,docker) ## The fault matrix on a real cluster: each pod of an experiment deleted mid-run (FAULTS="bridge pulsar" for some); fails if a reading is lost
+
+.PHONY: e2e-faults-docker
+e2e-faults-docker: prereqs kind-up images kind-load deploy
+	E2E_OUT=$(E2E_OUT) deploy/e2e-faults.sh $(FAULTS)
+
+.PHONY: e2e-faults-local
+e2e-faults-local: cluster-up images-local deploy-local
+	$(LOCAL_TOOLS) E2E_OUT=$(E2E_OUT) deploy/e2e-faults.sh $(FAULTS)
+
 .PHONY: e2e-full
 e2e-full: ## make e2e with a Batching run and experiment 4's three watermark bounds (reduced), each checked against wattcast local and dataset window
 	$(MAKE) e2e EXPERIMENT="$(E2E_FULL_EXPERIMENTS)"
