@@ -67,7 +67,17 @@ brokerDeleteInactiveTopicsEnabled=false
 numIOThreads=2
 # Each of the two web connectors (8080, 8443) needs threads of its own.
 numHttpServerThreads=8
-managedLedgerCacheSizeMB=64
+# The windower acknowledges a reading only once its window is stored, so its subscription always
+# holds up to a minute of readings unacknowledged, and at each minute boundary it falls a second
+# or so behind while it emits every device's window. Pulsar's defaults then stop caching for it:
+# a cursor more than 1,000 entries behind counts as backlogged and gets no cache, and cached
+# entries go after 1 s. Every read became a BookKeeper read, slower than 5,000 readings a second
+# arrive, and the windower never caught up (the soak in docs/performance.md: window latency grew
+# to 50 s within 20 minutes). So a cursor up to 5 minutes of readings behind stays cached, and
+# entries stay for a minute, within a cache sized for that (direct memory is 512 MiB).
+managedLedgerCursorBackloggedThreshold=1500000
+managedLedgerCacheEvictionTimeThresholdMillis=60000
+managedLedgerCacheSizeMB=192
 dbStorage_writeCacheMaxSizeMb=32
 dbStorage_readAheadCacheMaxSizeMb=32
 dbStorage_rocksDB_blockCacheSize=16777216
