@@ -73,6 +73,14 @@ bench-pipeline: test-env release ## The pipeline at real time with 100..5000 dev
 bench-pipeline-processes: test-env release ## The same with one process per workload, for CPU and memory per component
 	$(WATTCAST) bench-pipeline --processes --devices $${DEVICES:-5000} --duration $${DURATION:-3m} --out $${OUT:-/tmp/wattcast-bench-pipeline-processes.json}
 
+.PHONY: soak
+soak: test-env release ## One hour at real time with 5,000 devices, a process per workload: coverage, every minute's p99, memory, descriptor and backlog slopes (see docs/performance.md)
+	run_dir=$$(bash -c '. test-env/lib/common.sh && echo "$$RUN_DIR"'); \
+	$(WATTCAST) soak --devices $${DEVICES:-5000} --duration $${DURATION:-60m} --warm-up $${WARM_UP:-10m} \
+	  --watch mosquitto="$$run_dir/mosquitto/mosquitto.pid" --watch pulsar="$$run_dir/pulsar/pulsar.pid" \
+	  --watch postgres="$$run_dir/postgres/data/postmaster.pid" \
+	  --out $${OUT:-/tmp/wattcast-soak.json} --markdown $${MARKDOWN:-/tmp/wattcast-soak.md}
+
 .PHONY: crd
 crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) from the Rust types
 	$(CARGO) run -q -p wattcast-operator --bin crdgen > crds/pipelineexperiment.yaml

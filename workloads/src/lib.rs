@@ -3,6 +3,7 @@
 
 pub mod dataset;
 pub mod experiment;
+pub mod footprint;
 pub mod imputation;
 pub mod local;
 pub mod model;

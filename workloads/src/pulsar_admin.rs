@@ -123,6 +123,29 @@ impl PulsarAdmin {
         Ok(())
     }
 
+    /// Each topic's backlog: the messages its subscriptions have not acknowledged yet, summed
+    /// over its subscriptions (a topic nobody subscribes to has none).
+    pub async fn backlog(
+        &self,
+        names: &ExperimentNames,
+    ) -> Result<std::collections::BTreeMap<&'static str, u64>, PulsarAdminError> {
+        let namespace = names.pulsar_namespace();
+        let mut backlog = std::collections::BTreeMap::new();
+        for topic in PULSAR_TOPICS {
+            let path = format!("/admin/v2/persistent/{namespace}/{topic}/stats");
+            let Some(response) = self.call(Method::GET, &path, None, &[]).await? else {
+                continue;
+            };
+            let url = response.url().to_string();
+            let stats: TopicStats = response
+                .json()
+                .await
+                .map_err(|source| PulsarAdminError::Request { url, source })?;
+            backlog.insert(topic, stats.subscriptions.values().map(|s| s.msg_backlog).sum());
+        }
+        Ok(backlog)
+    }
+
     /// PUT with no body; 409 (already exists) counts as success.
     async fn put(&self, path: &str) -> Result<(), PulsarAdminError> {
         self.call(Method::PUT, path, None, &[StatusCode::CONFLICT])
@@ -170,4 +193,19 @@ impl PulsarAdmin {
             body: response.text().await.unwrap_or_default(),
         })
     }
+}
+
+/// The part of a topic's stats (`GET …/stats`) the backlog needs.
+#[derive(Debug, serde::Deserialize)]
+struct TopicStats {
+    #[serde(default)]
+    subscriptions: std::collections::HashMap<String, SubscriptionStats>,
+}
+
+/// One subscription's stats.
+#[derive(Debug, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SubscriptionStats {
+    #[serde(default)]
+    msg_backlog: u64,
 }

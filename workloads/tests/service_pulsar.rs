@@ -1,4 +1,5 @@
-//! Pulsar is real: produce and consume a message with the `pulsar` crate.
+//! Pulsar is real: produce and consume a message with the `pulsar` crate, and read a topic's
+//! backlog through the admin API.
 
 mod common;
 
@@ -55,4 +56,74 @@ async fn produce_and_consume() {
         .unwrap();
     assert_eq!(message.payload.data, payload);
     consumer.ack(&message).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_admin_api_counts_what_a_subscription_has_not_acknowledged() {
+    let services = common::services();
+    let names = wattcast::topics::ExperimentNames::new(&common::unique("backlog")).expect("a name");
+    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("an admin client");
+    common::reachable("Pulsar admin", admin.create_experiment(&names).await);
+    let client: Pulsar<TokioExecutor> = common::reachable(
+        "Pulsar",
+        common::within(
+            60,
+            "Pulsar",
+            Pulsar::builder(services.pulsar.url.clone(), TokioExecutor).build(),
+        )
+        .await,
+    );
+    let topic = names.pulsar_topic("windows");
+    let mut consumer: Consumer<Vec<u8>, TokioExecutor> = common::within(
+        60,
+        "Pulsar",
+        client
+            .consumer()
+            .with_topic(&topic)
+            .with_subscription("backlog")
+            .with_subscription_type(SubType::Exclusive)
+            .build(),
+    )
+    .await
+    .unwrap();
+    let mut producer = common::within(60, "Pulsar", client.producer().with_topic(&topic).build())
+        .await
+        .unwrap();
+    for i in 0..5u8 {
+        common::within(30, "Pulsar", async {
+            producer.send_non_blocking(vec![i]).await?.await
+        })
+        .await
+        .unwrap();
+    }
+    let backlog = admin.backlog(&names).await.expect("the backlog");
+    assert_eq!(backlog.get("windows"), Some(&5), "{backlog:?}");
+    assert_eq!(
+        backlog.get("readings"),
+        Some(&0),
+        "no subscription, no backlog: {backlog:?}"
+    );
+
+    for _ in 0..5 {
+        let message = common::within(30, "Pulsar", consumer.next())
+            .await
+            .expect("the consumer stream ended")
+            .unwrap();
+        consumer.ack(&message).await.unwrap();
+    }
+    // Acknowledgements reach the broker asynchronously: wait for the cursor to move.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let backlog = admin.backlog(&names).await.expect("the backlog");
+        if backlog.get("windows") == Some(&0) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the acknowledged messages are still in the backlog after 30 s: {backlog:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    drop(consumer);
+    admin.delete_experiment(&names).await.expect("cleaned up");
 }

@@ -151,6 +151,27 @@ async fn the_window_latency_splits_into_ingest_and_store() {
 }
 
 #[tokio::test]
+async fn the_window_latency_is_given_per_minute_of_storing() {
+    let store = empty_store("windows-latency-minutes").await;
+    let all: Vec<i64> = (0..10).collect();
+    // Every last reading is published at 9,000 ms; two windows are stored in the minute that
+    // starts at 0 ms, one in the minute that starts at 60,000 ms.
+    for (device, stored_ms) in [(1, 10_000), (2, 12_000), (3, 69_500)] {
+        store_filled(&store, &window(device, 0, &all), stored_ms).await;
+    }
+    let minutes = store.window_latency_by_minute().await.expect("the minutes");
+    assert_eq!(minutes.len(), 2, "{minutes:?}");
+    assert_eq!((minutes[0].minute_ms, minutes[0].windows), (0, 2));
+    assert_eq!((minutes[0].latency_ms.p50, minutes[0].max_ms), (2_000.0, 3_000.0));
+    assert_eq!((minutes[1].minute_ms, minutes[1].windows), (60_000, 1));
+    assert_eq!(
+        (minutes[1].latency_ms.p99, minutes[1].max_ms),
+        (60_500.0, 60_500.0)
+    );
+    store.drop_schema().await.expect("dropped");
+}
+
+#[tokio::test]
 async fn a_measured_second_that_replaces_a_filler_carries_its_own_publish_and_store_times() {
     let store = empty_store("windows-restored").await;
     let first = window(1, 0, &[0, 1, 3, 4, 5, 6, 7, 8, 9]);

@@ -170,7 +170,11 @@ fn run_with_processes(
     let mut rows = Vec::new();
     for &devices in &args.devices {
         let experiment = experiment(devices, &args.duration)?;
-        let run = runtime.block_on(super::bench_processes::run_processes(&experiment, services))?;
+        let run = runtime.block_on(super::bench_processes::run_processes(
+            &experiment,
+            services,
+            &mut (),
+        ))?;
         let meets_targets = meets_targets(run.summary.coverage, run.summary.window_latency_ms);
         let components: Vec<String> = run
             .components

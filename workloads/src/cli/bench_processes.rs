@@ -44,8 +44,26 @@ const CONSUMERS: [(&str, u16); 3] = [("bridge", 19_191), ("windower", 19_192), (
 /// The sensor's metrics port.
 const SENSOR_PORT: u16 = 19_190;
 
-/// Runs `experiment` with one process per workload; returns what the store and /proc say.
-pub async fn run_processes(experiment: &PipelineExperiment, services: &Services) -> Result<ProcessesRun> {
+/// Looks at the workloads while the sensor replays (a soak's sampler); `()` looks at nothing.
+pub trait Watch {
+    /// Called about every quarter second with the time since the sensor started and each
+    /// workload process's name and pid.
+    async fn tick(&mut self, since_start: Duration, workloads: &[(&'static str, u32)]) -> Result<()>;
+}
+
+impl Watch for () {
+    async fn tick(&mut self, _: Duration, _: &[(&'static str, u32)]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Runs `experiment` with one process per workload, `watch` looking on while the sensor
+/// replays; returns what the store and /proc say.
+pub async fn run_processes(
+    experiment: &PipelineExperiment,
+    services: &Services,
+    watch: &mut impl Watch,
+) -> Result<ProcessesRun> {
     let store = reset_experiment(experiment, services).await?;
     let name = wattcast::experiment::name(experiment)?;
     let dir = std::env::temp_dir().join(format!("wattcast-bench-{name}"));
@@ -76,6 +94,11 @@ pub async fn run_processes(experiment: &PipelineExperiment, services: &Services)
             break status;
         }
         workloads.check_alive()?;
+        let pids: Vec<(&'static str, u32)> = std::iter::once(&sensor)
+            .chain(&workloads.0)
+            .map(|workload| (workload.component, workload.pid()))
+            .collect();
+        watch.tick(started.elapsed(), &pids).await?;
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     if !sensor_status.success() {

@@ -9,6 +9,7 @@ mod model;
 mod probe;
 mod processes;
 mod report;
+mod soak;
 mod workloads;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -57,6 +58,9 @@ enum Command {
     Trainer(workloads::Common),
     /// Find how many devices the pipeline carries at real time on this machine.
     BenchPipeline(bench::BenchArgs),
+    /// The pipeline at real time for an hour, one process per workload, sampled for growth:
+    /// memory and descriptors of every process, Pulsar's backlog, each minute's latency.
+    Soak(soak::SoakArgs),
     /// Write a report (Markdown, HTML, SVG plots) of experiments that have run.
     Report(report::ReportArgs),
     /// Inject faults into running experiments and count what was lost or duplicated.
@@ -81,6 +85,7 @@ pub fn run() -> ExitCode {
         Command::Trainer(common) => workloads::run_trainer_command(common),
         Command::Setup(args) => workloads::run_setup_command(args),
         Command::BenchPipeline(args) => bench::run(args),
+        Command::Soak(args) => soak::run(args),
         Command::Report(args) => report::run(args),
         Command::Faults(command) => faults::run(command),
         Command::Probe(args) => probe::run(args),

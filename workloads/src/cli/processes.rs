@@ -44,6 +44,11 @@ impl Workload {
         })
     }
 
+    /// Its process id (of the latest start).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Where its output goes.
     pub fn log_path(&self) -> PathBuf {
         self.log_dir.join(format!("{}.log", self.name))

@@ -386,3 +386,47 @@ fn percentiles(values: (Option<f64>, Option<f64>, Option<f64>)) -> Option<Percen
         _ => None,
     }
 }
+
+/// The window latency of the windows stored in one minute of wall-clock time: a soak's
+/// "throughout" is every minute of the run, not the run's overall percentile.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct MinuteLatency {
+    /// The minute's start, epoch milliseconds (a multiple of 60,000).
+    pub minute_ms: i64,
+    /// Windows stored in it that hold a published reading.
+    pub windows: i64,
+    /// Their window latency (last reading published → window stored).
+    pub latency_ms: Percentiles,
+    /// The slowest of them.
+    pub max_ms: f64,
+}
+
+impl Store {
+    /// [`MinuteLatency`] for every minute in which a window was stored, oldest first.
+    pub async fn window_latency_by_minute(&self) -> Result<Vec<MinuteLatency>, StoreError> {
+        type Row = (i64, i64, f64, f64, f64, f64);
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT minute * 60000, count(*),
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY latency),
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY latency),
+                    percentile_cont(0.99) WITHIN GROUP (ORDER BY latency),
+                    max(latency)::float8
+             FROM (SELECT stored_ms / 60000 AS minute,
+                          stored_ms - (SELECT max(p) FROM unnest(published_ms) AS p) AS latency
+                   FROM windows) AS per_window
+             WHERE latency IS NOT NULL
+             GROUP BY minute ORDER BY minute",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(minute_ms, windows, p50, p95, p99, max_ms)| MinuteLatency {
+                minute_ms,
+                windows,
+                latency_ms: Percentiles { p50, p95, p99 },
+                max_ms,
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,354 @@
+//! `wattcast soak`: the pipeline at real time for an hour (one process per workload, as in the
+//! cluster), sampled for growth: each process's memory and open descriptors, Pulsar's backlog
+//! per topic, and the window latency of every minute.
+
+mod sample;
+mod trend;
+
+use super::bench_processes::{ProcessesRun, run_processes};
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use sample::{Sample, Sampler};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use trend::{Tolerance, Trend};
+use wattcast::services::{Services, find_test_env_file};
+use wattcast::store::Store;
+use wattcast::store::summary::MinuteLatency;
+use wattcast::topics::ExperimentNames;
+use wattcast_crds::{GoDuration, PipelineExperiment};
+
+#[derive(Debug, Args)]
+pub struct SoakArgs {
+    /// Simulated devices.
+    #[arg(long, default_value_t = 5000)]
+    devices: u32,
+    /// Data replayed at real time, so also the run's length.
+    #[arg(long, default_value = "60m")]
+    duration: GoDuration,
+    /// Time between samples of memory, descriptors and backlog.
+    #[arg(long, default_value = "30s")]
+    sample_every: GoDuration,
+    /// Samples before this are not fitted (caches, pools and JIT fill up first).
+    #[arg(long, default_value = "10m")]
+    warm_up: GoDuration,
+    /// A service process to sample too, as NAME=PIDFILE (its pid on the file's first line);
+    /// its descendants count with it. Repeat for each service.
+    #[arg(long = "watch", value_parser = parse_watch)]
+    watch: Vec<(String, PathBuf)>,
+    /// Write the whole result as JSON here.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write the summary tables as Markdown here (also printed).
+    #[arg(long)]
+    markdown: Option<PathBuf>,
+}
+
+fn parse_watch(text: &str) -> Result<(String, PathBuf), String> {
+    let (name, file) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}`: expected NAME=PIDFILE"))?;
+    if name.is_empty() || file.is_empty() {
+        return Err(format!("`{text}`: expected NAME=PIDFILE"));
+    }
+    Ok((name.to_owned(), PathBuf::from(file)))
+}
+
+/// Memory may rise by 5 % of its mean or 16 MiB over the fitted span and count as flat.
+const MEMORY: Tolerance = Tolerance {
+    of_mean: 0.05,
+    floor: 16.0,
+};
+/// Descriptors: 5 % or 8.
+const DESCRIPTORS: Tolerance = Tolerance {
+    of_mean: 0.05,
+    floor: 8.0,
+};
+/// The window latency every minute must keep at p99, ms.
+const P99_TARGET_MS: f64 = 2_000.0;
+
+/// One process's trends after warm-up.
+#[derive(Debug, Serialize)]
+struct ProcessTrends {
+    /// PSS, MiB.
+    pss_mib: Option<Trend>,
+    /// Open file descriptors.
+    open_fds: Option<Trend>,
+}
+
+/// One target and whether the soak met it.
+#[derive(Debug, Serialize)]
+struct Check {
+    target: String,
+    met: bool,
+    measured: String,
+}
+
+/// Everything a soak measured.
+#[derive(Debug, Serialize)]
+struct SoakResult {
+    devices: u32,
+    duration_s: u64,
+    sample_every_s: u64,
+    warm_up_s: u64,
+    /// The run as `bench-pipeline --processes` reports it.
+    run: ProcessesRun,
+    /// The window latency of each minute of the run.
+    minutes: Vec<MinuteLatency>,
+    /// What was sampled, in order.
+    samples: Vec<Sample>,
+    /// Per process (workloads and watched services), fitted after warm-up.
+    processes: BTreeMap<String, ProcessTrends>,
+    /// Per Pulsar topic, fitted after warm-up.
+    backlog: BTreeMap<String, Trend>,
+    checks: Vec<Check>,
+}
+
+/// The soak's experiment: in-order data at real time with a monotonous watermark, as
+/// `bench-pipeline`'s; no retrain falls due within the run (5,000 trainings every ten minutes
+/// is beyond any one machine), so the data path is what is measured.
+fn experiment(devices: u32, duration: &GoDuration) -> Result<PipelineExperiment> {
+    let retrain_every_s = 2 * duration.get().as_secs().max(60);
+    let yaml = format!(
+        "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {{ name: soak-{devices} }}\n\
+         spec:\n  architecture: Streaming\n  devices: {{ count: {devices} }}\n\
+         \x20 dataset: {{ scenario: InOrder, seed: 1, duration: {}s }}\n  replay: {{ speedup: 1 }}\n\
+         \x20 windowing: {{ size: 1m, watermark: {{ strategy: Monotonous }} }}\n\
+         \x20 forecasting: {{ retrainEvery: {retrain_every_s}s }}\n",
+        duration.get().as_secs()
+    );
+    serde_yaml::from_str(&yaml).context("building the soak's experiment")
+}
+
+pub fn run(args: SoakArgs) -> Result<()> {
+    let env_file = std::env::current_dir()
+        .ok()
+        .and_then(|dir| find_test_env_file(&dir));
+    let services = Services::load(env_file.as_deref())?;
+    let mut watched = Vec::new();
+    for (name, file) in &args.watch {
+        watched.push((name.clone(), read_pid(file)?));
+    }
+    let experiment = experiment(args.devices, &args.duration)?;
+    let names = ExperimentNames::new(&format!("soak-{}", args.devices))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let result = runtime.block_on(async {
+        let mut sampler = Sampler::new(&services, names.clone(), args.sample_every.get(), watched)?;
+        let run = run_processes(&experiment, &services, &mut sampler).await?;
+        let store = Store::connect(&services.postgres, &names.postgres_schema(), 1).await?;
+        let minutes = store.window_latency_by_minute().await?;
+        anyhow::Ok(judge(&args, run, minutes, sampler.into_samples()))
+    })?;
+    let markdown = markdown(&result);
+    println!("{markdown}");
+    if let Some(path) = &args.markdown {
+        std::fs::write(path, &markdown).with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.out {
+        std::fs::write(path, serde_json::to_string_pretty(&result)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    let missed: Vec<&str> = result
+        .checks
+        .iter()
+        .filter(|check| !check.met)
+        .map(|check| check.target.as_str())
+        .collect();
+    if !missed.is_empty() {
+        bail!(
+            "the soak missed {} target(s): {}",
+            missed.len(),
+            missed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+fn read_pid(file: &std::path::Path) -> Result<u32> {
+    let text = std::fs::read_to_string(file).with_context(|| {
+        format!(
+            "reading the pid file {} (start the test env: make test-env)",
+            file.display()
+        )
+    })?;
+    text.lines()
+        .next()
+        .and_then(|line| line.trim().parse().ok())
+        .with_context(|| format!("{}: the first line is not a pid", file.display()))
+}
+
+/// Fits the samples after warm-up and checks every target.
+fn judge(
+    args: &SoakArgs,
+    run: ProcessesRun,
+    minutes: Vec<MinuteLatency>,
+    samples: Vec<Sample>,
+) -> SoakResult {
+    let warm_up_s = args.warm_up.get().as_secs_f64();
+    let fitted: Vec<&Sample> = samples.iter().filter(|s| s.t_s >= warm_up_s).collect();
+    let mut processes = BTreeMap::new();
+    let names: std::collections::BTreeSet<&String> =
+        samples.iter().flat_map(|s| s.processes.keys()).collect();
+    for name in names {
+        let points = |value: fn(&wattcast::footprint::Footprint) -> f64| -> Vec<(f64, f64)> {
+            fitted
+                .iter()
+                .filter_map(|s| Some((s.t_s, value(s.processes.get(name)?))))
+                .collect()
+        };
+        processes.insert(
+            name.clone(),
+            ProcessTrends {
+                pss_mib: trend::fit(&points(wattcast::footprint::Footprint::pss_mib), MEMORY),
+                open_fds: trend::fit(&points(|f| f.open_fds as f64), DESCRIPTORS),
+            },
+        );
+    }
+    let backlog_tolerance = Tolerance {
+        of_mean: 0.05,
+        floor: f64::from(args.devices),
+    };
+    let mut backlog = BTreeMap::new();
+    let topics: std::collections::BTreeSet<&str> =
+        samples.iter().flat_map(|s| s.backlog.keys().copied()).collect();
+    for topic in topics {
+        let points: Vec<(f64, f64)> = fitted
+            .iter()
+            .filter_map(|s| Some((s.t_s, *s.backlog.get(topic)? as f64)))
+            .collect();
+        if let Some(trend) = trend::fit(&points, backlog_tolerance) {
+            backlog.insert(topic.to_owned(), trend);
+        }
+    }
+    let checks = checks(&run, &minutes, &processes, &backlog);
+    SoakResult {
+        devices: args.devices,
+        duration_s: args.duration.get().as_secs(),
+        sample_every_s: args.sample_every.get().as_secs(),
+        warm_up_s: args.warm_up.get().as_secs(),
+        run,
+        minutes,
+        samples,
+        processes,
+        backlog,
+        checks,
+    }
+}
+
+fn checks(
+    run: &ProcessesRun,
+    minutes: &[MinuteLatency],
+    processes: &BTreeMap<String, ProcessTrends>,
+    backlog: &BTreeMap<String, Trend>,
+) -> Vec<Check> {
+    let coverage = run.summary.coverage.unwrap_or(0.0);
+    let mut checks = vec![Check {
+        target: "coverage 1.0".to_owned(),
+        met: coverage >= 1.0 - 1e-12 && run.summary.readings_stored == run.readings_sent,
+        measured: format!(
+            "{coverage:.6} ({} of {} readings sent stored in windows, {} late)",
+            run.summary.readings_stored, run.readings_sent, run.summary.late
+        ),
+    }];
+    let over: Vec<&MinuteLatency> = minutes
+        .iter()
+        .filter(|m| m.latency_ms.p99 > P99_TARGET_MS)
+        .collect();
+    let worst = minutes.iter().map(|m| m.latency_ms.p99).fold(0.0, f64::max);
+    checks.push(Check {
+        target: "window p99 ≤ 2 s in every minute".to_owned(),
+        met: !minutes.is_empty() && over.is_empty(),
+        measured: format!(
+            "worst minute p99 {:.2} s; {} of {} minutes over 2 s",
+            worst / 1000.0,
+            over.len(),
+            minutes.len()
+        ),
+    });
+    for (name, trends) in processes {
+        for (quantity, trend) in [("memory", trends.pss_mib), ("open descriptors", trends.open_fds)] {
+            checks.push(match trend {
+                Some(trend) => Check {
+                    target: format!("{name}: {quantity} flat after warm-up"),
+                    met: trend.flat,
+                    measured: format!(
+                        "{:+.2}/h on a mean of {:.1} (rise {:+.1}, allowed {:.1})",
+                        trend.slope_per_hour, trend.mean, trend.rise, trend.allowed_rise
+                    ),
+                },
+                None => Check {
+                    target: format!("{name}: {quantity} flat after warm-up"),
+                    met: false,
+                    measured: "fewer than three samples after warm-up".to_owned(),
+                },
+            });
+        }
+    }
+    for (topic, trend) in backlog {
+        checks.push(Check {
+            target: format!("Pulsar backlog of `{topic}` flat"),
+            met: trend.flat,
+            measured: format!(
+                "{:+.0}/h on a mean of {:.0} (rise {:+.0}, allowed {:.0})",
+                trend.slope_per_hour, trend.mean, trend.rise, trend.allowed_rise
+            ),
+        });
+    }
+    checks
+}
+
+/// The tables `docs/performance.md` records.
+fn markdown(result: &SoakResult) -> String {
+    let mut text = format!(
+        "{} devices, {} s at real time, sampled every {} s, fitted after {} s of warm-up.\n\n\
+         | target | met | measured |\n| --- | --- | --- |\n",
+        result.devices, result.duration_s, result.sample_every_s, result.warm_up_s
+    );
+    for check in &result.checks {
+        text += &format!(
+            "| {} | {} | {} |\n",
+            check.target,
+            if check.met { "yes" } else { "**no**" },
+            check.measured
+        );
+    }
+    text += "\n| process | memory (PSS) mean | slope | open descriptors mean | slope |\n| --- | --- | --- | --- | --- |\n";
+    for (name, trends) in &result.processes {
+        let show = |trend: Option<Trend>, unit: &str| {
+            trend.map_or(("-".to_owned(), "-".to_owned()), |t| {
+                (
+                    format!("{:.1}{unit}", t.mean),
+                    format!("{:+.2}{unit}/h", t.slope_per_hour),
+                )
+            })
+        };
+        let (memory, memory_slope) = show(trends.pss_mib, " MiB");
+        let (fds, fds_slope) = show(trends.open_fds, "");
+        text += &format!("| {name} | {memory} | {memory_slope} | {fds} | {fds_slope} |\n");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_experiment_replays_the_duration_and_retrains_after_it() {
+        let experiment = experiment(5000, &"60m".parse().expect("a duration")).expect("valid");
+        assert_eq!(experiment.spec.devices.count, 5000);
+        assert_eq!(experiment.spec.dataset.duration.get().as_secs(), 3600);
+        assert_eq!(experiment.spec.forecasting.retrain_every.get().as_secs(), 7200);
+    }
+
+    #[test]
+    fn a_watch_is_a_name_and_a_pid_file() {
+        assert_eq!(
+            parse_watch("postgres=/run/pg/postmaster.pid"),
+            Ok(("postgres".to_owned(), PathBuf::from("/run/pg/postmaster.pid")))
+        );
+        assert!(parse_watch("postgres").is_err());
+        assert!(parse_watch("=/x").is_err());
+    }
+}
