@@ -132,6 +132,50 @@ async fn the_api_server_accepts_every_object_of_an_experiment() {
     server.destroy().await.unwrap();
 }
 
+/// `kubectl scale` of the windowers lasts: the operator's next apply leaves their replicas to
+/// whoever scaled them, while a scaled coordinator (one replica by design) is put back.
+#[tokio::test]
+async fn scaled_windowers_stay_scaled_when_the_operator_applies_again() {
+    let server = common::start_api_server().await;
+    let client = server.client().expect("a client for the envtest API server");
+    common::create_namespace(&client, NAMESPACE).await;
+    let objects = apply_every_object(&client, "scaled").await;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
+    let replicas = |deployment: Deployment| deployment.spec.and_then(|spec| spec.replicas);
+    assert_eq!(
+        replicas(deployments.get("scaled-windower").await.expect("the windowers")),
+        Some(1),
+        "the API server's default"
+    );
+    // As `kubectl scale` does: the scale subresource, under kubectl's own field manager.
+    let kubectl = PatchParams {
+        field_manager: Some("kubectl".to_owned()),
+        ..PatchParams::default()
+    };
+    let three = Patch::Merge(serde_json::json!({"spec": {"replicas": 3}}));
+    for name in ["scaled-windower", "scaled-coordinator"] {
+        deployments
+            .patch_scale(name, &kubectl, &three)
+            .await
+            .unwrap_or_else(|error| panic!("{name} scaled: {error}"));
+    }
+    apply_all(&client, &objects).await;
+    assert_eq!(
+        replicas(deployments.get("scaled-windower").await.expect("the windowers")),
+        Some(3)
+    );
+    assert_eq!(
+        replicas(
+            deployments
+                .get("scaled-coordinator")
+                .await
+                .expect("the coordinator")
+        ),
+        Some(1)
+    );
+    server.destroy().await.unwrap();
+}
+
 /// The longest name the CRD admits makes objects whose names, and the labels and host names
 /// the controllers derive from them, all fit Kubernetes' limits.
 #[tokio::test]

@@ -461,7 +461,7 @@ spec:
     }
 
     #[test]
-    fn the_trainer_deployment_has_the_trainers_the_spec_asks_for() {
+    fn the_trainers_are_as_the_spec_asks_and_the_windowers_as_scaled() {
         let mut experiment = experiment(STREAMING);
         experiment.spec.forecasting.trainers = 3;
         let objects = desired_objects(&experiment, &Images::default()).expect("builds");
@@ -480,7 +480,8 @@ spec:
             [
                 ("exp1-mosquitto".to_owned(), Some(1)),
                 ("exp1-bridge".to_owned(), Some(1)),
-                ("exp1-windower".to_owned(), Some(1)),
+                // Left to whoever scales the windowers; the API server defaults it to one.
+                ("exp1-windower".to_owned(), None),
                 ("exp1-coordinator".to_owned(), Some(1)),
                 ("exp1-trainer".to_owned(), Some(3)),
             ]

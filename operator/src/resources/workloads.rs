@@ -230,22 +230,38 @@ pub fn add(
         }),
     )?);
     for &component in long_running(experiment.spec.architecture) {
-        let (resources, replicas) = if component == "trainer" {
-            (training.clone(), experiment.spec.forecasting.trainers)
+        let resources = if component == "trainer" {
+            training.clone()
         } else {
-            (small.clone(), 1)
+            small.clone()
         };
+        let mut spec = json!({
+            "selector": {"matchLabels": experiment.selector(component)},
+            "template": pod_template(experiment, images, component, workload_args(component), true, "Always", resources)?,
+        });
+        if let Some(replicas) = owned_replicas(experiment, component) {
+            spec["replicas"] = json!(replicas);
+        }
         objects.deployments.push(typed(
             &format!("{component} Deployment"),
             json!({
                 "metadata": experiment.metadata(component, Role::Workload),
-                "spec": {
-                    "replicas": replicas,
-                    "selector": {"matchLabels": experiment.selector(component)},
-                    "template": pod_template(experiment, images, component, workload_args(component), true, "Always", resources)?,
-                },
+                "spec": spec,
             }),
         )?);
     }
     Ok(())
+}
+
+/// The replicas the operator applies for a long-running workload, or None for the windower:
+/// windowers share the readings by device (a Key_Shared subscription) and hand their open
+/// windows back when they stop, so they may be scaled mid-run (`kubectl scale`, an autoscaler).
+/// Its Deployment starts at the API server's default of one replica, and the operator's
+/// server-side apply leaves the field to whoever scales it instead of putting it back.
+fn owned_replicas(experiment: &ExperimentRef, component: &str) -> Option<u32> {
+    match component {
+        "windower" => None,
+        "trainer" => Some(experiment.spec.forecasting.trainers),
+        _ => Some(1),
+    }
 }
