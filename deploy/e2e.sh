@@ -84,21 +84,26 @@ blocked_pods() {
 
 # capture_logs NAME: saves the logs of the experiment's pods into $logs_dir (one file per pod,
 # current and previous containers), so that pods the operator deletes when the run completes
-# still have their logs checked for secrets.
+# still have their logs checked for secrets. One pod listing per call; a previous container's
+# log only for a pod that restarted; a finished pod's log once.
 capture_logs() {
-  local name=$1 pod
-  for pod in $(kubectl -n "$namespace" get pods -l "$experiment_label=$name" -o name 2>/dev/null); do
+  local name=$1 pod phase restarts file
+  while read -r pod phase restarts; do
+    file=$logs_dir/log-$pod
+    [[ -f $logs_dir/final-$pod ]] && continue
     {
-      kubectl -n "$namespace" logs "$pod" --all-containers 2>/dev/null
-      kubectl -n "$namespace" logs "$pod" --all-containers --previous 2>/dev/null
-    } >"$logs_dir/log-${pod#pod/}.partial" || true
+      kubectl -n "$namespace" logs "pod/$pod" --all-containers 2>/dev/null
+      ((restarts == 0)) || kubectl -n "$namespace" logs "pod/$pod" --all-containers --previous 2>/dev/null
+    } >"$file.partial" || true
     # Keep the longest capture: a deleted pod's last attempt may come back empty.
-    if [[ ! -f $logs_dir/log-${pod#pod/} ]] || (($(wc -c <"$logs_dir/log-${pod#pod/}.partial") >= $(wc -c <"$logs_dir/log-${pod#pod/}"))); then
-      mv "$logs_dir/log-${pod#pod/}.partial" "$logs_dir/log-${pod#pod/}"
+    if [[ ! -f $file ]] || (($(wc -c <"$file.partial") >= $(wc -c <"$file"))); then
+      mv "$file.partial" "$file"
     else
-      rm -f "$logs_dir/log-${pod#pod/}.partial"
+      rm -f "$file.partial"
     fi
-  done
+    if [[ $phase == Succeeded || $phase == Failed ]] && [[ -s $file ]]; then touch "$logs_dir/final-$pod"; fi
+  done < <(kubectl -n "$namespace" get pods -l "$experiment_label=$name" -o json 2>/dev/null | jq -r '.items[]
+    | "\(.metadata.name) \(.status.phase) \([.status.initContainerStatuses[]?, .status.containerStatuses[]? | .restartCount] | add // 0)"')
 }
 
 wait_for_completion() {

@@ -327,6 +327,17 @@ remove_node_files() {
   rm -rf "$NODE_DIR"
 }
 
+# user_binding NAME: binds the ClusterRole NAME to the user NAME (a node service's certificate).
+user_binding() {
+  cat <<YAML
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: "$1"}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "$1"}
+subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "$1"}]
+YAML
+}
+
 # What the node-level services need in the API: RBAC for their certificates' users, the
 # provisioner's namespace, helper-pod template and default StorageClass, and the kube-dns Service
 # whose one endpoint is CoreDNS on the node's address.
@@ -346,11 +357,7 @@ rules:
   resources: [endpointslices]
   verbs: [list, watch]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "wattcast:kube-router"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "wattcast:kube-router"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "wattcast:kube-router"}]
+$(user_binding "wattcast:kube-router")
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -363,11 +370,7 @@ rules:
   resources: [endpointslices]
   verbs: [list, watch]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "wattcast:coredns"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "wattcast:coredns"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "wattcast:coredns"}]
+$(user_binding "wattcast:coredns")
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRole
@@ -392,11 +395,7 @@ rules:
   resources: [storageclasses]
   verbs: [get, list, watch]
 ---
-apiVersion: rbac.authorization.k8s.io/v1
-kind: ClusterRoleBinding
-metadata: {name: "wattcast:local-path-provisioner"}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "wattcast:local-path-provisioner"}
-subjects: [{apiGroup: rbac.authorization.k8s.io, kind: User, name: "wattcast:local-path-provisioner"}]
+$(user_binding "wattcast:local-path-provisioner")
 ---
 apiVersion: v1
 kind: Namespace

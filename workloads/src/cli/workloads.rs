@@ -16,7 +16,7 @@ use wattcast::model_registry::ModelRegistry;
 use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
 use wattcast::observe::{Readiness, cancel_on_signals, serve};
 use wattcast::reach::{Target, wait_until_reachable};
-use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
+use wattcast::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, ServiceEnv, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
@@ -140,9 +140,13 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
     };
     let source = DataSource::of(spec, args.dataset.as_deref())?;
     let s3 = loaded.services.s3().ok();
+    // In the cluster the sensor records its progress and what it sent, so a replaced pod resumes
+    // and the operator knows when everything has arrived; `wattcast local` counts in process and
+    // gives the sensor no store.
+    let postgres = loaded.services.postgres().ok();
     let mut targets = vec![Target::mqtt(&loaded.services.mqtt()?)];
-    if let Ok(postgres) = loaded.services.postgres() {
-        targets.push(Target::postgres(&postgres)?);
+    if let Some(postgres) = &postgres {
+        targets.push(Target::postgres(postgres)?);
     }
     if let Some(s3) = &s3 {
         targets.push(Target::s3(s3)?);
@@ -183,13 +187,7 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         .mul_f64(f64::from(first - 1))
         .div_f64(config.speedup);
     let cancel = loaded.cancel.clone();
-    // In the cluster the sensor records what it sent, so the operator knows when it has all
-    // arrived; `wattcast local` counts in process and sets no store here.
-    let report_store = loaded
-        .services
-        .postgres()
-        .ok()
-        .map(|postgres| (postgres, loaded.names.postgres_schema()));
+    let report_store = postgres.map(|postgres| (postgres, loaded.names.postgres_schema()));
     loaded.readiness.set(true);
     run_with_server(&args.common, loaded, async move {
         tokio::select! {
@@ -284,7 +282,8 @@ struct ModelStores {
     postgres: PostgresEndpoint,
     schema: String,
     experiment: String,
-    objects: ObjectStore,
+    s3: S3Endpoint,
+    bucket: String,
 }
 
 impl ModelStores {
@@ -293,16 +292,17 @@ impl ModelStores {
             postgres: loaded.services.postgres()?,
             schema: loaded.names.postgres_schema(),
             experiment: loaded.names.experiment().to_owned(),
-            objects: ObjectStore::new(&loaded.services.s3()?, bucket),
+            s3: loaded.services.s3()?,
+            bucket: bucket.to_owned(),
         })
     }
 
-    /// PostgreSQL and the object store, to wait for.
-    fn targets(loaded: &Loaded) -> Result<Vec<Target>> {
-        Ok(vec![
-            Target::postgres(&loaded.services.postgres()?)?,
-            Target::s3(&loaded.services.s3()?)?,
-        ])
+    /// What a Pulsar workload that uses them waits for: Pulsar, PostgreSQL and the object store.
+    fn targets(&self, pulsar: &PulsarEndpoint) -> Result<Vec<Target>> {
+        let mut targets = Target::pulsar(pulsar)?;
+        targets.push(Target::postgres(&self.postgres)?);
+        targets.push(Target::s3(&self.s3)?);
+        Ok(targets)
     }
 
     /// Connects (and migrates) the store, and the registry over it and the bucket.
@@ -311,7 +311,8 @@ impl ModelStores {
             .await
             .context("connecting to PostgreSQL")?;
         store.migrate().await?;
-        let registry = ModelRegistry::new(&self.experiment, self.objects, store.clone());
+        let objects = ObjectStore::new(&self.s3, &self.bucket);
+        let registry = ModelRegistry::new(&self.experiment, objects, store.clone());
         Ok((store, registry))
     }
 }
@@ -337,9 +338,7 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
         absent_recheck_ms: 30_000,
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;
-    let mut targets = Target::pulsar(&config.pulsar)?;
-    targets.extend(ModelStores::targets(&loaded)?);
-    await_services(targets)?;
+    await_services(stores.targets(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         let (store, registry) = stores.connect(8).await?;
@@ -359,9 +358,7 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
         readiness: loaded.readiness.clone(),
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;
-    let mut targets = Target::pulsar(&config.pulsar)?;
-    targets.extend(ModelStores::targets(&loaded)?);
-    await_services(targets)?;
+    await_services(stores.targets(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
         let (store, registry) = stores.connect(4).await?;

@@ -336,7 +336,6 @@ impl Run {
             self.wait_progress(&fault.progress(), before.max(back)).await?;
             Some(injected.at.elapsed().as_secs_f64())
         };
-        let _ = injected.back;
         self.wait_sensor().await?;
         self.drain().await?;
         Ok(recovery)
