@@ -6,10 +6,9 @@ mod common;
 use futures::StreamExt;
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
 
-#[tokio::test]
-async fn produce_and_consume() {
-    let services = common::services();
-    let client: Pulsar<TokioExecutor> = common::reachable(
+/// A client of the test env's Pulsar, or a failure saying how to start it.
+async fn connect(services: &wattcast::services::Services) -> Pulsar<TokioExecutor> {
+    common::reachable(
         "Pulsar",
         common::within(
             60,
@@ -17,7 +16,13 @@ async fn produce_and_consume() {
             Pulsar::builder(services.pulsar.url.clone(), TokioExecutor).build(),
         )
         .await,
-    );
+    )
+}
+
+#[tokio::test]
+async fn produce_and_consume() {
+    let services = common::services();
+    let client = connect(&services).await;
     let topic = format!("persistent://public/default/{}", common::unique("smoke"));
 
     let mut consumer: Consumer<Vec<u8>, TokioExecutor> = common::reachable(
@@ -64,15 +69,7 @@ async fn the_admin_api_counts_what_a_subscription_has_not_acknowledged() {
     let names = wattcast::topics::ExperimentNames::new(&common::unique("backlog")).expect("a name");
     let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("an admin client");
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
-    let client: Pulsar<TokioExecutor> = common::reachable(
-        "Pulsar",
-        common::within(
-            60,
-            "Pulsar",
-            Pulsar::builder(services.pulsar.url.clone(), TokioExecutor).build(),
-        )
-        .await,
-    );
+    let client = connect(&services).await;
     let topic = names.pulsar_topic("windows");
     let mut consumer: Consumer<Vec<u8>, TokioExecutor> = common::within(
         60,

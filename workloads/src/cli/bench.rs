@@ -59,9 +59,10 @@ struct BenchRow {
 
 /// The experiment of one run: in-order data (so coverage can reach 100 %), real time, a
 /// monotonous watermark (in-order data needs no bound, and a bound would add its own wait).
-fn experiment(devices: u32, duration: &str) -> Result<PipelineExperiment> {
+/// Named `NAME-DEVICES` (`bench-5000`); the soak runs the same experiment.
+pub(super) fn experiment(name: &str, devices: u32, duration: &str) -> Result<PipelineExperiment> {
     let yaml = format!(
-        "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {{ name: bench-{devices} }}\n\
+        "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {{ name: {name}-{devices} }}\n\
          spec:\n  architecture: Streaming\n  devices: {{ count: {devices} }}\n\
          \x20 dataset: {{ scenario: InOrder, seed: 1, duration: {duration} }}\n  replay: {{ speedup: 1 }}\n\
          \x20 windowing: {{ size: 1m, watermark: {{ strategy: Monotonous }} }}\n"
@@ -80,7 +81,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     }
     let mut rows = Vec::new();
     for devices in args.devices {
-        let experiment = experiment(devices, &args.duration)?;
+        let experiment = experiment("bench", devices, &args.duration)?;
         let summary = runtime.block_on(run_local(
             &experiment,
             LocalOptions {
@@ -169,7 +170,7 @@ fn run_with_processes(
 ) -> Result<()> {
     let mut rows = Vec::new();
     for &devices in &args.devices {
-        let experiment = experiment(devices, &args.duration)?;
+        let experiment = experiment("bench", devices, &args.duration)?;
         let run = runtime.block_on(super::bench_processes::run_processes(
             &experiment,
             services,

@@ -109,16 +109,12 @@ struct SoakResult {
 /// `bench-pipeline`'s; no retrain falls due within the run (5,000 trainings every ten minutes
 /// is beyond any one machine), so the data path is what is measured.
 fn experiment(devices: u32, duration: &GoDuration) -> Result<PipelineExperiment> {
-    let retrain_every_s = 2 * duration.get().as_secs().max(60);
-    let yaml = format!(
-        "apiVersion: wattcast.io/v1alpha1\nkind: PipelineExperiment\nmetadata: {{ name: soak-{devices} }}\n\
-         spec:\n  architecture: Streaming\n  devices: {{ count: {devices} }}\n\
-         \x20 dataset: {{ scenario: InOrder, seed: 1, duration: {}s }}\n  replay: {{ speedup: 1 }}\n\
-         \x20 windowing: {{ size: 1m, watermark: {{ strategy: Monotonous }} }}\n\
-         \x20 forecasting: {{ retrainEvery: {retrain_every_s}s }}\n",
-        duration.get().as_secs()
-    );
-    serde_yaml::from_str(&yaml).context("building the soak's experiment")
+    let seconds = duration.get().as_secs();
+    let mut experiment = super::bench::experiment("soak", devices, &format!("{seconds}s"))?;
+    experiment.spec.forecasting.retrain_every = format!("{}s", 2 * seconds.max(60))
+        .parse()
+        .context("the soak's retrain interval")?;
+    Ok(experiment)
 }
 
 pub fn run(args: SoakArgs) -> Result<()> {
