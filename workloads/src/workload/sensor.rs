@@ -1,14 +1,15 @@
 //! `wattcast sensor`: replays devices' readings over MQTT at a speed-up — one message per reading
 //! (Streaming) or one batch per device per minute (Batching) — then says it is done.
 
+mod schedule;
+
 use super::now_ms;
 use crate::reading::{DeviceId, Reading};
 use crate::services::MqttEndpoint;
 use crate::store::{Store, StoreError};
 use crate::topics::ExperimentNames;
-use crate::window::Window;
-use crate::wire::{EndOfStream, Sequence, SequencedReading, WindowMessage};
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+use schedule::Schedule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
@@ -106,98 +107,6 @@ pub enum SensorError {
     },
 }
 
-/// One planned publication: when (replay offset) and what.
-struct Publication {
-    due: Duration,
-    topic: String,
-    payload: Payload,
-}
-
-enum Payload {
-    /// A reading and its row among the device's (its sequence number).
-    Reading(Reading, Sequence),
-    Batch(Window),
-    /// The device's data is all sent.
-    EndOfStream(DeviceId),
-}
-
-/// Plans every publication in time order. Streaming: row k of a device is due at
-/// `start(device) + k / speedup` seconds, where a device's start is its ramp-up delay plus its
-/// phase within the second (device i of n at i/n s). Batching: a device's minute is due when the minute
-/// has been replayed, holding every reading of that minute (sorted), whatever its arrival order.
-/// Each device's end-of-stream marker follows its last publication at once, so its last window
-/// fires then rather than when the sensor's slowest device is done.
-fn plan(config: &SensorConfig) -> Vec<Publication> {
-    let mut plan = Vec::new();
-    let count = config.devices.len().max(1) as f64;
-    for (index, (device, readings)) in config.devices.iter().enumerate() {
-        let first_of_device = plan.len();
-        // Devices are not synchronised: each sends at its own phase within the second.
-        let phase = Duration::from_secs_f64(index as f64 / count / config.speedup);
-        let start = config
-            .ramp_up
-            .unwrap_or_default()
-            .mul_f64(index as f64)
-            .div_f64(config.speedup)
-            + phase;
-        match config.mode {
-            SensorMode::Streaming => {
-                for (row, reading) in readings.iter().enumerate() {
-                    plan.push(Publication {
-                        due: start + Duration::from_secs_f64(row as f64 / config.speedup),
-                        topic: config.names.mqtt_readings(*device),
-                        payload: Payload::Reading(*reading, Sequence(row as u64)),
-                    });
-                }
-            }
-            SensorMode::Batching => {
-                let mut minutes: BTreeMap<i64, Vec<Reading>> = BTreeMap::new();
-                for reading in readings {
-                    minutes
-                        .entry(reading.event_time.div_euclid(60) * 60)
-                        .or_default()
-                        .push(*reading);
-                }
-                let first = minutes.keys().next().copied().unwrap_or(0);
-                for (minute, mut batch) in minutes {
-                    batch.sort_by_key(|reading| reading.event_time);
-                    batch.dedup_by_key(|reading| reading.event_time);
-                    let elapsed = (minute - first + 60) as f64;
-                    plan.push(Publication {
-                        due: start + Duration::from_secs_f64(elapsed / config.speedup),
-                        topic: config.names.mqtt_batches(*device),
-                        payload: Payload::Batch(Window {
-                            device: *device,
-                            start: minute,
-                            end: minute + 60,
-                            readings: batch,
-                            expected: 60,
-                            late: 0,
-                        }),
-                    });
-                }
-            }
-        }
-        let last_due = plan[first_of_device..]
-            .iter()
-            .map(|publication: &Publication| publication.due)
-            .max()
-            .unwrap_or(start);
-        let topic = match config.mode {
-            SensorMode::Streaming => config.names.mqtt_readings(*device),
-            SensorMode::Batching => config.names.mqtt_batches(*device),
-        };
-        plan.push(Publication {
-            due: last_due,
-            topic,
-            payload: Payload::EndOfStream(*device),
-        });
-    }
-    // Stable: a marker stays after its device's publications due at the same instant.
-    plan.sort_by_key(|publication| publication.due);
-    plan
-}
-
 /// How far back (in replay schedule, wall time) a sensor sends again after its broker connection
 /// broke, beyond what the broker had not acknowledged: a broker that crashed loses the
 /// messages it acknowledged but had not yet delivered to the bridge. The copies carry their
@@ -212,8 +121,16 @@ pub async fn run_sensor(
     config: SensorConfig,
     cancel: CancellationToken,
 ) -> Result<SensorReport, SensorError> {
-    let plan = plan(&config);
-    let total = plan.len() as u64;
+    let SensorConfig {
+        mode,
+        names,
+        devices,
+        speedup,
+        ramp_up,
+        ..
+    } = config;
+    let schedule = Schedule::new(mode, &names, devices, speedup, ramp_up);
+    let total = schedule.total();
     let resume_at = match &config.progress {
         Some(progress) => progress
             .store
@@ -235,22 +152,21 @@ pub async fn run_sensor(
         .progress
         .clone()
         .map(|progress| tokio::spawn(record_progress(progress, acked.watch())));
-    let mut report = SensorReport::default();
-    for publication in &plan {
-        let (device, readings) = publication.readings();
-        *report.readings_sent.entry(device).or_default() += readings;
-    }
+    let report = SensorReport {
+        readings_sent: schedule.readings_sent(),
+        messages: total,
+    };
 
     let mut options = super::mqtt_options(&config.mqtt, &config.client_id);
     options.set_keep_alive(Duration::from_secs(15));
     options.set_inflight(1000);
     // The replay as if it had never stopped: a resumed one starts with its next publication.
-    let mut started = match plan.get(resume_at as usize) {
-        Some(next) if resume_at > 0 => Instant::now().checked_sub(next.due).unwrap_or_else(Instant::now),
+    let mut next = schedule.cursor_at(resume_at);
+    let mut started = match next.peek() {
+        Some(step) if resume_at > 0 => Instant::now().checked_sub(step.due).unwrap_or_else(Instant::now),
         _ => Instant::now(),
     };
     let mut hold = config.hold.clone();
-    let mut next = resume_at as usize;
     let mut acked_rx = acked.watch();
     loop {
         // One client per connection: what a broken connection had not delivered is known
@@ -260,34 +176,36 @@ pub async fn run_sensor(
         let (lost_tx, mut lost) = tokio::sync::oneshot::channel();
         let connection = tokio::spawn(drive_connection(events, in_order.clone(), acked.clone(), lost_tx));
         let lost_at: Option<Instant> = 'connection: {
-            while let Some(publication) = plan.get(next) {
-                if let Some(pause) = hold.take_if(|pause| publication.due >= pause.at) {
+            while let Some(step) = next.peek() {
+                if let Some(pause) = hold.take_if(|pause| step.due >= pause.at) {
                     tokio::time::sleep_until(started + pause.at).await;
                     let paused = Instant::now();
                     tracing::info!(at = ?pause.at, "replay held");
                     pause.reached.cancel();
                     tokio::select! {
-                        () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+                        () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next.index(), total }),
                         () = pause.release.cancelled() => {}
                     }
                     started += paused.elapsed();
                     tracing::info!(held = ?paused.elapsed(), "replay resumed");
                 }
                 tokio::select! {
-                    () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+                    () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next.index(), total }),
                     at = &mut lost => break 'connection Some(at.unwrap_or_else(|_| Instant::now())),
-                    () = tokio::time::sleep_until(started + publication.due) => {}
+                    () = tokio::time::sleep_until(started + step.due) => {}
                 }
-                let payload = publication.payload(&report)?;
-                lock(&in_order).push_back(next as u64);
+                let payload = schedule
+                    .payload(step, now_ms())
+                    .map_err(|error| SensorError::Mqtt(error.to_string()))?;
+                lock(&in_order).push_back(next.index());
                 if client
-                    .publish(publication.topic.clone(), QoS::AtLeastOnce, false, payload)
+                    .publish(schedule.topic(step), QoS::AtLeastOnce, false, payload)
                     .await
                     .is_err()
                 {
                     break 'connection Some(Instant::now()); // the connection task ended
                 }
-                next += 1;
+                next.advance();
             }
             // Everything is sent: done once the broker has acknowledged it all.
             tokio::select! {
@@ -305,19 +223,19 @@ pub async fn run_sensor(
             break;
         };
         connection.abort();
-        let unacknowledged = acked.prefix() as usize;
+        let unacknowledged = acked.prefix();
         let rewound = lost_at.checked_sub(REWIND_ON_RECONNECT).map_or(0, |since| {
-            plan.partition_point(|publication| started + publication.due < since)
+            schedule.count_before(since.saturating_duration_since(started))
         });
-        let resume = unacknowledged.min(rewound).min(next).max(resume_at as usize);
+        let resume = unacknowledged.min(rewound).min(next.index()).max(resume_at);
         tracing::warn!(
             unacknowledged_from = unacknowledged,
             resending_from = resume,
             "the broker connection broke; connecting again"
         );
-        next = resume;
+        next = schedule.cursor_at(resume);
         tokio::select! {
-            () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next as u64, total }),
+            () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: next.index(), total }),
             () = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
@@ -331,52 +249,7 @@ pub async fn run_sensor(
             .await
             .map_err(SensorError::Progress)?;
     }
-    report.messages = total;
     Ok(report)
-}
-
-impl Publication {
-    /// The device it is about and how many readings it carries.
-    fn readings(&self) -> (DeviceId, u64) {
-        match &self.payload {
-            Payload::Reading(reading, _) => (reading.device, 1),
-            Payload::Batch(window) => (window.device, window.readings.len() as u64),
-            Payload::EndOfStream(device) => (*device, 0),
-        }
-    }
-
-    /// Its JSON, stamped with the publish time; an end-of-stream marker carries the device's
-    /// readings of `report`.
-    fn payload(&self, report: &SensorReport) -> Result<Vec<u8>, SensorError> {
-        let published = now_ms();
-        let json = match &self.payload {
-            Payload::Reading(reading, seq) => {
-                let mut reading = *reading;
-                reading.published_ms = Some(published);
-                serde_json::to_vec(&SequencedReading {
-                    reading: &reading,
-                    seq: *seq,
-                })
-            }
-            Payload::Batch(window) => {
-                let mut window = window.clone();
-                for reading in &mut window.readings {
-                    reading.published_ms = Some(published);
-                }
-                serde_json::to_vec(&WindowMessage {
-                    window,
-                    emitted_ms: published,
-                })
-            }
-            Payload::EndOfStream(device) => serde_json::to_vec(&EndOfStream {
-                sensor_id: *device,
-                end_of_stream: true,
-                readings_sent: report.readings_sent.get(device).copied().unwrap_or(0),
-                message_creation_time: published,
-            }),
-        };
-        json.map_err(|error| SensorError::Mqtt(error.to_string()))
-    }
 }
 
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -480,121 +353,6 @@ async fn record_progress(progress: ReplayProgress, acked: tokio::sync::watch::Re
         {
             Ok(()) => recorded = now,
             Err(error) => tracing::warn!(%error, "recording the replay progress failed; trying again"),
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn config(mode: SensorMode, ramp_up: Option<Duration>) -> SensorConfig {
-        let readings = |device: u32, times: &[i64]| -> (DeviceId, Vec<Reading>) {
-            (
-                DeviceId(device),
-                times
-                    .iter()
-                    .map(|t| Reading::new(DeviceId(device), *t, 1.0))
-                    .collect(),
-            )
-        };
-        SensorConfig {
-            mode,
-            names: ExperimentNames::new("plan").unwrap(),
-            devices: vec![readings(1, &[0, 2, 1, 61, 60]), readings(2, &[0, 1])],
-            speedup: 2.0,
-            ramp_up,
-            hold: None,
-            progress: None,
-            mqtt: MqttEndpoint {
-                host: "unused".into(),
-                port: 1,
-                username: String::new(),
-                password: String::new(),
-                transport: crate::services::Transport::Plain,
-            },
-            client_id: "plan".into(),
-        }
-    }
-
-    #[test]
-    fn streaming_sends_each_row_in_file_order_at_the_speedup() {
-        let plan = plan(&config(SensorMode::Streaming, Some(Duration::from_secs(10))));
-        let device_1: Vec<(Duration, i64)> = plan
-            .iter()
-            .filter(|p| p.topic.ends_with("/1"))
-            .filter_map(|p| match &p.payload {
-                Payload::Reading(r, _) => Some((p.due, r.event_time)),
-                Payload::Batch(_) => unreachable!(),
-                Payload::EndOfStream(_) => None,
-            })
-            .collect();
-        let times: Vec<i64> = device_1.iter().map(|(_, t)| *t).collect();
-        assert_eq!(times, [0, 2, 1, 61, 60]);
-        assert_eq!(device_1[4].0, Duration::from_secs(2));
-        // Device 2 starts ramp_up / speedup = 5 s later, at its own phase (half a second / speedup).
-        let first_of_2 = plan.iter().find(|p| p.topic.ends_with("/2")).unwrap();
-        assert_eq!(
-            first_of_2.due,
-            Duration::from_secs(5) + Duration::from_millis(250)
-        );
-    }
-
-    #[test]
-    fn batching_sends_each_minute_complete_and_sorted_when_it_ends() {
-        let plan = plan(&config(SensorMode::Batching, None));
-        let batches: Vec<(Duration, u32, i64, Vec<i64>)> = plan
-            .iter()
-            .filter_map(|p| match &p.payload {
-                Payload::Batch(w) => Some((
-                    p.due,
-                    w.device.0,
-                    w.start,
-                    w.readings.iter().map(|r| r.event_time).collect(),
-                )),
-                Payload::Reading(_, _) => unreachable!(),
-                Payload::EndOfStream(_) => None,
-            })
-            .collect();
-        assert_eq!(
-            batches,
-            vec![
-                (Duration::from_secs(30), 1, 0, vec![0, 1, 2]),
-                (Duration::from_millis(30_250), 2, 0, vec![0, 1]),
-                (Duration::from_secs(60), 1, 60, vec![60, 61]),
-            ]
-        );
-    }
-
-    #[test]
-    fn each_device_ends_right_after_its_own_last_publication() {
-        // Streaming: device 1's data ends at 2 s, before device 2 starts (ramp-up). Batching:
-        // device 1's second minute is due at 60 s, after device 2's only minute.
-        for (mode, order) in [(SensorMode::Streaming, [1, 2]), (SensorMode::Batching, [2, 1])] {
-            let plan = plan(&config(mode, Some(Duration::from_secs(10))));
-            for device in [1, 2] {
-                let of_device: Vec<&Publication> = plan
-                    .iter()
-                    .filter(|p| p.topic.ends_with(&format!("/{device}")))
-                    .collect();
-                let last = of_device.last().expect("the device publishes");
-                assert!(matches!(last.payload, Payload::EndOfStream(d) if d.0 == device));
-                let data_end = of_device[..of_device.len() - 1].iter().map(|p| p.due).max();
-                assert_eq!(Some(last.due), data_end, "device {device} ends with its data");
-                let markers = of_device
-                    .iter()
-                    .filter(|p| matches!(p.payload, Payload::EndOfStream(_)))
-                    .count();
-                assert_eq!(markers, 1);
-            }
-            let markers: Vec<u32> = plan
-                .iter()
-                .filter_map(|p| match p.payload {
-                    Payload::EndOfStream(d) => Some(d.0),
-                    _ => None,
-                })
-                .collect();
-            assert_eq!(markers, order);
         }
     }
 }
