@@ -257,6 +257,7 @@ pub async fn run_local(
             recipe: recipe.clone(),
             pulsar: services.pulsar.clone(),
             readiness: trainer_ready.clone(),
+            hold_trainings: None,
         };
         let (store, registry, stats, cancel) = (
             store.clone(),

@@ -1,6 +1,7 @@
 //! The trainer on the real services: a request it cannot train on (too few readings, a NaN,
-//! malformed JSON) goes to `dead-letter` with the reason and is counted, and a good request after
-//! them is trained, published and announced.
+//! malformed JSON) goes to `dead-letter` with the reason and is counted, a good request after
+//! them is trained, published and announced, and a device's newer request supersedes the one
+//! waiting in line.
 
 mod common;
 
@@ -13,6 +14,42 @@ use wattcast::object_store::ObjectStore;
 use wattcast::store::Store;
 use wattcast::wire::{DeadLetter, ModelAnnouncement};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
+
+/// Sends each payload on the experiment's `retrain` topic, keyed by nothing (as a test may).
+async fn send_requests(
+    pulsar: &pulsar::Pulsar<pulsar::TokioExecutor>,
+    names: &wattcast::topics::ExperimentNames,
+    payloads: &[&str],
+) {
+    let mut requests = pulsar
+        .producer()
+        .with_topic(names.pulsar_topic("retrain"))
+        .build()
+        .await
+        .expect("producer");
+    for payload in payloads {
+        requests
+            .send_non_blocking(payload.as_bytes().to_vec())
+            .await
+            .expect("send")
+            .await
+            .expect("confirmed");
+    }
+}
+
+/// A trainer of the experiment with a quick recipe, its trainings held until `hold` is cancelled.
+fn trainer_config(names: &wattcast::topics::ExperimentNames, hold: Option<CancellationToken>) -> TrainerConfig {
+    TrainerConfig {
+        names: names.clone(),
+        recipe: Recipe {
+            epochs: 3,
+            ..Recipe::default()
+        },
+        pulsar: common::services().pulsar.clone(),
+        readiness: Arc::default(),
+        hold_trainings: hold,
+    }
+}
 
 /// Stores `count` readings of `device` from second 1000 on; `nan_at` makes one of them NaN.
 async fn store_readings(store: &Store, device: u32, count: i64, nan_at: Option<i64>) {
@@ -41,37 +78,21 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
         "Pulsar",
         wattcast::workload::pulsar_client(&services.pulsar).await,
     );
-    let mut requests = pulsar
-        .producer()
-        .with_topic(names.pulsar_topic("retrain"))
-        .build()
-        .await
-        .expect("producer");
-    for payload in [
-        r#"{"device":1,"from":1000,"to":2000}"#,
-        r#"{"device":2,"from":1000,"to":2000}"#,
-        "not json",
-        r#"{"device":3,"from":1000,"to":2000}"#,
-    ] {
-        requests
-            .send_non_blocking(payload.as_bytes().to_vec())
-            .await
-            .expect("send")
-            .await
-            .expect("confirmed");
-    }
+    send_requests(
+        &pulsar,
+        &names,
+        &[
+            r#"{"device":1,"from":1000,"to":2000}"#,
+            r#"{"device":2,"from":1000,"to":2000}"#,
+            "not json",
+            r#"{"device":3,"from":1000,"to":2000}"#,
+        ],
+    )
+    .await;
 
     let stats = Arc::new(TrainerStats::default());
     let cancel = CancellationToken::new();
-    let config = TrainerConfig {
-        names: names.clone(),
-        recipe: Recipe {
-            epochs: 3,
-            ..Recipe::default()
-        },
-        pulsar: services.pulsar.clone(),
-        readiness: Arc::default(),
-    };
+    let config = trainer_config(&names, None);
     let trainer = tokio::spawn(run_trainer(
         config,
         store.clone(),
@@ -125,6 +146,88 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
     registry
         .objects()
         .delete_prefix("trainer-refuses/")
+        .await
+        .expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_request_supersedes_the_one_waiting_for_the_device() {
+    let services = common::services();
+    let (names, store) = common::fresh_experiment("trainer-supersedes").await;
+    store_readings(&store, 1, 400, None).await;
+    store_readings(&store, 2, 300, None).await;
+    let objects = ObjectStore::new(&services.s3, "wattcast-test-models");
+    let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
+    let mut announcements = common::consumer(&names, "models").await;
+    let pulsar = common::reachable(
+        "Pulsar",
+        wattcast::workload::pulsar_client(&services.pulsar).await,
+    );
+    send_requests(
+        &pulsar,
+        &names,
+        &[
+            r#"{"device":1,"from":1000,"to":1200}"#,
+            r#"{"device":2,"from":1000,"to":1300}"#,
+            r#"{"device":1,"from":1000,"to":1300}"#,
+            r#"{"device":1,"from":1000,"to":1400}"#,
+        ],
+    )
+    .await;
+
+    // Held: the trainer receives all four and queues them before it trains any.
+    let stats = Arc::new(TrainerStats::default());
+    let (cancel, hold) = (CancellationToken::new(), CancellationToken::new());
+    let trainer = tokio::spawn(run_trainer(
+        trainer_config(&names, Some(hold.clone())),
+        store.clone(),
+        registry.clone(),
+        stats.clone(),
+        cancel.clone(),
+    ));
+    common::within(60, "the trainer queueing the four requests", async {
+        while stats.superseded.get() + (stats.waiting.get() as u64) < 4 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(stats.superseded.get(), 2, "device 1's two older requests");
+    assert_eq!(stats.waiting.get(), 2, "one request per device");
+    hold.cancel();
+
+    let mut versions = Vec::new();
+    for _ in 0..2 {
+        let message = common::within(120, "a model announcement", announcements.next())
+            .await
+            .expect("stream")
+            .expect("message");
+        let announcement: ModelAnnouncement =
+            serde_json::from_slice(&message.payload.data).expect("an announcement");
+        versions.push((announcement.device.0, announcement.version));
+        announcements.ack(&message).await.expect("ack");
+    }
+    // Device 1 waited first, and is trained on its newest request's data (up to 1400).
+    assert_eq!(
+        versions,
+        [(1, "1000-1399".to_owned()), (2, "1000-1299".to_owned())]
+    );
+    assert_eq!(stats.retrains.get(), 2);
+    assert_eq!(stats.waiting.get(), 0);
+    let models: Vec<(i32, String)> = sqlx::query_as("SELECT device, version FROM models ORDER BY device")
+        .fetch_all(store.pool())
+        .await
+        .expect("the models table");
+    let expected = [(1, "1000-1399".to_owned()), (2, "1000-1299".to_owned())];
+    assert_eq!(models, expected, "no model of the superseded requests");
+
+    cancel.cancel();
+    trainer
+        .await
+        .expect("trainer task")
+        .expect("trainer stops cleanly");
+    registry
+        .objects()
+        .delete_prefix("trainer-supersedes/")
         .await
         .expect("clean up");
 }

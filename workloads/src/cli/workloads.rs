@@ -356,6 +356,7 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
         recipe: Recipe::from_spec(&loaded.experiment.spec.forecasting),
         pulsar: loaded.services.pulsar()?,
         readiness: loaded.readiness.clone(),
+        hold_trainings: None,
     };
     let stores = ModelStores::of(&loaded, &common.bucket)?;
     await_services(stores.targets(&config.pulsar)?)?;

@@ -1,6 +1,8 @@
 //! `wattcast trainer`: consumes retrain requests, trains the device's LSTM on its latest stored
 //! readings, publishes the model (object store + `models` row) and announces it on `models`.
 
+mod queue;
+
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::model::{ModelVersion, Recipe, train};
 use crate::model_registry::ModelRegistry;
@@ -11,10 +13,15 @@ use crate::topics::ExperimentNames;
 use crate::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 use pulsar::consumer::InitialPosition;
+use pulsar::consumer::Message;
 use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use queue::{Next, RequestQueue};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 
@@ -29,6 +36,9 @@ pub struct TrainerConfig {
     pub pulsar: PulsarEndpoint,
     /// Set once consuming.
     pub readiness: Arc<Readiness>,
+    /// Trainings wait until this is cancelled; requests are received, queued and superseded
+    /// meanwhile (a test's way to have requests wait in line without racing a training).
+    pub hold_trainings: Option<CancellationToken>,
 }
 
 /// Running counts.
@@ -38,6 +48,10 @@ pub struct TrainerStats {
     pub retrains: Counter,
     /// Requests refused (too few readings, NaN) and dead-lettered.
     pub refused: Counter,
+    /// Requests acknowledged untrained because a newer one for the device was waiting too.
+    pub superseded: Counter,
+    /// Requests received and waiting for a training.
+    pub waiting: Gauge,
     /// Seconds per training.
     pub train_seconds: Histogram,
 }
@@ -47,6 +61,8 @@ impl Default for TrainerStats {
         Self {
             retrains: Counter::default(),
             refused: Counter::default(),
+            superseded: Counter::default(),
+            waiting: Gauge::default(),
             train_seconds: Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0]),
         }
     }
@@ -64,6 +80,16 @@ impl TrainerStats {
             "wattcast_trainer_refused",
             "Retrain requests refused and dead-lettered",
             self.refused.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_superseded",
+            "Retrain requests acknowledged untrained: a newer one for the device was waiting",
+            self.superseded.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_waiting",
+            "Retrain requests received and waiting for a training",
+            self.waiting.clone(),
         );
         registry.register(
             "wattcast_trainer_train_seconds",
@@ -135,51 +161,89 @@ pub async fn run_trainer(
     .await;
     config.readiness.set(true);
 
+    // Requests are received while a training runs, so a device's newer request supersedes its
+    // waiting one instead of training a model on data that is already old.
+    let mut queue: RequestQueue<Message<Vec<u8>>> = RequestQueue::default();
+    let mut training: Option<(Message<Vec<u8>>, Training<'_>)> = None;
+    let held = config.hold_trainings.clone().unwrap_or_default();
+    if config.hold_trainings.is_none() {
+        held.cancel();
+    }
     loop {
-        let message = tokio::select! {
-            () = cancel.cancelled() => break,
-            message = requests.next() => message,
-        };
-        let Some(message) = message else {
-            return Err(stream_ended());
-        };
-        let message = message.map_err(pulsar_error)?;
-        let outcome = match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
-            Ok(request) => retrain(&config, &store, &registry, &stats, request, &cancel).await,
-            Err(error) => Outcome::Refused(format!("malformed: {error}")),
-        };
-        match outcome {
-            Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer
-            Outcome::Published(announcement) => {
-                let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
-                announcements
-                    .create_message()
-                    .with_content(payload)
-                    .with_key(announcement.device.to_string())
-                    .send_non_blocking()
-                    .await
-                    .map_err(pulsar_error)?
-                    .await
-                    .map_err(pulsar_error)?;
-                stats.retrains.inc();
+        if training.is_none() && held.is_cancelled() {
+            match queue.pop() {
+                Some(Next::Train(request, message)) => {
+                    let run = retrain(&config, &store, &registry, &stats, request, &cancel);
+                    training = Some((message, Box::pin(run)));
+                }
+                Some(Next::Refuse(message, reason)) => training = Some((message, Box::pin(refuse(reason)))),
+                None => {}
             }
-            Outcome::Refused(reason) => {
-                tracing::warn!(%reason, "retrain request refused");
-                stats.refused.inc();
-                let letter = DeadLetter::new(
-                    "trainer",
-                    config.names.pulsar_topic("retrain"),
-                    reason,
-                    &message.payload.data,
-                );
-                send_dead_letter(&mut dead_letter, &letter)
-                    .await
-                    .map_err(pulsar_error)?;
+            stats.waiting.set(queue.len() as i64);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = held.cancelled(), if !held.is_cancelled() => {}
+            message = requests.next() => {
+                let Some(message) = message else {
+                    return Err(stream_ended());
+                };
+                let message = message.map_err(pulsar_error)?;
+                match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
+                    Ok(request) => {
+                        if let Some(superseded) = queue.push(request, message) {
+                            requests.ack(&superseded).await.map_err(pulsar_error)?;
+                            stats.superseded.inc();
+                        }
+                    }
+                    Err(error) => queue.push_refused(message, format!("malformed: {error}")),
+                }
+                stats.waiting.set(queue.len() as i64);
+            }
+            outcome = async { training.as_mut().map(|(_, run)| run.as_mut()).expect("guarded").await }, if training.is_some() => {
+                let Some((message, _)) = training.take() else { continue };
+                match outcome {
+                    Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer
+                    Outcome::Published(announcement) => {
+                        let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
+                        announcements
+                            .create_message()
+                            .with_content(payload)
+                            .with_key(announcement.device.to_string())
+                            .send_non_blocking()
+                            .await
+                            .map_err(pulsar_error)?
+                            .await
+                            .map_err(pulsar_error)?;
+                        stats.retrains.inc();
+                    }
+                    Outcome::Refused(reason) => {
+                        tracing::warn!(%reason, "retrain request refused");
+                        stats.refused.inc();
+                        let letter = DeadLetter::new(
+                            "trainer",
+                            config.names.pulsar_topic("retrain"),
+                            reason,
+                            &message.payload.data,
+                        );
+                        send_dead_letter(&mut dead_letter, &letter)
+                            .await
+                            .map_err(pulsar_error)?;
+                    }
+                }
+                requests.ack(&message).await.map_err(pulsar_error)?;
             }
         }
-        requests.ack(&message).await.map_err(pulsar_error)?;
     }
     Ok(())
+}
+
+/// A training (or a refusal) under way.
+type Training<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// A message that is no request, refused in its turn.
+async fn refuse(reason: String) -> Outcome {
+    Outcome::Refused(reason)
 }
 
 /// Trains on the device's latest readings before the request's end, and publishes the model.
