@@ -12,6 +12,10 @@ pub struct Footprint {
     /// processes, such as PostgreSQL's shared buffers, count once), bytes. For a single process
     /// this is its resident memory less its share of libraries other processes map too.
     pub pss_bytes: u64,
+    /// Of `pss_bytes`, shared-memory segments (`Pss_Shmem`: PostgreSQL's shared buffers), bytes.
+    /// Such a segment's size is fixed when it is made; it is resident as its pages are first
+    /// touched, so it fills up to that size and cannot grow beyond it.
+    pub shmem_bytes: u64,
     /// Resident set size of the root process alone (VmRSS), bytes.
     pub root_rss_bytes: u64,
     /// Open file descriptors summed over the tree.
@@ -21,8 +25,22 @@ pub struct Footprint {
 impl Footprint {
     /// PSS in MiB.
     pub fn pss_mib(&self) -> f64 {
-        self.pss_bytes as f64 / (1024.0 * 1024.0)
+        mib(self.pss_bytes)
     }
+
+    /// PSS less shared-memory segments, MiB: the memory that can grow without bound.
+    pub fn unsegmented_mib(&self) -> f64 {
+        mib(self.pss_bytes.saturating_sub(self.shmem_bytes))
+    }
+
+    /// Shared-memory segments' PSS, MiB.
+    pub fn shmem_mib(&self) -> f64 {
+        mib(self.shmem_bytes)
+    }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }
 
 /// The footprint of `root` and its descendants; None once `root` has exited.
@@ -32,16 +50,21 @@ pub fn of_tree(root: u32) -> Option<Footprint> {
     let mut footprint = Footprint {
         processes: 0,
         pss_bytes: 0,
+        shmem_bytes: 0,
         root_rss_bytes,
         open_fds: 0,
     };
     for pid in tree {
         // A descendant may exit between the listing and the reading: it then counts for nothing.
-        let Some(pss_kib) = read(pid, "smaps_rollup").and_then(|text| kib_field(&text, "Pss:")) else {
+        let Some(rollup) = read(pid, "smaps_rollup") else {
+            continue;
+        };
+        let Some(pss_kib) = kib_field(&rollup, "Pss:") else {
             continue;
         };
         footprint.processes += 1;
         footprint.pss_bytes += pss_kib * 1024;
+        footprint.shmem_bytes += kib_field(&rollup, "Pss_Shmem:").unwrap_or(0) * 1024;
         footprint.open_fds += std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, Iterator::count);
     }
     Some(footprint)
@@ -111,13 +134,19 @@ mod tests {
         assert_eq!(parent_of("garbage"), None);
         assert_eq!(kib_field("Rss:  10 kB\nPss:   8 kB\n", "Pss:"), Some(8));
         assert_eq!(kib_field("Rss:  10 kB\n", "Pss:"), None);
+        let rollup = "Pss:   8 kB\nPss_Anon:  5 kB\nPss_Shmem:   3 kB\n";
+        assert_eq!(kib_field(rollup, "Pss:"), Some(8));
+        assert_eq!(kib_field(rollup, "Pss_Shmem:"), Some(3));
     }
 
     #[test]
     fn a_child_and_its_descriptors_count_in_its_parents_footprint() {
         let alone = of_tree(std::process::id()).expect("our own /proc entry");
         assert!(
-            alone.pss_bytes > 0 && alone.root_rss_bytes > 0 && alone.open_fds > 0,
+            alone.pss_bytes > 0
+                && alone.root_rss_bytes > 0
+                && alone.open_fds > 0
+                && alone.shmem_bytes <= alone.pss_bytes,
             "{alone:?}"
         );
         let mut child = std::process::Command::new("sleep")

@@ -11,7 +11,7 @@ use wattcast::local::reset_experiment;
 use wattcast::services::Services;
 use wattcast::store::Store;
 use wattcast::store::summary::{StoreSummary, WindowLatencySplit};
-use wattcast_crds::PipelineExperiment;
+use wattcast_crds::{Architecture, PipelineExperiment};
 
 /// One workload process's cost over a run.
 #[derive(Debug, Clone, Serialize)]
@@ -73,7 +73,11 @@ pub async fn run_processes(
         .with_context(|| format!("writing {}", experiment_file.display()))?;
 
     let mut workloads = Workloads::default();
-    for (component, port) in CONSUMERS {
+    // Smart sensors' batches are windows already: Batching has no windower.
+    let consumers = CONSUMERS.into_iter().filter(|(component, _)| {
+        *component != "windower" || experiment.spec.architecture == Architecture::Streaming
+    });
+    for (component, port) in consumers {
         workloads.0.push(Workload::start(
             component,
             component,

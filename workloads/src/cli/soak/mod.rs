@@ -17,20 +17,27 @@ use wattcast::services::{Services, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::store::summary::MinuteLatency;
 use wattcast::topics::ExperimentNames;
-use wattcast_crds::{GoDuration, PipelineExperiment};
+use wattcast_crds::{Architecture, GoDuration, PipelineExperiment};
 
 #[derive(Debug, Args)]
 pub struct SoakArgs {
     /// Simulated devices.
     #[arg(long, default_value_t = 5000)]
     devices: u32,
-    /// Data replayed at real time, so also the run's length.
+    /// Data replayed; the run lasts this divided by the speed-up.
     #[arg(long, default_value = "60m")]
     duration: GoDuration,
+    /// Streaming (the windower windows every reading) or Batching (the sensors send minute
+    /// batches: at a speed-up, hours of windows reach the coordinator and the store in minutes).
+    #[arg(long, value_enum, default_value = "streaming")]
+    architecture: SoakArchitecture,
+    /// Replay speed-up (1 = real time).
+    #[arg(long, default_value_t = 1.0)]
+    speedup: f64,
     /// Time between samples of memory, descriptors and backlog.
     #[arg(long, default_value = "30s")]
     sample_every: GoDuration,
-    /// Samples before this are not fitted (caches, pools and JIT fill up first).
+    /// Samples taken before this (run time) are not fitted (caches, pools and JIT fill up first).
     #[arg(long, default_value = "10m")]
     warm_up: GoDuration,
     /// A service process to sample too, as NAME=PIDFILE (its pid on the file's first line);
@@ -43,6 +50,13 @@ pub struct SoakArgs {
     /// Write the summary tables as Markdown here (also printed).
     #[arg(long)]
     markdown: Option<PathBuf>,
+}
+
+/// The architectures a soak can run.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SoakArchitecture {
+    Streaming,
+    Batching,
 }
 
 fn parse_watch(text: &str) -> Result<(String, PathBuf), String> {
@@ -71,8 +85,10 @@ const P99_TARGET_MS: f64 = 2_000.0;
 /// One process's trends after warm-up.
 #[derive(Debug, Serialize)]
 struct ProcessTrends {
-    /// PSS, MiB.
-    pss_mib: Option<Trend>,
+    /// PSS less shared-memory segments, MiB.
+    memory_mib: Option<Trend>,
+    /// The largest PSS of shared-memory segments sampled (fixed-size, so bounded), MiB.
+    shmem_max_mib: f64,
     /// Open file descriptors.
     open_fds: Option<Trend>,
 }
@@ -89,6 +105,10 @@ struct Check {
 #[derive(Debug, Serialize)]
 struct SoakResult {
     devices: u32,
+    /// `Streaming` or `Batching`.
+    architecture: String,
+    speedup: f64,
+    /// Data replayed, seconds (the run lasted this divided by `speedup`).
     duration_s: u64,
     sample_every_s: u64,
     warm_up_s: u64,
@@ -105,12 +125,20 @@ struct SoakResult {
     checks: Vec<Check>,
 }
 
-/// The soak's experiment: in-order data at real time with a monotonous watermark, as
-/// `bench-pipeline`'s; no retrain falls due within the run (5,000 trainings every ten minutes
-/// is beyond any one machine), so the data path is what is measured.
-fn experiment(devices: u32, duration: &GoDuration) -> Result<PipelineExperiment> {
-    let seconds = duration.get().as_secs();
-    let mut experiment = super::bench::experiment("soak", devices, &format!("{seconds}s"))?;
+/// The soak's experiment: in-order data with a monotonous watermark, as `bench-pipeline`'s, in
+/// the architecture and at the speed-up asked; no retrain falls due within the run (5,000
+/// trainings every ten minutes is beyond any one machine), so the data path is what is measured.
+fn experiment(args: &SoakArgs) -> Result<PipelineExperiment> {
+    let seconds = args.duration.get().as_secs();
+    if !(args.speedup.is_finite() && args.speedup >= 1.0) {
+        bail!("--speedup {}: expected a number of at least 1", args.speedup);
+    }
+    let mut experiment = super::bench::experiment("soak", args.devices, &format!("{seconds}s"))?;
+    experiment.spec.architecture = match args.architecture {
+        SoakArchitecture::Streaming => Architecture::Streaming,
+        SoakArchitecture::Batching => Architecture::Batching,
+    };
+    experiment.spec.replay.speedup = args.speedup;
     experiment.spec.forecasting.retrain_every = format!("{}s", 2 * seconds.max(60))
         .parse()
         .context("the soak's retrain interval")?;
@@ -126,7 +154,7 @@ pub fn run(args: SoakArgs) -> Result<()> {
     for (name, file) in &args.watch {
         watched.push((name.clone(), read_pid(file)?));
     }
-    let experiment = experiment(args.devices, &args.duration)?;
+    let experiment = experiment(&args)?;
     let names = ExperimentNames::new(&format!("soak-{}", args.devices))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async {
@@ -196,7 +224,11 @@ fn judge(
         processes.insert(
             name.clone(),
             ProcessTrends {
-                pss_mib: trend::fit(&points(wattcast::footprint::Footprint::pss_mib), MEMORY),
+                memory_mib: trend::fit(&points(wattcast::footprint::Footprint::unsegmented_mib), MEMORY),
+                shmem_max_mib: samples
+                    .iter()
+                    .filter_map(|s| Some(s.processes.get(name)?.shmem_mib()))
+                    .fold(0.0, f64::max),
                 open_fds: trend::fit(&points(|f| f.open_fds as f64), DESCRIPTORS),
             },
         );
@@ -220,6 +252,8 @@ fn judge(
     let checks = checks(&run, &minutes, &processes, &backlog);
     SoakResult {
         devices: args.devices,
+        architecture: format!("{:?}", args.architecture),
+        speedup: args.speedup,
         duration_s: args.duration.get().as_secs(),
         sample_every_s: args.sample_every.get().as_secs(),
         warm_up_s: args.warm_up.get().as_secs(),
@@ -263,7 +297,10 @@ fn checks(
         ),
     });
     for (name, trends) in processes {
-        for (quantity, trend) in [("memory", trends.pss_mib), ("open descriptors", trends.open_fds)] {
+        for (quantity, trend) in [
+            ("memory", trends.memory_mib),
+            ("open descriptors", trends.open_fds),
+        ] {
             checks.push(match trend {
                 Some(trend) => Check {
                     target: format!("{name}: {quantity} flat after warm-up"),
@@ -297,9 +334,18 @@ fn checks(
 /// The tables `docs/performance.md` records.
 fn markdown(result: &SoakResult) -> String {
     let mut text = format!(
-        "{} devices, {} s at real time, sampled every {} s, fitted after {} s of warm-up.\n\n\
+        "{} devices, {}, {} s of data at {}, sampled every {} s, fitted after {} s of warm-up.\n\n\
          | target | met | measured |\n| --- | --- | --- |\n",
-        result.devices, result.duration_s, result.sample_every_s, result.warm_up_s
+        result.devices,
+        result.architecture,
+        result.duration_s,
+        if result.speedup == 1.0 {
+            "real time".to_owned()
+        } else {
+            format!("{}× real time", result.speedup)
+        },
+        result.sample_every_s,
+        result.warm_up_s
     );
     for check in &result.checks {
         text += &format!(
@@ -309,7 +355,8 @@ fn markdown(result: &SoakResult) -> String {
             check.measured
         );
     }
-    text += "\n| process | memory (PSS) mean | slope | open descriptors mean | slope |\n| --- | --- | --- | --- | --- |\n";
+    text += "\n| process | memory (PSS less shared segments) mean | slope | shared segments, largest | open descriptors mean | slope |\n\
+             | --- | --- | --- | --- | --- | --- |\n";
     for (name, trends) in &result.processes {
         let show = |trend: Option<Trend>, unit: &str| {
             trend.map_or(("-".to_owned(), "-".to_owned()), |t| {
@@ -319,9 +366,10 @@ fn markdown(result: &SoakResult) -> String {
                 )
             })
         };
-        let (memory, memory_slope) = show(trends.pss_mib, " MiB");
+        let (memory, memory_slope) = show(trends.memory_mib, " MiB");
         let (fds, fds_slope) = show(trends.open_fds, "");
-        text += &format!("| {name} | {memory} | {memory_slope} | {fds} | {fds_slope} |\n");
+        let shmem = trends.shmem_max_mib;
+        text += &format!("| {name} | {memory} | {memory_slope} | {shmem:.1} MiB | {fds} | {fds_slope} |\n");
     }
     text
 }
@@ -332,10 +380,30 @@ mod tests {
 
     #[test]
     fn the_experiment_replays_the_duration_and_retrains_after_it() {
-        let experiment = experiment(5000, &"60m".parse().expect("a duration")).expect("valid");
-        assert_eq!(experiment.spec.devices.count, 5000);
-        assert_eq!(experiment.spec.dataset.duration.get().as_secs(), 3600);
-        assert_eq!(experiment.spec.forecasting.retrain_every.get().as_secs(), 7200);
+        #[derive(clap::Parser)]
+        struct Command {
+            #[command(flatten)]
+            soak: SoakArgs,
+        }
+        let args = |extra: &[&str]| {
+            let argv = ["soak", "--devices", "5000", "--duration", "60m"]
+                .iter()
+                .chain(extra);
+            <Command as clap::Parser>::try_parse_from(argv)
+                .expect("valid arguments")
+                .soak
+        };
+        let streaming = experiment(&args(&[])).expect("valid");
+        assert_eq!(streaming.spec.devices.count, 5000);
+        assert_eq!(streaming.spec.architecture, Architecture::Streaming);
+        assert_eq!(streaming.spec.replay.speedup, 1.0);
+        assert_eq!(streaming.spec.dataset.duration.get().as_secs(), 3600);
+        assert_eq!(streaming.spec.forecasting.retrain_every.get().as_secs(), 7200);
+        let batching = experiment(&args(&["--architecture", "batching", "--speedup", "20"])).expect("valid");
+        assert_eq!(batching.spec.architecture, Architecture::Batching);
+        assert_eq!(batching.spec.replay.speedup, 20.0);
+        let error = experiment(&args(&["--speedup", "0.5"])).expect_err("a slow-down is refused");
+        assert!(error.to_string().contains("--speedup 0.5"), "{error}");
     }
 
     #[test]
