@@ -76,6 +76,8 @@ impl Schedule {
                         (names.mqtt_batches(device), minutes_of(&readings, start, speedup))
                     }
                 };
+                // Held for the whole replay: no spare capacity from how the data was built.
+                readings.shrink_to_fit();
                 DeviceSchedule {
                     device,
                     topic,
