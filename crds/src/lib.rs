@@ -1,10 +1,12 @@
 //! The `PipelineExperiment` custom resource (`wattcast.io/v1alpha1`): the Rust types are the
 //! source of truth; `crdgen` renders them into `crds/pipelineexperiment.yaml`.
 
+mod conditions;
 mod duration;
 mod spec;
 mod status;
 
+pub use conditions::{ConditionType, Reason};
 pub use duration::{GoDuration, GoDurationError};
 pub use spec::*;
 pub use status::*;

@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
-use wattcast_crds::{ConditionStatus, Phase, PipelineExperiment, PipelineExperimentStatus};
+use wattcast_crds::{
+    ConditionStatus, ConditionType, Phase, PipelineExperiment, PipelineExperimentStatus, Reason,
+};
 
 /// The finalizer the operator puts on every experiment.
 pub const FINALIZER: &str = "wattcast.io/cleanup";
@@ -423,17 +425,21 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         });
         observed.drained = (arrived && still) || timed_out;
         drained_condition = Some(match (arrived && still, timed_out, &measured) {
-            (true, _, _) => ConditionUpdate {
-                type_: "Drained".to_owned(),
-                status: ConditionStatus::True,
-                reason: "AllStored".to_owned(),
-                message: "every reading sent was stored and the pipeline is idle".to_owned(),
-            },
-            (false, timed_out, measured) => ConditionUpdate {
-                type_: "Drained".to_owned(),
-                status: ConditionStatus::False,
-                reason: if timed_out { "DrainTimedOut" } else { "InFlight" }.to_owned(),
-                message: measured.as_ref().map_or_else(
+            (true, _, _) => ConditionUpdate::new(
+                ConditionType::Drained,
+                ConditionStatus::True,
+                Reason::AllStored,
+                "every reading sent was stored and the pipeline is idle",
+            ),
+            (false, timed_out, measured) => ConditionUpdate::new(
+                ConditionType::Drained,
+                ConditionStatus::False,
+                if timed_out {
+                    Reason::DrainTimedOut
+                } else {
+                    Reason::InFlight
+                },
+                measured.as_ref().map_or_else(
                     || "the experiment's store cannot be read".to_owned(),
                     |m| {
                         format!(
@@ -445,7 +451,7 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
                         )
                     },
                 ),
-            },
+            ),
         });
     }
     let mut startup_condition = None;
@@ -471,16 +477,16 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         ctx.publish(
             &resource,
             Severity::Warning,
-            "StartupDeadlineExceeded".to_owned(),
+            Reason::StartupDeadlineExceeded.to_string(),
             message.clone(),
         )
         .await;
-        startup_condition = Some(ConditionUpdate {
-            type_: "Started".to_owned(),
-            status: ConditionStatus::False,
-            reason: "StartupDeadlineExceeded".to_owned(),
+        startup_condition = Some(ConditionUpdate::new(
+            ConditionType::Started,
+            ConditionStatus::False,
+            Reason::StartupDeadlineExceeded,
             message,
-        });
+        ));
     }
     let decision = decide(previous.phase, observed, experiment.spec.cleanup);
     let existing: Existing = existing_names(&objects.jobs)
@@ -506,23 +512,18 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
 
     let mut conditions: Vec<ConditionUpdate> =
         decision.conditions.iter().map(ConditionUpdate::from).collect();
-    let kept = |type_: &str| {
+    let kept = |type_: ConditionType| {
         previous
             .conditions
             .iter()
             .find(|c| c.type_ == type_)
-            .map(|kept| ConditionUpdate {
-                type_: kept.type_.clone(),
-                status: kept.status,
-                reason: kept.reason.clone(),
-                message: kept.message.clone(),
-            })
+            .map(ConditionUpdate::kept)
     };
-    conditions.extend(startup_condition.or_else(|| kept("Started")));
+    conditions.extend(startup_condition.or_else(|| kept(ConditionType::Started)));
     let failure = failed_job_detail(ctx, &experiment, &observed, &previous, &mut conditions).await;
     match drained_condition {
         Some(drained) => conditions.push(drained),
-        None => conditions.extend(kept("Drained")),
+        None => conditions.extend(kept(ConditionType::Drained)),
     }
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let status = next_status(
@@ -539,7 +540,7 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
         write_status(&ctx.client, &experiment, &status).await?;
     }
     if let Some((reason, message)) = failure.filter(|_| previous.phase != Phase::Failed) {
-        ctx.publish(&resource, Severity::Warning, reason.to_owned(), message)
+        ctx.publish(&resource, Severity::Warning, reason.to_string(), message)
             .await;
     }
     if let Some((severity, reason, note)) = transition_event(previous.phase, decision.phase) {
@@ -572,11 +573,11 @@ async fn failed_job_detail(
     observed: &Observed,
     previous: &PipelineExperimentStatus,
     conditions: &mut [ConditionUpdate],
-) -> Option<(&'static str, String)> {
+) -> Option<(Reason, String)> {
     let (component, reason) = if observed.setup == JobState::Failed {
-        ("setup", "SetupFailed")
+        ("setup", Reason::SetupFailed)
     } else if observed.sensors == JobState::Failed {
-        ("sensor", "SensorsFailed")
+        ("sensor", Reason::SensorsFailed)
     } else {
         return None;
     };
@@ -627,7 +628,7 @@ fn drained_condition_timed_out(status: &PipelineExperimentStatus) -> bool {
     status
         .conditions
         .iter()
-        .any(|c| c.type_ == "Drained" && c.reason == "DrainTimedOut")
+        .any(|c| c.type_ == ConditionType::Drained && c.reason == Reason::DrainTimedOut)
 }
 
 async fn write_status(
@@ -702,7 +703,7 @@ async fn clean_up(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Ac
     ctx.publish(
         &resource,
         Severity::Warning,
-        "CleanupRetrying".to_owned(),
+        Reason::CleanupRetrying.to_string(),
         message.clone(),
     )
     .await;
@@ -710,20 +711,15 @@ async fn clean_up(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Ac
     let mut conditions: Vec<ConditionUpdate> = previous
         .conditions
         .iter()
-        .filter(|c| c.type_ != "CleanedUp")
-        .map(|kept| ConditionUpdate {
-            type_: kept.type_.clone(),
-            status: kept.status,
-            reason: kept.reason.clone(),
-            message: kept.message.clone(),
-        })
+        .filter(|c| c.type_ != ConditionType::CleanedUp)
+        .map(ConditionUpdate::kept)
         .collect();
-    conditions.push(ConditionUpdate {
-        type_: "CleanedUp".to_owned(),
-        status: ConditionStatus::False,
-        reason: "CleanupRetrying".to_owned(),
+    conditions.push(ConditionUpdate::new(
+        ConditionType::CleanedUp,
+        ConditionStatus::False,
+        Reason::CleanupRetrying,
         message,
-    });
+    ));
     let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
     let status = next_status(
         &previous,

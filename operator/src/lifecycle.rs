@@ -6,7 +6,7 @@
 //! the setup Job (topics, schema, bucket, initial models), then the long-running workloads, and
 //! only when they are ready the sensors — so no reading waits for a consumer.
 
-use wattcast_crds::{CleanupPolicy, ConditionStatus, Phase};
+use wattcast_crds::{CleanupPolicy, ConditionStatus, ConditionType, Phase, Reason};
 
 /// A Job as observed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,12 +93,12 @@ impl Stages {
 /// generation).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConditionDecision {
-    /// CamelCase type.
-    pub type_: &'static str,
+    /// Its type.
+    pub type_: ConditionType,
     /// True, False or Unknown.
     pub status: ConditionStatus,
-    /// CamelCase reason.
-    pub reason: &'static str,
+    /// Why.
+    pub reason: Reason,
     /// Human-readable detail.
     pub message: &'static str,
 }
@@ -114,12 +114,7 @@ pub struct Decision {
     pub conditions: Vec<ConditionDecision>,
 }
 
-fn condition(
-    type_: &'static str,
-    holds: bool,
-    reason: &'static str,
-    message: &'static str,
-) -> ConditionDecision {
+fn condition(type_: ConditionType, holds: bool, reason: Reason, message: &'static str) -> ConditionDecision {
     ConditionDecision {
         type_,
         status: if holds {
@@ -234,12 +229,12 @@ fn conditions(phase: Phase, observed: Observed) -> Vec<ConditionDecision> {
     let ready = phase == Phase::Running || phase == Phase::Draining;
     vec![
         condition(
-            "InfrastructureReady",
+            ConditionType::InfrastructureReady,
             observed.infrastructure_ready,
             if observed.infrastructure_ready {
-                "ServicesReady"
+                Reason::ServicesReady
             } else {
-                "ServicesStarting"
+                Reason::ServicesStarting
             },
             if observed.infrastructure_ready {
                 "MQTT, Pulsar, PostgreSQL and the object store are ready"
@@ -249,57 +244,67 @@ fn conditions(phase: Phase, observed: Observed) -> Vec<ConditionDecision> {
         ),
         match observed.setup {
             JobState::Succeeded => condition(
-                "ModelsReady",
+                ConditionType::ModelsReady,
                 true,
-                "SetupSucceeded",
+                Reason::SetupSucceeded,
                 "topics, schema, bucket and initial models exist",
             ),
             JobState::Failed => condition(
-                "ModelsReady",
+                ConditionType::ModelsReady,
                 false,
-                "SetupFailed",
+                Reason::SetupFailed,
                 "the setup Job failed; see its pod logs",
             ),
             _ => condition(
-                "ModelsReady",
+                ConditionType::ModelsReady,
                 false,
-                "SetupPending",
+                Reason::SetupPending,
                 "the setup Job has not finished",
             ),
         },
         match observed.sensors {
             JobState::Succeeded => condition(
-                "SensorsDone",
+                ConditionType::SensorsDone,
                 true,
-                "AllDevicesSent",
+                Reason::AllDevicesSent,
                 "every device sent its data",
             ),
             JobState::Failed => condition(
-                "SensorsDone",
+                ConditionType::SensorsDone,
                 false,
-                "SensorsFailed",
+                Reason::SensorsFailed,
                 "the sensors' Job failed; see its pod logs",
             ),
-            _ => condition("SensorsDone", false, "Sending", "devices are still sending"),
+            _ => condition(
+                ConditionType::SensorsDone,
+                false,
+                Reason::Sending,
+                "devices are still sending",
+            ),
         },
         match phase {
-            Phase::Completed => condition("Ready", false, "Completed", "the run is over; results are final"),
-            Phase::Failed => condition(
-                "Ready",
+            Phase::Completed => condition(
+                ConditionType::Ready,
                 false,
-                "Failed",
+                Reason::Completed,
+                "the run is over; results are final",
+            ),
+            Phase::Failed => condition(
+                ConditionType::Ready,
+                false,
+                Reason::Failed,
                 "the run failed; see the other conditions and Events",
             ),
             _ if ready && observed.workloads_ready => condition(
-                "Ready",
+                ConditionType::Ready,
                 true,
-                "PipelineRunning",
+                Reason::PipelineRunning,
                 "the pipeline is processing data",
             ),
             _ => condition(
-                "Ready",
+                ConditionType::Ready,
                 false,
-                "NotRunning",
+                Reason::NotRunning,
                 "the pipeline is not processing data yet",
             ),
         },
@@ -459,11 +464,11 @@ mod tests {
         let models = decision
             .conditions
             .iter()
-            .find(|c| c.type_ == "ModelsReady")
+            .find(|c| c.type_ == ConditionType::ModelsReady)
             .expect("condition");
         assert_eq!(
             (models.status, models.reason),
-            (ConditionStatus::False, "SetupFailed")
+            (ConditionStatus::False, Reason::SetupFailed)
         );
         let sensors_failed = Observed {
             infrastructure_ready: true,
@@ -503,9 +508,9 @@ mod tests {
         let ready = ready
             .conditions
             .iter()
-            .find(|c| c.type_ == "Ready")
+            .find(|c| c.type_ == ConditionType::Ready)
             .expect("condition");
-        assert_eq!(ready.reason, "Completed");
+        assert_eq!(ready.reason, Reason::Completed);
     }
 
     #[test]
@@ -532,7 +537,7 @@ mod tests {
         let ready = decision
             .conditions
             .iter()
-            .find(|c| c.type_ == "InfrastructureReady")
+            .find(|c| c.type_ == ConditionType::InfrastructureReady)
             .expect("condition");
         assert_eq!(ready.status, ConditionStatus::False);
     }

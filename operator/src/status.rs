@@ -3,7 +3,9 @@
 //! results measured, and the Event a phase change deserves.
 
 use crate::lifecycle::ConditionDecision;
-use wattcast_crds::{Condition, ConditionStatus, Phase, PipelineExperimentStatus, Progress, Results};
+use wattcast_crds::{
+    Condition, ConditionStatus, ConditionType, Phase, PipelineExperimentStatus, Progress, Reason, Results,
+};
 
 /// A condition to report, with a message that may carry numbers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,14 +20,36 @@ pub struct ConditionUpdate {
     pub message: String,
 }
 
+impl ConditionUpdate {
+    /// A condition of a known type and reason.
+    pub fn new(
+        type_: ConditionType,
+        status: ConditionStatus,
+        reason: Reason,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            type_: type_.as_str().to_owned(),
+            status,
+            reason: reason.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// A condition the status already holds, reported again as it is.
+    pub fn kept(condition: &Condition) -> Self {
+        Self {
+            type_: condition.type_.clone(),
+            status: condition.status,
+            reason: condition.reason.clone(),
+            message: condition.message.clone(),
+        }
+    }
+}
+
 impl From<&ConditionDecision> for ConditionUpdate {
     fn from(decided: &ConditionDecision) -> Self {
-        Self {
-            type_: decided.type_.to_owned(),
-            status: decided.status,
-            reason: decided.reason.to_owned(),
-            message: decided.message.to_owned(),
-        }
+        Self::new(decided.type_, decided.status, decided.reason, decided.message)
     }
 }
 
