@@ -224,21 +224,15 @@ pub async fn run_local(
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
         tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
     }
-    let coordinator = CoordinatorConfig {
-        names: names.clone(),
-        imputation: experiment::imputation(spec),
-        retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
-        retrain_readings: 600,
-        pulsar: services.pulsar.clone(),
-        readiness: coordinator_ready.clone(),
-    };
+    let coordinator = CoordinatorConfig::from_spec(
+        names.clone(),
+        spec,
+        services.pulsar.clone(),
+        coordinator_ready.clone(),
+    );
     let forecasting = Forecasting::new(
         registry.clone(),
-        ForecastSettings {
-            look_back: recipe.look_back,
-            horizon: spec.forecasting.horizon as usize,
-            absent_recheck_ms: 10_000,
-        },
+        ForecastSettings::from_spec(&spec.forecasting),
         forecast_stats.clone(),
     );
     {

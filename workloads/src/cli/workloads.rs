@@ -322,21 +322,15 @@ pub fn run_coordinator_command(common: Common) -> Result<()> {
     let stats = Arc::new(CoordinatorStats::default());
     stats.register(&mut loaded.registry);
     let spec = &loaded.experiment.spec;
-    let config = CoordinatorConfig {
-        names: loaded.names.clone(),
-        imputation: experiment::imputation(spec),
-        retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
-        retrain_readings: 600,
-        pulsar: loaded.services.pulsar()?,
-        readiness: loaded.readiness.clone(),
-    };
+    let config = CoordinatorConfig::from_spec(
+        loaded.names.clone(),
+        spec,
+        loaded.services.pulsar()?,
+        loaded.readiness.clone(),
+    );
     let forecast_stats = Arc::new(ForecastStats::default());
     forecast_stats.register(&mut loaded.registry);
-    let settings = ForecastSettings {
-        look_back: spec.forecasting.look_back as usize,
-        horizon: spec.forecasting.horizon as usize,
-        absent_recheck_ms: 30_000,
-    };
+    let settings = ForecastSettings::from_spec(&spec.forecasting);
     let stores = ModelStores::of(&loaded, &common.bucket)?;
     await_services(stores.targets(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();

@@ -40,6 +40,28 @@ pub struct CoordinatorConfig {
     pub readiness: Arc<Readiness>,
 }
 
+/// Readings a retrain uses: the latest 600, as the original did.
+pub const RETRAIN_READINGS: i64 = 600;
+
+impl CoordinatorConfig {
+    /// The coordinator an experiment's spec asks for, in local mode and pods alike.
+    pub fn from_spec(
+        names: ExperimentNames,
+        spec: &wattcast_crds::PipelineExperimentSpec,
+        pulsar: PulsarEndpoint,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Self {
+            names,
+            imputation: crate::experiment::imputation(spec),
+            retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
+            retrain_readings: RETRAIN_READINGS,
+            pulsar,
+            readiness,
+        }
+    }
+}
+
 /// Running counts.
 #[derive(Debug)]
 pub struct CoordinatorStats {

@@ -35,6 +35,21 @@ pub struct ForecastSettings {
     pub absent_recheck_ms: i64,
 }
 
+impl ForecastSettings {
+    /// How long a device found without a model waits before it is looked up again, ms: an
+    /// announcement swaps a new model in at once, so this only catches one missed.
+    pub const ABSENT_RECHECK_MS: i64 = 10_000;
+
+    /// The settings an experiment's `spec.forecasting` asks for, in local mode and pods alike.
+    pub fn from_spec(forecasting: &wattcast_crds::ForecastingSpec) -> Self {
+        Self {
+            look_back: forecasting.look_back as usize,
+            horizon: forecasting.horizon as usize,
+            absent_recheck_ms: Self::ABSENT_RECHECK_MS,
+        }
+    }
+}
+
 /// Forecasting counts.
 #[derive(Debug, Default)]
 pub struct ForecastStats {
