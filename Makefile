@@ -77,7 +77,7 @@ bench-pipeline-processes: test-env release ## The same with one process per work
 soak: test-env release ## One hour at real time with 5,000 devices, a process per workload: coverage, every minute's p99, memory, descriptor and backlog slopes (see docs/performance.md)
 	run_dir=$$(bash -c '. test-env/lib/common.sh && echo "$$RUN_DIR"'); \
 	$(WATTCAST) soak --devices $${DEVICES:-5000} --duration $${DURATION:-60m} --warm-up $${WARM_UP:-10m} \
-	  --architecture $${ARCHITECTURE:-streaming} --speedup $${SPEEDUP:-1} \
+	  --architecture $${ARCHITECTURE:-streaming} --speedup $${SPEEDUP:-1} --layout $${LAYOUT:-processes} \
 	  --watch mosquitto="$$run_dir/mosquitto/mosquitto.pid" --watch pulsar="$$run_dir/pulsar/pulsar.pid" \
 	  --watch postgres="$$run_dir/postgres/data/postmaster.pid" \
 	  --out $${OUT:-/tmp/wattcast-soak.json} --markdown $${MARKDOWN:-/tmp/wattcast-soak.md}

@@ -5,7 +5,7 @@
 mod sample;
 mod trend;
 
-use super::bench_processes::{ProcessesRun, run_processes};
+use super::bench_processes::{ProcessesRun, Watch, run_processes};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use sample::{Sample, Sampler};
@@ -13,6 +13,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use trend::{Tolerance, Trend};
+use wattcast::local::{LocalOptions, LocalSummary, run_local};
 use wattcast::services::{Services, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::store::summary::MinuteLatency;
@@ -34,6 +35,10 @@ pub struct SoakArgs {
     /// Replay speed-up (1 = real time).
     #[arg(long, default_value_t = 1.0)]
     speedup: f64,
+    /// One process per workload (as the cluster's pods), or every workload a task of this
+    /// process (as `wattcast local` runs them).
+    #[arg(long, value_enum, default_value = "processes")]
+    layout: SoakLayout,
     /// Time between samples of memory, descriptors and backlog.
     #[arg(long, default_value = "30s")]
     sample_every: GoDuration,
@@ -50,6 +55,17 @@ pub struct SoakArgs {
     /// Write the summary tables as Markdown here (also printed).
     #[arg(long)]
     markdown: Option<PathBuf>,
+}
+
+/// How a soak runs the workloads.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum SoakLayout {
+    /// `wattcast sensor`, `bridge`, `windower` and `coordinator` processes, as
+    /// `bench-pipeline --processes` runs them.
+    Processes,
+    /// Every workload a task of the soak's own process, as `wattcast local` runs them; sampled
+    /// as one process, `wattcast`.
+    InProcess,
 }
 
 /// The architectures a soak can run.
@@ -93,6 +109,62 @@ struct ProcessTrends {
     open_fds: Option<Trend>,
 }
 
+/// What a run sent and stored, whichever layout ran it.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct RunAccount {
+    readings_sent: i64,
+    readings_stored: i64,
+    late: i64,
+    coverage: Option<f64>,
+}
+
+impl RunAccount {
+    fn of_processes(run: &ProcessesRun) -> Self {
+        Self {
+            readings_sent: run.readings_sent,
+            readings_stored: run.summary.readings_stored,
+            late: run.summary.late,
+            coverage: run.summary.coverage,
+        }
+    }
+
+    fn of_local(summary: &LocalSummary) -> Self {
+        Self {
+            readings_sent: i64::try_from(summary.readings_sent).unwrap_or(i64::MAX),
+            readings_stored: summary.readings_stored,
+            late: summary.late,
+            coverage: summary.coverage,
+        }
+    }
+}
+
+/// Runs the experiment as `wattcast local` does, sampling this process (every workload is one
+/// of its tasks) and the watched services while it runs.
+async fn run_in_process(
+    experiment: &PipelineExperiment,
+    services: &Services,
+    sampler: &mut Sampler,
+) -> Result<LocalSummary> {
+    let options = LocalOptions {
+        drain_timeout: std::time::Duration::from_secs(300),
+        // Training thousands of initial models is not what this measures.
+        initial_models: false,
+        ..LocalOptions::new(services.clone())
+    };
+    let run = run_local(experiment, options);
+    tokio::pin!(run);
+    let started = std::time::Instant::now();
+    let this = [("wattcast", std::process::id())];
+    loop {
+        tokio::select! {
+            summary = &mut run => return summary,
+            () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
+                sampler.tick(started.elapsed(), &this).await?;
+            }
+        }
+    }
+}
+
 /// One target and whether the soak met it.
 #[derive(Debug, Serialize)]
 struct Check {
@@ -112,8 +184,12 @@ struct SoakResult {
     duration_s: u64,
     sample_every_s: u64,
     warm_up_s: u64,
-    /// The run as `bench-pipeline --processes` reports it.
-    run: ProcessesRun,
+    /// `Processes` or `InProcess`.
+    layout: String,
+    /// What the run sent and stored.
+    account: RunAccount,
+    /// The run as `bench-pipeline --processes` or `wattcast local` reports it.
+    run: serde_json::Value,
     /// The window latency of each minute of the run.
     minutes: Vec<MinuteLatency>,
     /// What was sampled, in order.
@@ -159,10 +235,19 @@ pub fn run(args: SoakArgs) -> Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let result = runtime.block_on(async {
         let mut sampler = Sampler::new(&services, names.clone(), args.sample_every.get(), watched)?;
-        let run = run_processes(&experiment, &services, &mut sampler).await?;
+        let (account, run) = match args.layout {
+            SoakLayout::Processes => {
+                let run = run_processes(&experiment, &services, &mut sampler).await?;
+                (RunAccount::of_processes(&run), serde_json::to_value(&run)?)
+            }
+            SoakLayout::InProcess => {
+                let summary = run_in_process(&experiment, &services, &mut sampler).await?;
+                (RunAccount::of_local(&summary), serde_json::to_value(&summary)?)
+            }
+        };
         let store = Store::connect(&services.postgres, &names.postgres_schema(), 1).await?;
         let minutes = store.window_latency_by_minute().await?;
-        anyhow::Ok(judge(&args, run, minutes, sampler.into_samples()))
+        anyhow::Ok(judge(&args, account, run, minutes, sampler.into_samples()))
     })?;
     let markdown = markdown(&result);
     println!("{markdown}");
@@ -205,7 +290,8 @@ fn read_pid(file: &std::path::Path) -> Result<u32> {
 /// Fits the samples after warm-up and checks every target.
 fn judge(
     args: &SoakArgs,
-    run: ProcessesRun,
+    account: RunAccount,
+    run: serde_json::Value,
     minutes: Vec<MinuteLatency>,
     samples: Vec<Sample>,
 ) -> SoakResult {
@@ -249,7 +335,7 @@ fn judge(
             backlog.insert(topic.to_owned(), trend);
         }
     }
-    let checks = checks(&run, &minutes, &processes, &backlog);
+    let checks = checks(&account, &minutes, &processes, &backlog);
     SoakResult {
         devices: args.devices,
         architecture: format!("{:?}", args.architecture),
@@ -257,6 +343,8 @@ fn judge(
         duration_s: args.duration.get().as_secs(),
         sample_every_s: args.sample_every.get().as_secs(),
         warm_up_s: args.warm_up.get().as_secs(),
+        layout: format!("{:?}", args.layout),
+        account,
         run,
         minutes,
         samples,
@@ -267,18 +355,18 @@ fn judge(
 }
 
 fn checks(
-    run: &ProcessesRun,
+    run: &RunAccount,
     minutes: &[MinuteLatency],
     processes: &BTreeMap<String, ProcessTrends>,
     backlog: &BTreeMap<String, Trend>,
 ) -> Vec<Check> {
-    let coverage = run.summary.coverage.unwrap_or(0.0);
+    let coverage = run.coverage.unwrap_or(0.0);
     let mut checks = vec![Check {
         target: "coverage 1.0".to_owned(),
-        met: coverage >= 1.0 - 1e-12 && run.summary.readings_stored == run.readings_sent,
+        met: coverage >= 1.0 - 1e-12 && run.readings_stored == run.readings_sent,
         measured: format!(
             "{coverage:.6} ({} of {} readings sent stored in windows, {} late)",
-            run.summary.readings_stored, run.readings_sent, run.summary.late
+            run.readings_stored, run.readings_sent, run.late
         ),
     }];
     let over: Vec<&MinuteLatency> = minutes
@@ -334,10 +422,14 @@ fn checks(
 /// The tables `docs/performance.md` records.
 fn markdown(result: &SoakResult) -> String {
     let mut text = format!(
-        "{} devices, {}, {} s of data at {}, sampled every {} s, fitted after {} s of warm-up.\n\n\
+        "{} devices, {}, {}, {} s of data at {}, sampled every {} s, fitted after {} s of warm-up.\n\n\
          | target | met | measured |\n| --- | --- | --- |\n",
         result.devices,
         result.architecture,
+        match result.layout.as_str() {
+            "InProcess" => "every workload in one process",
+            _ => "one process per workload",
+        },
         result.duration_s,
         if result.speedup == 1.0 {
             "real time".to_owned()
