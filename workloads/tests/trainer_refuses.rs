@@ -38,7 +38,10 @@ async fn send_requests(
 }
 
 /// A trainer of the experiment with a quick recipe, its trainings held until `hold` is cancelled.
-fn trainer_config(names: &wattcast::topics::ExperimentNames, hold: Option<CancellationToken>) -> TrainerConfig {
+fn trainer_config(
+    names: &wattcast::topics::ExperimentNames,
+    hold: Option<CancellationToken>,
+) -> TrainerConfig {
     TrainerConfig {
         names: names.clone(),
         recipe: Recipe {
