@@ -81,6 +81,13 @@ dbStorage_writeCacheMaxSizeMb=32
 dbStorage_readAheadCacheMaxSizeMb=32
 dbStorage_rocksDB_blockCacheSize=16777216
 journalMaxSizeMB=256
+# The bookie measures the filesystem its volume is on, not the volume: with a node-local
+# provisioner that is the node's whole disk, and Pulsar's default turns the bookie read-only at
+# 95 % of it (Not enough non-faulty bookies, on every topic: the broker is never healthy) while
+# the volume itself has room. It goes read-only at 99 % instead, as the test env's does.
+diskUsageThreshold=0.99
+diskUsageWarnThreshold=0.98
+diskUsageLwmThreshold=0.98
 "
     )
 }
