@@ -16,11 +16,11 @@ use wattcast::wire::{DeadLetter, ModelAnnouncement};
 use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 
 /// Sends each payload on the experiment's `retrain` topic, keyed by nothing (as a test may).
-async fn send_requests(
-    pulsar: &pulsar::Pulsar<pulsar::TokioExecutor>,
-    names: &wattcast::topics::ExperimentNames,
-    payloads: &[&str],
-) {
+async fn send_requests(names: &wattcast::topics::ExperimentNames, payloads: &[&str]) {
+    let pulsar = common::reachable(
+        "Pulsar",
+        wattcast::workload::pulsar_client(&common::services().pulsar).await,
+    );
     let mut requests = pulsar
         .producer()
         .with_topic(names.pulsar_topic("retrain"))
@@ -77,12 +77,7 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
 
     let mut dead_letters = common::consumer(&names, "dead-letter").await;
     let mut announcements = common::consumer(&names, "models").await;
-    let pulsar = common::reachable(
-        "Pulsar",
-        wattcast::workload::pulsar_client(&services.pulsar).await,
-    );
     send_requests(
-        &pulsar,
         &names,
         &[
             r#"{"device":1,"from":1000,"to":2000}"#,
@@ -162,12 +157,7 @@ async fn a_newer_request_supersedes_the_one_waiting_for_the_device() {
     let objects = ObjectStore::new(&services.s3, "wattcast-test-models");
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
     let mut announcements = common::consumer(&names, "models").await;
-    let pulsar = common::reachable(
-        "Pulsar",
-        wattcast::workload::pulsar_client(&services.pulsar).await,
-    );
     send_requests(
-        &pulsar,
         &names,
         &[
             r#"{"device":1,"from":1000,"to":1200}"#,

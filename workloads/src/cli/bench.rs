@@ -70,6 +70,16 @@ pub(super) fn experiment(name: &str, devices: u32, duration: &str) -> Result<Pip
     serde_yaml::from_str(&yaml).context("building the benchmark experiment")
 }
 
+/// How the benchmarks run `wattcast local`: five minutes to drain, and no initial models
+/// (training thousands of them is not what they measure).
+pub(super) fn local_options(services: &Services) -> LocalOptions {
+    LocalOptions {
+        drain_timeout: Duration::from_secs(300),
+        initial_models: false,
+        ..LocalOptions::new(services.clone())
+    }
+}
+
 pub fn run(args: BenchArgs) -> Result<()> {
     let env_file = std::env::current_dir()
         .ok()
@@ -82,20 +92,7 @@ pub fn run(args: BenchArgs) -> Result<()> {
     let mut rows = Vec::new();
     for devices in args.devices {
         let experiment = experiment("bench", devices, &args.duration)?;
-        let summary = runtime.block_on(run_local(
-            &experiment,
-            LocalOptions {
-                services: services.clone(),
-                drain_timeout: Duration::from_secs(300),
-                progress: false,
-                models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
-                // Training thousands of initial models is not what this measures.
-                initial_models: false,
-                hold_replay: None,
-                forecast_stats: None,
-                dataset: None,
-            },
-        ))?;
+        let summary = runtime.block_on(run_local(&experiment, local_options(&services)))?;
         // run_local measures its own run: CPU since it started, peak memory since then.
         let cpu_cores = summary.usage.map_or(0.0, |u| u.cpu_seconds) / summary.duration_s.max(1e-9);
         let peak_rss_mib = summary.usage.map_or(0.0, |u| u.peak_rss_mib());

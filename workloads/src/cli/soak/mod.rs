@@ -13,7 +13,7 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use trend::{Tolerance, Trend};
-use wattcast::local::{LocalOptions, LocalSummary, run_local};
+use wattcast::local::{LocalSummary, run_local};
 use wattcast::services::{Services, find_test_env_file};
 use wattcast::store::Store;
 use wattcast::store::summary::MinuteLatency;
@@ -145,13 +145,7 @@ async fn run_in_process(
     services: &Services,
     sampler: &mut Sampler,
 ) -> Result<LocalSummary> {
-    let options = LocalOptions {
-        drain_timeout: std::time::Duration::from_secs(300),
-        // Training thousands of initial models is not what this measures.
-        initial_models: false,
-        ..LocalOptions::new(services.clone())
-    };
-    let run = run_local(experiment, options);
+    let run = run_local(experiment, super::bench::local_options(services));
     tokio::pin!(run);
     let started = std::time::Instant::now();
     let this = [("wattcast", std::process::id())];
