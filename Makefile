@@ -23,7 +23,7 @@ test: test-env lint crd-check ## Start the test services, then run every test (l
 .PHONY: test-unit
 test-unit: ## The tests that need no services (unit, property, windowing conformance, CLI, ONNX, CRD types): no test env, about a minute warm
 	$(CARGO) test --workspace --no-fail-fast --lib --bins --test windowing_properties \
-	  --test windowing_conformance --test dataset_cli --test model_onnx --test samples_are_fresh \
+	  --test windowing_conformance --test dataset_cli --test model_onnx --test model_keras --test samples_are_fresh \
 	  --test local_images --test parsers_fuzz --test reliability_doc
 
 .PHONY: test-faults
@@ -60,6 +60,29 @@ bench: ## Criterion benchmarks (windowing throughput, CSV parsing, model trainin
 .PHONY: bench-model
 bench-model: ## Criterion benchmarks of the model only (training the original recipe, a 60-step forecast)
 	$(CARGO) bench -p wattcast --bench model
+
+# The Keras side of the model comparisons: the original recipe in pinned tensorflow-cpu + tf2onnx.
+KERAS_VENV := $(HOME)/.cache/wattcast/keras-venv
+KERAS_PYTHON := $(KERAS_VENV)/bin/python
+REFERENCE := ../shared/reference/thesis-data
+
+$(KERAS_PYTHON): tools/keras/requirements.txt
+	python3 -m venv $(KERAS_VENV)
+	$(KERAS_VENV)/bin/pip install -q -r tools/keras/requirements.txt
+	touch $(KERAS_PYTHON)
+
+.PHONY: keras-model
+keras-model: $(KERAS_PYTHON) ## Re-make the Keras/tf2onnx fixture (workloads/tests/fixtures/keras-lstm): train in Keras, export, record Keras's forecast
+	$(KERAS_PYTHON) tools/keras/recipe.py export --csv $(REFERENCE)/device_2_batch_data_2025-12-08.csv --seed 1 \
+	  --history data/samples/in-order/device_1_in_order.csv --history-start 300 --out workloads/tests/fixtures/keras-lstm
+
+.PHONY: keras-seeds
+keras-seeds: $(KERAS_PYTHON) release ## Test RMSE of seeds 1-5 on reference devices 2-4, in Keras and in wattcast (docs/model.md's seed table)
+	$(KERAS_PYTHON) tools/keras/recipe.py seeds --csv $(REFERENCE)/device_{2,3,4}_batch_data_2025-12-08.csv
+	for device in 2 3 4; do for seed in 1 2 3 4 5; do \
+	  $(WATTCAST) model train --csv $(REFERENCE)/device_$${device}_batch_data_2025-12-08.csv --seed $$seed --out /tmp/wattcast-seed-$$device-$$seed >/dev/null; \
+	  echo "{\"csv\": \"device_$${device}\", \"seed\": $$seed, \"metrics\": $$(cat /tmp/wattcast-seed-$$device-$$seed/metrics.json | tr -d '\n ')}"; \
+	done; done
 
 .PHONY: bench-operator
 bench-operator: test-env ## The operator binary with 100 experiments on envtest: time to reconcile, API calls, RSS, PostgreSQL load

@@ -1,7 +1,7 @@
 //! The exported ONNX model, run by tract, computes what candle's network computes; the native
 //! evaluator computes what tract computes and is used only when it does; the forecaster accepts
-//! models meeting the contract (including a tf2onnx-style graph) and refuses the rest with a
-//! clear message.
+//! models meeting the contract (explicit zero states, Squeeze, a transposed Gemm; real Keras
+//! exports are tested in `model_keras.rs`) and refuses the rest with a clear message.
 
 use candle_core::{Device, Tensor};
 use prost::Message;
@@ -126,9 +126,9 @@ fn refuses_corrupt_bytes_and_wrong_shapes() {
     assert!(matches!(error, ForecastError::Scaler { .. }), "{error}");
 }
 
-/// Rewrites the export the way tf2onnx writes a Keras LSTM: explicit zero initial states,
+/// Rewrites the export with explicit zero initial states,
 /// Squeeze (opset 13, axes as an input) instead of Reshape, and Gemm for the dense layer.
-fn tf2onnx_style(weights: &LstmWeights) -> Vec<u8> {
+fn with_zero_states_and_a_transposed_gemm(weights: &LstmWeights) -> Vec<u8> {
     let mut model = pb::ModelProto::decode(onnx::export(weights, LOOK_BACK).as_slice()).expect("decodes");
     let graph = model.graph.as_mut().expect("graph");
     let h = weights.hidden as i64;
@@ -188,9 +188,14 @@ fn tf2onnx_style(weights: &LstmWeights) -> Vec<u8> {
 }
 
 #[test]
-fn a_tf2onnx_style_graph_meets_the_contract() {
+fn zero_states_squeeze_and_a_transposed_gemm_meet_the_contract() {
     let weights = random_weights(5);
-    let forecaster = Forecaster::load(&tf2onnx_style(&weights), unit_scaler(), LOOK_BACK).expect("loads");
+    let forecaster = Forecaster::load(
+        &with_zero_states_and_a_transposed_gemm(&weights),
+        unit_scaler(),
+        LOOK_BACK,
+    )
+    .expect("loads");
     let mut rng = ChaCha8Rng::seed_from_u64(5);
     let sequence: Vec<f32> = (0..LOOK_BACK).map(|_| rng.random_range(0.0..1.0)).collect();
     assert_eq!(forecaster.engine(), ForecastEngine::Native);

@@ -298,3 +298,32 @@ async fn a_missing_object_names_its_key() {
     );
     store.drop_schema().await.expect("drops");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keras_export_in_the_object_store_loads_on_the_fast_path() {
+    let (experiment, store, registry) = setup("keras").await;
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-lstm");
+    let keras = ModelArtifacts::read_dir(&fixture).expect("the Keras fixture (make keras-model)");
+    assert!(
+        keras.metrics.is_none(),
+        "a model made elsewhere has no metrics.json"
+    );
+    let prefix = object_prefix(&experiment, DEVICE, ModelVersion::Initial);
+    registry
+        .objects()
+        .upload_model(&prefix, &keras)
+        .await
+        .expect("uploads");
+    let loaded = registry.load("initial", &prefix, 60).await.expect("loads");
+    assert_eq!(
+        loaded.forecaster.engine(),
+        wattcast::model::ForecastEngine::Native
+    );
+    assert_eq!(loaded.forecaster.scaler(), keras.scaler);
+    registry
+        .objects()
+        .delete_prefix(&format!("{experiment}/"))
+        .await
+        .expect("deletes");
+    store.drop_schema().await.expect("drops");
+}

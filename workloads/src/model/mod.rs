@@ -8,6 +8,7 @@ pub mod lstm;
 pub mod native;
 pub mod onnx;
 pub mod recipe;
+pub mod recognise;
 pub mod scaler;
 pub mod threads;
 pub mod train;

@@ -7,17 +7,9 @@
 //! whose element-wise parts the compiler vectorises.
 
 use super::activations::{sigmoid, tanh};
+pub use super::recognise::NotRecognised;
 use super::weights::LstmWeights;
 use tract_onnx::pb;
-
-/// Why a model is not one this evaluator can run (the forecaster then runs it with tract).
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("not a plain LSTM → Dense graph: {0}")]
-pub struct NotRecognised(String);
-
-fn unrecognised<T>(why: impl Into<String>) -> Result<T, NotRecognised> {
-    Err(NotRecognised(why.into()))
-}
 
 /// The weights of a one-feature LSTM followed by a dense layer, laid out for the cell loop.
 #[derive(Clone, Debug)]
@@ -40,9 +32,11 @@ impl NativeLstm {
     /// The evaluator for weights in wattcast's own layout.
     pub fn from_weights(weights: &LstmWeights) -> Result<Self, NotRecognised> {
         if !weights.is_consistent() {
-            return unrecognised("the weight arrays do not match the hidden size");
+            return Err(NotRecognised::new(
+                "the weight arrays do not match the hidden size",
+            ));
         }
-        Ok(Self::new(
+        Ok(Self::from_onnx_layout(
             weights.hidden,
             &weights.input,
             &weights.bias,
@@ -53,7 +47,7 @@ impl NativeLstm {
     }
 
     /// Lays out ONNX-ordered weights (`recurrent` is ONNX's R, `[4H, H]`) for the cell loop.
-    fn new(
+    pub(super) fn from_onnx_layout(
         hidden: usize,
         input: &[f32],
         bias: &[f32],
@@ -85,78 +79,15 @@ impl NativeLstm {
     }
 
     /// Reads the weights out of an ONNX graph holding one forward LSTM node with default
-    /// activations over a single input feature, whose last state feeds a MatMul or Gemm with an
-    /// `H`-element weight (and optionally a one-element bias). Anything else is refused.
+    /// activations over a single input feature and zero initial states, whose last hidden state
+    /// feeds a dense layer (see [`super::recognise`]). Anything else is refused.
     pub fn recognise(model: &pb::ModelProto) -> Result<Self, NotRecognised> {
-        let Some(graph) = &model.graph else {
-            return unrecognised("no graph");
-        };
-        let initializers: std::collections::HashMap<&str, &pb::TensorProto> =
-            graph.initializer.iter().map(|t| (t.name.as_str(), t)).collect();
-        let constant = |name: &str| -> Result<Vec<f32>, NotRecognised> {
-            match initializers.get(name) {
-                Some(tensor) => floats(tensor),
-                None => unrecognised(format!("{name:?} is not a constant")),
-            }
-        };
-        if let Some(node) = graph
-            .node
-            .iter()
-            .find(|n| !KNOWN_OPERATORS.contains(&n.op_type.as_str()))
-        {
-            return unrecognised(format!("a {} node", node.op_type));
-        }
-        let lstms: Vec<&pb::NodeProto> = graph.node.iter().filter(|n| n.op_type == "LSTM").collect();
-        let [lstm] = lstms.as_slice() else {
-            return unrecognised(format!("{} LSTM nodes, expected one", lstms.len()));
-        };
-        check_lstm_attributes(lstm)?;
-        let hidden = lstm
-            .attribute
-            .iter()
-            .find(|a| a.name == "hidden_size")
-            .map(|a| a.i)
-            .and_then(|h| usize::try_from(h).ok())
-            .filter(|&h| h > 0);
-        let Some(h) = hidden else {
-            return unrecognised("the LSTM has no hidden_size");
-        };
-        let input_name = |i: usize| lstm.input.get(i).map(String::as_str).unwrap_or("");
-        let input = constant(input_name(1))?;
-        let recurrent = constant(input_name(2))?;
-        if input.len() != 4 * h || recurrent.len() != 4 * h * h {
-            return unrecognised(format!(
-                "W has {} and R {} values; one input feature and hidden size {h} need {} and {}",
-                input.len(),
-                recurrent.len(),
-                4 * h,
-                4 * h * h
-            ));
-        }
-        let bias = match input_name(3) {
-            "" => vec![0.0; 4 * h],
-            name => {
-                let both = constant(name)?;
-                if both.len() != 8 * h {
-                    return unrecognised(format!("B has {} values, expected {}", both.len(), 8 * h));
-                }
-                (0..4 * h).map(|k| both[k] + both[4 * h + k]).collect()
-            }
-        };
-        if !input_name(4).is_empty() {
-            return unrecognised("sequence_lens is given");
-        }
-        for (index, what) in [(5, "initial_h"), (6, "initial_c")] {
-            let name = input_name(index);
-            if !name.is_empty() && constant(name)?.iter().any(|&v| v != 0.0) {
-                return unrecognised(format!("{what} is not zero"));
-            }
-        }
-        if !input_name(7).is_empty() {
-            return unrecognised("the LSTM has peepholes");
-        }
-        let (dense, dense_bias) = dense_layer(graph, &initializers, h)?;
-        Ok(Self::new(h, &input, &bias, &recurrent, dense, dense_bias))
+        super::recognise::recognise(model)
+    }
+
+    /// The LSTM's hidden size.
+    pub fn hidden(&self) -> usize {
+        self.hidden
     }
 
     /// The model's output for one input sequence (already scaled).
@@ -275,120 +206,6 @@ impl Scratch {
     }
 }
 
-/// Operators a recognised graph may hold: the LSTM, the dense layer, and reshaping between them.
-/// Any other operator could change the output, so its graph is left to tract.
-const KNOWN_OPERATORS: [&str; 9] = [
-    "LSTM",
-    "MatMul",
-    "Gemm",
-    "Add",
-    "Transpose",
-    "Reshape",
-    "Squeeze",
-    "Flatten",
-    "Identity",
-];
-
-/// Refuses LSTM attributes that change what the cell computes.
-fn check_lstm_attributes(lstm: &pb::NodeProto) -> Result<(), NotRecognised> {
-    for attribute in &lstm.attribute {
-        let plain = match attribute.name.as_str() {
-            "hidden_size" => true,
-            "direction" => matches!(attribute.s.as_slice(), b"forward" | b""),
-            "activations" => {
-                let names: Vec<&[u8]> = attribute.strings.iter().map(Vec::as_slice).collect();
-                names.is_empty() || names == [b"Sigmoid".as_slice(), b"Tanh", b"Tanh"]
-            }
-            "input_forget" | "layout" => attribute.i == 0,
-            _ => false,
-        };
-        if !plain {
-            return unrecognised(format!(
-                "the LSTM's {:?} attribute is not the default",
-                attribute.name
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// The dense layer: the one MatMul or Gemm with an `H`-element constant operand, and its bias (a
-/// Gemm's C or an Add of a one-element constant; zero if there is none).
-fn dense_layer(
-    graph: &pb::GraphProto,
-    initializers: &std::collections::HashMap<&str, &pb::TensorProto>,
-    hidden: usize,
-) -> Result<(Vec<f32>, f32), NotRecognised> {
-    let constant_of = |node: &pb::NodeProto, len: usize| -> Option<Vec<f32>> {
-        node.input
-            .iter()
-            .filter_map(|name| initializers.get(name.as_str()))
-            .filter_map(|tensor| floats(tensor).ok())
-            .find(|values| values.len() == len)
-    };
-    let products: Vec<&pb::NodeProto> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "MatMul" || n.op_type == "Gemm")
-        .collect();
-    let [product] = products.as_slice() else {
-        return unrecognised(format!("{} MatMul/Gemm nodes, expected one", products.len()));
-    };
-    for attribute in &product.attribute {
-        let plain = match attribute.name.as_str() {
-            "alpha" | "beta" => attribute.f == 1.0,
-            "transA" => attribute.i == 0,
-            "transB" => true, // a [1, H] or [H, 1] weight holds the same values
-            _ => false,
-        };
-        if !plain {
-            return unrecognised(format!(
-                "the dense layer's {:?} attribute is not the default",
-                attribute.name
-            ));
-        }
-    }
-    let Some(dense) = constant_of(product, hidden) else {
-        return unrecognised(format!("the dense layer has no {hidden}-element weight"));
-    };
-    let gemm_bias = (product.op_type == "Gemm")
-        .then(|| product.input.get(2))
-        .flatten()
-        .and_then(|name| initializers.get(name.as_str()))
-        .and_then(|tensor| floats(tensor).ok());
-    let adds: Vec<Vec<f32>> = graph
-        .node
-        .iter()
-        .filter(|n| n.op_type == "Add")
-        .filter_map(|n| constant_of(n, 1))
-        .collect();
-    let bias = match (gemm_bias, adds.as_slice()) {
-        (Some(c), []) if c.len() == 1 => c[0],
-        (None, []) => 0.0,
-        (None, [add]) => add[0],
-        _ => return unrecognised("the dense layer's bias is not one constant"),
-    };
-    Ok((dense, bias))
-}
-
-/// A constant's values as f32, from `float_data` or little-endian `raw_data`.
-fn floats(tensor: &pb::TensorProto) -> Result<Vec<f32>, NotRecognised> {
-    if tensor.data_type != pb::tensor_proto::DataType::Float as i32 {
-        return unrecognised(format!("{:?} is not f32", tensor.name));
-    }
-    if !tensor.float_data.is_empty() {
-        return Ok(tensor.float_data.clone());
-    }
-    if !tensor.raw_data.len().is_multiple_of(4) {
-        return unrecognised(format!("{:?} has a partial f32 in its raw data", tensor.name));
-    }
-    Ok(tensor
-        .raw_data
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -468,28 +285,22 @@ mod tests {
         );
         let mut model = pb::ModelProto::decode(export.as_slice()).expect("decodes");
         let graph = model.graph.as_mut().expect("graph");
-        let duplicate = graph
+        // A second product between the first and the bias.
+        let mut second = graph
             .node
             .iter()
             .find(|n| n.op_type == "MatMul")
             .cloned()
             .expect("matmul");
-        graph.node.push(duplicate);
+        second.input[0] = second.output[0].clone();
+        second.output[0] = "dense_again".to_owned();
+        let add = graph.node.iter_mut().find(|n| n.op_type == "Add").expect("add");
+        add.input[0] = "dense_again".to_owned();
+        graph.node.push(second);
         let error = NativeLstm::recognise(&model).expect_err("two products");
         assert!(
             error.to_string().ends_with("2 MatMul/Gemm nodes, expected one"),
             "{error}"
         );
-    }
-
-    #[test]
-    fn reads_raw_little_endian_constants() {
-        let tensor = pb::TensorProto {
-            name: "w".to_owned(),
-            data_type: pb::tensor_proto::DataType::Float as i32,
-            raw_data: [1.5f32, -2.0].iter().flat_map(|v| v.to_le_bytes()).collect(),
-            ..Default::default()
-        };
-        assert_eq!(floats(&tensor).expect("floats"), vec![1.5, -2.0]);
     }
 }
