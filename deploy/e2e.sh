@@ -17,6 +17,7 @@ set -euo pipefail
 
 namespace=${E2E_NAMESPACE:-wattcast-e2e}
 operator_namespace=${OPERATOR_NAMESPACE:-wattcast-system}
+keras_model=workloads/tests/fixtures/keras-lstm
 timeout_s=${E2E_TIMEOUT_SECONDS:-1800}
 out=${E2E_OUT:-reports/e2e}
 # How long a pod may stay unschedulable, or a claim unbound, before the run is called stuck.
@@ -172,6 +173,33 @@ check_data() {
   done
   ((missing == 0)) || fail "$name" "$missing models listed in PostgreSQL are missing from the object store"
   log "$name: every reading sent is stored once or counted late; forecasts for all $devices devices; $models models in the object store"
+  if [[ -n $(own_model_map "$name") ]]; then
+    check_own_model "$name" "$schema" "$devices"
+  fi
+}
+
+# The ConfigMap an experiment's own model comes from (forecasting.model.source.configMap), if any.
+own_model_map() {
+  kubectl -n "$namespace" get pipelineexperiment "$1" -o json \
+    | jq -r '.spec.forecasting.model.source.configMap.name // empty'
+}
+
+# An experiment with its own model and retrain: Never: the one model is every device's, it made
+# every forecast, and nothing was retrained.
+check_own_model() {
+  local name=$1 schema=$2 devices=$3 counts
+  counts=$(psql_in "$name" "SET search_path TO $schema;
+    SELECT (SELECT count(*) FROM models WHERE version = 'initial' AND readings = 0),
+           (SELECT count(*) FROM models),
+           (SELECT count(*) FROM forecasts WHERE model_version <> 'initial')")
+  local own all other
+  IFS='|' read -r own all other <<<"$counts"
+  ((own == devices && all == devices)) || fail "$name" "expected the own model as each of $devices devices' only model, found $own of $all"
+  ((other == 0)) || fail "$name" "$other forecasts were made by a model other than the own one"
+  local retrains
+  retrains=$(kubectl -n "$namespace" get pipelineexperiment "$name" -o jsonpath='{.status.progress.retrains}')
+  ((${retrains:-0} == 0)) || fail "$name" "$retrains models were retrained although retrain is Never"
+  log "$name: the own model (a Keras export) is every device's only model and made every forecast; nothing was retrained"
 }
 
 # The experiment's generated secrets (passwords and keys; not the fixed user names), one per line.
@@ -355,6 +383,15 @@ run_experiment() {
     wait_until_gone "$name"
   fi
   logs_dir=$(mktemp -d)
+  # An experiment bringing its own model gets the repo's Keras export (the fixture `make
+  # keras-model` made), put in the ConfigMap it names the way a user would.
+  local model_map
+  model_map=$(kubectl create --dry-run=client -f "$file" -o json \
+    | jq -r 'if .kind == "List" then .items[] else . end | select(.kind == "PipelineExperiment") | .spec.forecasting.model.source.configMap.name // empty')
+  if [[ -n $model_map ]]; then
+    kubectl -n "$namespace" create configmap "$model_map" --dry-run=client -o yaml \
+      --from-file="$keras_model/model.onnx" --from-file="$keras_model/scaler.json" | kubectl -n "$namespace" apply -f -
+  fi
   kubectl -n "$namespace" apply -f "$file"
   log "applied $file as $namespace/$name; waiting up to ${timeout_s}s for Completed"
   local started=$SECONDS

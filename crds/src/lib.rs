@@ -88,9 +88,11 @@ spec:
             ModelSpec {
                 hidden: 25,
                 epochs: 200,
-                batch_size: 32
+                batch_size: 32,
+                source: None,
             }
         );
+        assert_eq!(spec.forecasting.retrain, Retrain::Every);
         assert_eq!(spec.cleanup, CleanupPolicy::DeleteWorkloads);
         assert_eq!(experiment.status, None);
     }

@@ -54,6 +54,7 @@ const IMMUTABLE_MESSAGE: &str = "spec cannot change once the run has started (a 
 )]
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("!has(self.dataset.source) || !has(self.dataset.source.s3) || has(self.infrastructure.objectStore)").message("dataset.source.s3 is read from the experiment's object store, so it needs infrastructure.objectStore (the managed one starts empty)"))]
+#[x_kube(validation = Rule::new("!has(self.forecasting.model.source) || !has(self.forecasting.model.source.s3) || has(self.infrastructure.objectStore)").message("forecasting.model.source.s3 is read from the experiment's object store, so it needs infrastructure.objectStore (the managed one starts empty)"))]
 #[x_kube(validation = Rule::new("!has(self.dataset.scenario) || duration(self.dataset.duration).getSeconds() >= 3 * (self.forecasting.lookBack + 1)").message("dataset.duration is too short for forecasting.lookBack: each device's initial model trains on at least 2 × (lookBack + 1) readings, and generated data keeps about two thirds of its seconds or more, so give at least 3 × (lookBack + 1) seconds"))]
 pub struct PipelineExperimentSpec {
     /// Streaming (architecture A: one message per reading, windowed by the windower) or
@@ -303,9 +304,61 @@ pub struct ForecastingSpec {
     #[serde(default = "default_trainers")]
     #[schemars(range(min = 1, max = 32))]
     pub trainers: u32,
-    /// The LSTM and its training recipe.
+    /// The LSTM and its training recipe, or your own model.
     #[serde(default)]
     pub model: ModelSpec,
+    /// Every: each device's model is retrained with the recipe every `retrainEvery` of event
+    /// time, on its latest 600 stored readings. Never: each device keeps its initial model for
+    /// the whole run (no trainer runs), e.g. to measure your own model as it is.
+    #[serde(default)]
+    pub retrain: Retrain,
+}
+
+/// Whether models are retrained during the run.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default, JsonSchema)]
+pub enum Retrain {
+    /// Every `retrainEvery` of event time.
+    #[default]
+    Every,
+    /// Never: the initial models forecast the whole run.
+    Never,
+}
+
+/// A model you bring, meeting the contract of `docs/model.md`: an ONNX graph `model.onnx` with
+/// one input `[N, lookBack, 1]` f32 and one output `[N, 1]`, and `scaler.json`
+/// (`{"min": …, "max": …}` in watts). Setup checks it against `forecasting.lookBack` and makes it
+/// every device's initial model; the experiment fails at setup, saying why, if it does not fit.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.configMap) != has(self.s3)").message("set exactly one of configMap and s3"))]
+pub struct ModelSource {
+    /// A ConfigMap in the experiment's namespace holding the keys `model.onnx` (binaryData) and
+    /// `scaler.json`, mounted into the setup pod (a ConfigMap holds at most 1 MiB).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map: Option<ConfigMapName>,
+    /// A prefix in the experiment's object store (`infrastructure.objectStore`) under which
+    /// `model.onnx` and `scaler.json` are, e.g. `models/my-lstm/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3Prefix>,
+}
+
+/// A ConfigMap, by name.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct ConfigMapName {
+    /// The ConfigMap's name.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
+}
+
+/// A prefix in S3-compatible storage.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, KubeSchema)]
+pub struct S3Prefix {
+    /// The bucket.
+    #[schemars(length(min = 3, max = 63))]
+    pub bucket: String,
+    /// The key prefix (a trailing `/` is added if missing).
+    #[schemars(length(min = 1, max = 1024))]
+    pub prefix: String,
 }
 
 /// The LSTM model: LSTM(hidden) → Dropout(0.1) → Dense(1).
@@ -324,6 +377,10 @@ pub struct ModelSpec {
     #[serde(default = "default_batch_size")]
     #[schemars(range(min = 1, max = 4096))]
     pub batch_size: u32,
+    /// Your own model as every device's initial model, instead of one trained with the recipe
+    /// (hidden, epochs and batchSize then apply to retrains only; see `forecasting.retrain`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<ModelSource>,
 }
 
 /// Where the infrastructure runs; each service left out is managed by the operator.
@@ -485,6 +542,7 @@ impl Default for ForecastingSpec {
             retrain_every: default_retrain_every(),
             trainers: default_trainers(),
             model: ModelSpec::default(),
+            retrain: Retrain::default(),
         }
     }
 }
@@ -495,6 +553,7 @@ impl Default for ModelSpec {
             hidden: default_hidden(),
             epochs: default_epochs(),
             batch_size: default_batch_size(),
+            source: None,
         }
     }
 }

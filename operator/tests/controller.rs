@@ -359,6 +359,7 @@ async fn an_experiment_runs_through_its_phases_reports_the_store_and_cleans_up()
             hold_replay: None,
             forecast_stats: None,
             dataset: None,
+            model_dir: None,
         },
     )
     .await

@@ -263,6 +263,27 @@ fn invalid_specs() -> Vec<(&'static str, Value, &'static str)> {
             ),
             "dataset.source.s3 is read from the experiment's object store",
         ),
+        (
+            "an own model in S3 with the managed (empty) object store",
+            with(
+                "forecasting.model.source",
+                json!({"s3": {"bucket": "lab-models", "prefix": "keras/lstm/"}}),
+            ),
+            "forecasting.model.source.s3 is read from the experiment's object store",
+        ),
+        (
+            "an own model from both a ConfigMap and S3",
+            with(
+                "forecasting.model.source",
+                json!({"configMap": {"name": "keras-lstm"}, "s3": {"bucket": "lab-models", "prefix": "keras/"}}),
+            ),
+            "set exactly one of configMap and s3",
+        ),
+        (
+            "a retrain schedule that is neither Every nor Never",
+            with("forecasting.retrain", json!("Weekly")),
+            "Unsupported value: \"Weekly\"",
+        ),
     ]
 }
 

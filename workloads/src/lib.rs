@@ -8,6 +8,7 @@ pub mod imputation;
 pub mod local;
 pub mod model;
 pub mod model_registry;
+pub mod model_source;
 pub mod object_store;
 pub mod observe;
 pub mod preview;

@@ -25,7 +25,7 @@ use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wattcast_crds::{Architecture, PipelineExperiment};
+use wattcast_crds::{Architecture, PipelineExperiment, Retrain};
 
 /// How `wattcast local` runs.
 #[derive(Debug, Clone)]
@@ -48,6 +48,9 @@ pub struct LocalOptions {
     pub forecast_stats: Option<Arc<ForecastStats>>,
     /// Replay this CSV instead of the spec's dataset (`--dataset FILE`).
     pub dataset: Option<std::path::PathBuf>,
+    /// The directory of the spec's own model (`--model-dir DIR`, in place of a
+    /// `forecasting.model.source.configMap`).
+    pub model_dir: Option<std::path::PathBuf>,
 }
 
 impl LocalOptions {
@@ -63,6 +66,7 @@ impl LocalOptions {
             hold_replay: None,
             forecast_stats: None,
             dataset: None,
+            model_dir: None,
         }
     }
 }
@@ -165,6 +169,7 @@ pub async fn run_local(
     let devices = DataSource::of(spec, options.dataset.as_deref())?
         .load(spec, Some(&services.s3))
         .await?;
+    let own_model = crate::setup::own_model(spec, options.model_dir.as_deref(), services).await?;
 
     let store = reset_experiment(experiment, services).await?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
@@ -178,8 +183,10 @@ pub async fn run_local(
         .context("removing the experiment's old models")?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
     let recipe = Recipe::from_spec(&spec.forecasting);
-    if options.initial_models {
-        crate::setup::train_initial_models(&registry, &recipe, &devices).await?;
+    match (&own_model, options.initial_models) {
+        (Some(model), _) => crate::setup::publish_own_model(&registry, model, &devices).await?,
+        (None, true) => crate::setup::train_initial_models(&registry, &recipe, &devices).await?,
+        (None, false) => {}
     }
 
     let cancel = CancellationToken::new();
@@ -244,8 +251,16 @@ pub async fn run_local(
         });
     }
     let trainer_ready = Arc::new(Readiness::default());
-    // As many trainers as the spec asks for, each its own consumer of the Key_Shared `retrain`.
-    for _ in 0..spec.forecasting.trainers.max(1) {
+    // As many trainers as the spec asks for, each its own consumer of the Key_Shared `retrain`;
+    // none when models are never retrained.
+    let trainers = match spec.forecasting.retrain {
+        Retrain::Every => spec.forecasting.trainers.max(1),
+        Retrain::Never => {
+            trainer_ready.set(true);
+            0
+        }
+    };
+    for _ in 0..trainers {
         let config = TrainerConfig {
             names: names.clone(),
             recipe: recipe.clone(),

@@ -35,6 +35,16 @@ impl RegistryError {
     }
 }
 
+/// What a model's row says about its training (all zero and absent for a model made elsewhere).
+#[derive(Debug, Default)]
+struct Trained {
+    readings: i32,
+    train_seconds: f64,
+    test_rmse: Option<f64>,
+    test_mae: Option<f64>,
+    baseline_rmse: Option<f64>,
+}
+
 /// A device's model, loaded and ready to forecast.
 #[derive(Debug)]
 pub struct LoadedModel {
@@ -75,10 +85,46 @@ impl ModelRegistry {
         model: &TrainedModel,
         created_ms: i64,
     ) -> Result<ModelRecord, RegistryError> {
+        let trained = Trained {
+            readings: model.metrics.readings as i32,
+            train_seconds: model.metrics.train_seconds,
+            test_rmse: Some(model.metrics.test_rmse).filter(|v| v.is_finite()),
+            test_mae: Some(model.metrics.test_mae).filter(|v| v.is_finite()),
+            baseline_rmse: Some(model.metrics.baseline_rmse).filter(|v| v.is_finite()),
+        };
+        self.publish_files(
+            device,
+            version,
+            &ModelArtifacts::from_trained(model),
+            trained,
+            created_ms,
+        )
+        .await
+    }
+
+    /// Uploads a model made elsewhere (the user's own, `spec.forecasting.model.source`), then
+    /// records its row with no training figures; returns the row. Idempotent.
+    pub async fn publish_own(
+        &self,
+        device: DeviceId,
+        version: ModelVersion,
+        artifacts: &ModelArtifacts,
+        created_ms: i64,
+    ) -> Result<ModelRecord, RegistryError> {
+        self.publish_files(device, version, artifacts, Trained::default(), created_ms)
+            .await
+    }
+
+    async fn publish_files(
+        &self,
+        device: DeviceId,
+        version: ModelVersion,
+        artifacts: &ModelArtifacts,
+        trained: Trained,
+        created_ms: i64,
+    ) -> Result<ModelRecord, RegistryError> {
         let prefix = object_prefix(&self.experiment, device, version);
-        self.objects
-            .upload_model(&prefix, &ModelArtifacts::from_trained(model))
-            .await?;
+        self.objects.upload_model(&prefix, artifacts).await?;
         let (data_from, data_to) = match version {
             ModelVersion::Initial => (None, None),
             ModelVersion::Retrained { from, to } => (Some(from), Some(to)),
@@ -88,11 +134,11 @@ impl ModelRegistry {
             version: version.to_string(),
             data_from,
             data_to,
-            readings: model.metrics.readings as i32,
-            train_seconds: model.metrics.train_seconds,
-            test_rmse: Some(model.metrics.test_rmse).filter(|v| v.is_finite()),
-            test_mae: Some(model.metrics.test_mae).filter(|v| v.is_finite()),
-            baseline_rmse: Some(model.metrics.baseline_rmse).filter(|v| v.is_finite()),
+            readings: trained.readings,
+            train_seconds: trained.train_seconds,
+            test_rmse: trained.test_rmse,
+            test_mae: trained.test_mae,
+            baseline_rmse: trained.baseline_rmse,
             object_prefix: prefix,
             created_ms,
         };

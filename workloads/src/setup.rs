@@ -1,12 +1,14 @@
 //! `wattcast setup`: what an experiment needs before its sensors start — the Pulsar namespace and
-//! topics, the PostgreSQL schema, the models bucket, and each device's initial model. Idempotent,
-//! so the operator's setup Job can be retried.
+//! topics, the PostgreSQL schema, the models bucket, and each device's initial model (trained
+//! with the recipe, or the user's own from `forecasting.model.source`). Idempotent, so the
+//! operator's setup Job can be retried.
 
 use crate::DeviceId;
 use crate::dataset::DataSource;
 use crate::experiment;
 use crate::model::{ModelVersion, Recipe, train};
 use crate::model_registry::ModelRegistry;
+use crate::model_source::{CheckedModel, ModelSource};
 use crate::object_store::ObjectStore;
 use crate::pulsar_admin::PulsarAdmin;
 use crate::services::Services;
@@ -17,21 +19,31 @@ use anyhow::Context;
 use std::path::Path;
 use wattcast_crds::PipelineExperiment;
 
-/// Sets the experiment up; returns how many initial models were trained (devices that already
-/// had one are left alone). The dataset (`dataset_file`, e.g. the pod's mount of a ConfigMap
-/// source, or else as the spec says) is read and checked against the spec first, so a
-/// mismatch is refused before anything is created.
+/// What the user passed in place of the spec's ConfigMap sources (the setup pod's mounts).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Mounted<'a> {
+    /// The CSV of `dataset.source.configMap` (or `--dataset`).
+    pub dataset: Option<&'a Path>,
+    /// The directory of `forecasting.model.source.configMap` (or `--model-dir`).
+    pub model_dir: Option<&'a Path>,
+}
+
+/// Sets the experiment up; returns how many initial models were made (devices that already
+/// had one are left alone). The dataset and the user's own model (the mounts, or else as the
+/// spec says) are read and checked against the spec first, so a mismatch is refused before
+/// anything is created.
 pub async fn set_up(
     experiment: &PipelineExperiment,
     services: &Services,
     bucket: &str,
-    dataset_file: Option<&Path>,
+    mounted: Mounted<'_>,
 ) -> anyhow::Result<usize> {
     let spec = &experiment.spec;
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
-    let data = DataSource::of(spec, dataset_file)?
+    let data = DataSource::of(spec, mounted.dataset)?
         .load(spec, Some(&services.s3))
         .await?;
+    let own_model = own_model(spec, mounted.model_dir, services).await?;
     PulsarAdmin::new(&services.pulsar)?
         .create_experiment(&names)
         .await
@@ -56,8 +68,43 @@ pub async fn set_up(
             devices.push((device, readings));
         }
     }
-    train_initial_models(&registry, &Recipe::from_spec(&spec.forecasting), &devices).await?;
+    match &own_model {
+        Some(model) => publish_own_model(&registry, model, &devices).await?,
+        None => train_initial_models(&registry, &Recipe::from_spec(&spec.forecasting), &devices).await?,
+    }
     Ok(devices.len())
+}
+
+/// The user's own model, read and checked against the contract, if the spec (or `model_dir`)
+/// gives one.
+pub async fn own_model(
+    spec: &wattcast_crds::PipelineExperimentSpec,
+    model_dir: Option<&Path>,
+    services: &Services,
+) -> anyhow::Result<Option<CheckedModel>> {
+    let Some(source) = ModelSource::of(spec, model_dir)? else {
+        return Ok(None);
+    };
+    let model = source
+        .load(Some(&services.s3), spec.forecasting.look_back as usize)
+        .await?;
+    tracing::info!(origin = %model.origin, engine = model.engine.as_str(), "the experiment's own model fits the contract");
+    Ok(Some(model))
+}
+
+/// Publishes the user's own model as each device's initial model.
+pub async fn publish_own_model(
+    registry: &ModelRegistry,
+    model: &CheckedModel,
+    devices: &[(DeviceId, Vec<crate::Reading>)],
+) -> anyhow::Result<()> {
+    for (device, _) in devices {
+        registry
+            .publish_own(*device, ModelVersion::Initial, &model.artifacts, now_ms())
+            .await
+            .with_context(|| format!("publishing device {device}'s initial model ({})", model.origin))?;
+    }
+    Ok(())
 }
 
 /// Trains and publishes every device's initial model on its first readings (event-time order),

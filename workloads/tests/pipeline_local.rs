@@ -174,3 +174,46 @@ async fn batching_in_order_data_gives_complete_windows() {
     assert_eq!(common::arrived(&store).await, expected);
     assert_forecasts(&summary, &store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keras_model_from_the_spec_forecasts_the_whole_run_when_never_retrained() {
+    let mut experiment = smoke("pipeline-own-model");
+    experiment.spec.architecture = Architecture::Batching;
+    experiment.spec.dataset.scenario = Some(Scenario::InOrder);
+    experiment.spec.dataset.jitter = None;
+    experiment.spec.forecasting.retrain = wattcast_crds::Retrain::Never;
+    experiment.spec.forecasting.model.source = Some(wattcast_crds::ModelSource {
+        config_map: Some(wattcast_crds::ConfigMapName {
+            name: "keras-lstm".to_owned(),
+        }),
+        s3: None,
+    });
+    let stats = std::sync::Arc::new(wattcast::workload::forecasting::ForecastStats::default());
+    let keras = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-lstm");
+    let options = LocalOptions {
+        model_dir: Some(keras),
+        forecast_stats: Some(stats.clone()),
+        ..options()
+    };
+    let summary = common::reachable("the pipeline's services", run_local(&experiment, options).await);
+    assert_eq!((summary.readings_stored, summary.windows), (2 * 15 * 60, 30));
+    assert_eq!(
+        (summary.retrain_requests, summary.retrains),
+        (0, 0),
+        "never retrained"
+    );
+    assert_eq!(summary.models, 2, "the one model, as each device's initial model");
+    let store = store_of(&experiment).await;
+    assert_forecasts(&summary, &store).await;
+    let (versions,): (Vec<String>,) =
+        sqlx::query_as("SELECT array_agg(DISTINCT model_version) FROM forecasts")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+    assert_eq!(versions, ["initial"]);
+    assert!(
+        stats.models_native.get() >= 2,
+        "the Keras export runs on the native evaluator"
+    );
+    assert_eq!(stats.models_tract.get(), 0);
+}

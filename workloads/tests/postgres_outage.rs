@@ -58,6 +58,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 hold_replay: Some(hold),
                 forecast_stats: None,
                 dataset: None,
+                model_dir: None,
             },
         )
         .await,

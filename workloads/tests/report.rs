@@ -45,6 +45,7 @@ async fn run(experiment: &PipelineExperiment) -> LocalSummary {
                 hold_replay: None,
                 forecast_stats: None,
                 dataset: None,
+                model_dir: None,
             },
         )
         .await

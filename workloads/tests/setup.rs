@@ -1,14 +1,18 @@
 //! `wattcast setup` on the real services: topics, schema, bucket and one initial model per
-//! device; a second run (a retried setup Job) trains nothing again.
+//! device; a second run (a retried setup Job) trains nothing again; the user's own model (a
+//! real Keras export, from a directory or the object store) becomes every device's initial
+//! model, and one that breaks the contract is refused before anything is made.
 
 mod common;
 
 use wattcast::DeviceId;
 use wattcast::model::ModelVersion;
+use wattcast::model::artifacts::ModelArtifacts;
 use wattcast::model::artifacts::object_prefix;
+use wattcast::model_source::ModelSourceError;
 use wattcast::object_store::ObjectStore;
 use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::setup::set_up;
+use wattcast::setup::{Mounted, set_up};
 use wattcast::store::Store;
 use wattcast::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
@@ -43,7 +47,10 @@ spec:
     common::reachable("the S3 server", objects.ensure_bucket().await);
     objects.delete_prefix("setup-test/").await.expect("reset");
 
-    let trained = common::reachable("the services", set_up(&experiment, &services, BUCKET, None).await);
+    let trained = common::reachable(
+        "the services",
+        set_up(&experiment, &services, BUCKET, Mounted::default()).await,
+    );
     assert_eq!(trained, 2);
     for device in [DeviceId(1), DeviceId(2)] {
         let model = store
@@ -78,10 +85,135 @@ spec:
 
     // A retried setup Job: nothing is trained twice, nothing fails.
     assert_eq!(
-        set_up(&experiment, &services, BUCKET, None)
+        set_up(&experiment, &services, BUCKET, Mounted::default())
             .await
             .expect("runs again"),
         0
     );
     objects.delete_prefix("setup-test/").await.expect("clean up");
+}
+
+/// The repo's real Keras/tf2onnx export (`make keras-model`).
+fn keras_model_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-lstm")
+}
+
+fn own_model_experiment(name: &str, source: &str) -> PipelineExperiment {
+    serde_yaml::from_str(&format!(
+        "
+apiVersion: wattcast.io/v1alpha1
+kind: PipelineExperiment
+metadata: {{ name: {name} }}
+spec:
+  architecture: Batching
+  devices: {{ count: 2 }}
+  dataset: {{ scenario: InOrder, duration: 12m }}
+  forecasting: {{ retrain: Never, model: {{ source: {source} }} }}
+"
+    ))
+    .expect("an experiment")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_users_own_model_becomes_every_devices_initial_model() {
+    let services = common::services();
+    let objects = ObjectStore::new(&services.s3, BUCKET);
+    common::reachable("the S3 server", objects.ensure_bucket().await);
+    let keras = ModelArtifacts::read_dir(&keras_model_dir()).expect("the Keras fixture");
+    objects
+        .upload_model("own-models/keras-lstm/", &keras)
+        .await
+        .expect("uploads the user's model");
+    for (name, source, model_dir) in [
+        (
+            "own-model-dir",
+            "{ configMap: { name: keras-lstm } }",
+            Some(keras_model_dir()),
+        ),
+        (
+            "own-model-s3",
+            &*format!("{{ s3: {{ bucket: {BUCKET}, prefix: own-models/keras-lstm }} }}"),
+            None,
+        ),
+    ] {
+        let experiment = own_model_experiment(name, source);
+        objects.delete_prefix(&format!("{name}/")).await.expect("reset");
+        let names = ExperimentNames::new(name).expect("valid name");
+        let store = common::reachable(
+            "PostgreSQL",
+            Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
+        );
+        store.drop_schema().await.expect("reset");
+        let mounted = Mounted {
+            dataset: None,
+            model_dir: model_dir.as_deref(),
+        };
+        let published = set_up(&experiment, &services, BUCKET, mounted)
+            .await
+            .expect("sets up");
+        assert_eq!(published, 2, "{name}");
+        for device in [DeviceId(1), DeviceId(2)] {
+            let record = store.latest_model(device).await.expect("query").expect("a model");
+            assert_eq!(
+                (record.version.as_str(), record.readings, record.test_rmse),
+                ("initial", 0, None)
+            );
+            let uploaded = objects
+                .download_model(&record.object_prefix)
+                .await
+                .expect("downloads");
+            assert_eq!(
+                (uploaded.onnx, uploaded.scaler),
+                (keras.onnx.clone(), keras.scaler),
+                "{name}"
+            );
+        }
+        objects
+            .delete_prefix(&format!("{name}/"))
+            .await
+            .expect("clean up");
+        store.drop_schema().await.expect("clean up");
+    }
+    objects.delete_prefix("own-models/").await.expect("clean up");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_own_model_that_breaks_the_contract_is_refused_before_anything_is_made() {
+    let services = common::services();
+    let mut experiment = own_model_experiment("own-model-unfit", "{ configMap: { name: keras-lstm } }");
+    experiment.spec.forecasting.look_back = 30;
+    let names = ExperimentNames::new("own-model-unfit").expect("valid name");
+    let store = common::reachable(
+        "PostgreSQL",
+        Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
+    );
+    store.drop_schema().await.expect("reset");
+    let dir = keras_model_dir();
+    let mounted = Mounted {
+        dataset: None,
+        model_dir: Some(&dir),
+    };
+    let error = set_up(&experiment, &services, BUCKET, mounted)
+        .await
+        .expect_err("a 60-step model in a 30-step experiment");
+    let refusal = error
+        .chain()
+        .find_map(|cause| cause.downcast_ref::<ModelSourceError>())
+        .expect("a model source error");
+    assert!(refusal.is_permanent());
+    assert_eq!(
+        format!("{error:#}"),
+        format!(
+            "spec.forecasting.model.source ({}) does not fit the model contract: model shape: input is [N, 60, 1], expected [N, 30, 1]",
+            dir.display()
+        )
+    );
+    let schema_exists: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM information_schema.schemata WHERE schema_name = $1)",
+    )
+    .bind(names.postgres_schema())
+    .fetch_one(store.pool())
+    .await
+    .expect("query");
+    assert!(!schema_exists, "nothing is created before the model is checked");
 }

@@ -489,6 +489,78 @@ spec:
     }
 
     #[test]
+    fn no_trainer_runs_when_models_are_never_retrained() {
+        let mut experiment = experiment(STREAMING);
+        experiment.spec.forecasting.retrain = wattcast_crds::Retrain::Never;
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        assert_eq!(
+            objects.workload_components(),
+            ["bridge", "windower", "coordinator"]
+        );
+    }
+
+    #[test]
+    fn an_own_model_config_map_is_mounted_into_the_setup_pod_only() {
+        let experiment = experiment(
+            "
+metadata: { name: exp1 }
+spec:
+  architecture: Batching
+  devices: { count: 2 }
+  dataset: { scenario: InOrder }
+  forecasting: { model: { source: { configMap: { name: keras-lstm } } } }
+",
+        );
+        let objects = desired_objects(&experiment, &Images::default()).expect("builds");
+        for (name, template) in templates(&objects) {
+            let pod = template.spec.clone().expect("pod");
+            let container = &pod.containers[0];
+            let args = container.args.clone().unwrap_or_default();
+            let volume = pod
+                .volumes
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|v| v.name == "model");
+            if name != "exp1-setup" {
+                assert!(
+                    volume.is_none() && !args.contains(&"--model-dir".to_owned()),
+                    "{name}"
+                );
+                continue;
+            }
+            let map = volume.and_then(|v| v.config_map).expect("the ConfigMap volume");
+            assert_eq!(map.name, "keras-lstm");
+            let items: Vec<(String, String)> = map
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(|item| (item.key, item.path))
+                .collect();
+            assert_eq!(
+                items,
+                [
+                    ("model.onnx".to_owned(), "model.onnx".to_owned()),
+                    ("scaler.json".to_owned(), "scaler.json".to_owned())
+                ]
+            );
+            let mount = container
+                .volume_mounts
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .find(|m| m.name == "model")
+                .expect("mounted");
+            assert_eq!(
+                (mount.mount_path.as_str(), mount.read_only),
+                (workloads::MODEL_DIR, Some(true))
+            );
+            let at = args.iter().position(|a| a == "--model-dir").expect("--model-dir");
+            assert_eq!(args[at + 1], workloads::MODEL_DIR);
+        }
+    }
+
+    #[test]
     fn each_ca_secret_is_mounted_in_every_pod_and_named_by_its_variable() {
         let experiment = experiment(
             "

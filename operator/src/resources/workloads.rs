@@ -6,7 +6,8 @@ use super::{BuildError, DesiredObjects, security, typed};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
 use serde_json::{Value, json};
-use wattcast_crds::Architecture;
+use wattcast::model::artifacts::{MODEL_FILE, SCALER_FILE};
+use wattcast_crds::{Architecture, Retrain};
 
 /// The port every workload serves `/metrics`, `/healthz` and `/readyz` on.
 pub const METRICS_PORT: u16 = 9090;
@@ -18,17 +19,24 @@ pub const EXPERIMENT_CONFIG: &str = "experiment";
 pub const DATASET_DIR: &str = "/etc/wattcast-dataset";
 /// The file name of the mounted dataset key.
 pub const DATASET_FILE: &str = "dataset.csv";
+/// Where a `forecasting.model.source.configMap` is mounted in the setup pod.
+pub const MODEL_DIR: &str = "/etc/wattcast-model";
 /// Where an external service's `caSecret` is mounted: `<TLS_DIR>/<service>/ca.crt`.
 pub const TLS_DIR: &str = "/etc/wattcast-tls";
 /// The user the wattcast image runs as (distroless `nonroot`).
 const WORKLOAD_USER: i64 = 65532;
 
-/// The long-running workloads of the experiment's architecture.
-pub fn long_running(architecture: Architecture) -> &'static [&'static str] {
-    match architecture {
+/// The long-running workloads of the experiment's architecture; no trainer when models are
+/// never retrained.
+pub fn long_running(spec: &wattcast_crds::PipelineExperimentSpec) -> Vec<&'static str> {
+    let all: &[&str] = match spec.architecture {
         Architecture::Streaming => &["bridge", "windower", "coordinator", "trainer"],
         Architecture::Batching => &["bridge", "coordinator", "trainer"],
-    }
+    };
+    all.iter()
+        .copied()
+        .filter(|&component| component != "trainer" || spec.forecasting.retrain == Retrain::Every)
+        .collect()
 }
 
 fn secret_env(name: &str, key: &SecretKey) -> Value {
@@ -75,7 +83,8 @@ fn ca_bundles(experiment: &ExperimentRef) -> Vec<(&'static str, &'static str, Se
 }
 
 /// A pod template running `wattcast <args>` as a workload of the experiment; the setup and
-/// sensor pods also get a `dataset.source.configMap` mounted and passed as `--dataset`.
+/// sensor pods also get a `dataset.source.configMap` mounted and passed as `--dataset`, and the
+/// setup pod a `forecasting.model.source.configMap` as `--model-dir`.
 fn pod_template(
     experiment: &ExperimentRef,
     images: &Images,
@@ -115,6 +124,22 @@ fn pod_template(
         }}));
         mounts.push(json!({"name": "dataset", "mountPath": DATASET_DIR, "readOnly": true}));
         args.extend(["--dataset".to_owned(), format!("{DATASET_DIR}/{DATASET_FILE}")]);
+    }
+    let model_map = experiment
+        .spec
+        .forecasting
+        .model
+        .source
+        .as_ref()
+        .and_then(|source| source.config_map.as_ref())
+        .filter(|_| component == "setup");
+    if let Some(map) = model_map {
+        volumes.push(json!({"name": "model", "configMap": {
+            "name": map.name,
+            "items": [{"key": MODEL_FILE, "path": MODEL_FILE}, {"key": SCALER_FILE, "path": SCALER_FILE}],
+        }}));
+        mounts.push(json!({"name": "model", "mountPath": MODEL_DIR, "readOnly": true}));
+        args.extend(["--model-dir".to_owned(), MODEL_DIR.to_owned()]);
     }
     let mut container = json!({
         "name": component,
@@ -229,7 +254,7 @@ pub fn add(
             },
         }),
     )?);
-    for &component in long_running(experiment.spec.architecture) {
+    for component in long_running(&experiment.spec) {
         let resources = if component == "trainer" {
             training.clone()
         } else {

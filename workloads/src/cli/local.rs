@@ -35,6 +35,10 @@ pub struct LocalArgs {
     /// its devices map onto the experiment's in id order.
     #[arg(long)]
     dataset: Option<PathBuf>,
+    /// The directory with model.onnx and scaler.json of the spec's own model (in place of a
+    /// `forecasting.model.source.configMap`, which exists only in the cluster).
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 pub fn run(args: LocalArgs) -> Result<()> {
@@ -59,6 +63,7 @@ pub fn run(args: LocalArgs) -> Result<()> {
                 hold_replay: None,
                 forecast_stats: None,
                 dataset: args.dataset.clone(),
+                model_dir: args.model_dir.clone(),
             },
         ))?;
         println!("{}", serde_json::to_string_pretty(&summary)?);

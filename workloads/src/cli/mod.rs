@@ -126,6 +126,9 @@ fn refuses_input(error: &anyhow::Error) -> bool {
         cause
             .downcast_ref::<wattcast::dataset::DataSourceError>()
             .is_some_and(wattcast::dataset::DataSourceError::is_permanent)
+            || cause
+                .downcast_ref::<wattcast::model_source::ModelSourceError>()
+                .is_some_and(wattcast::model_source::ModelSourceError::is_permanent)
             || cause.downcast_ref::<wattcast::experiment::SpecError>().is_some()
     })
 }

@@ -63,6 +63,11 @@ pub struct SetupArgs {
     /// `dataset.source.configMap`); checked against the spec before anything is created.
     #[arg(long)]
     dataset: Option<PathBuf>,
+    /// The directory with model.onnx and scaler.json of the spec's own model, when not read
+    /// from the object store (the operator passes the mount of a
+    /// `forecasting.model.source.configMap`); checked against the contract first.
+    #[arg(long)]
+    model_dir: Option<PathBuf>,
 }
 
 struct Loaded {
@@ -362,7 +367,11 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
 }
 
 pub fn run_setup_command(args: SetupArgs) -> Result<()> {
-    let SetupArgs { common, dataset } = args;
+    let SetupArgs {
+        common,
+        dataset,
+        model_dir,
+    } = args;
     let loaded = load(&common)?;
     let services = loaded.services.all()?;
     let mut targets = vec![
@@ -376,7 +385,11 @@ pub fn run_setup_command(args: SetupArgs) -> Result<()> {
     let bucket = common.bucket.clone();
     loaded.readiness.set(true);
     run_with_server(&common, loaded, async move {
-        let trained = wattcast::setup::set_up(&experiment, &services, &bucket, dataset.as_deref()).await?;
+        let mounted = wattcast::setup::Mounted {
+            dataset: dataset.as_deref(),
+            model_dir: model_dir.as_deref(),
+        };
+        let trained = wattcast::setup::set_up(&experiment, &services, &bucket, mounted).await?;
         tracing::info!(initial_models = trained, "experiment set up");
         Ok(())
     })

@@ -30,8 +30,9 @@ pub struct CoordinatorConfig {
     pub names: ExperimentNames,
     /// How missing seconds are filled.
     pub imputation: ImputationMethod,
-    /// Ask for a retrain after this much event time per device (seconds).
-    pub retrain_every_s: i64,
+    /// Ask for a retrain after this much event time per device (seconds); `None`: never
+    /// (`spec.forecasting.retrain: Never`).
+    pub retrain_every_s: Option<i64>,
     /// Readings a retrain uses (the original: the latest 600).
     pub retrain_readings: i64,
     /// Pulsar (its broker is what this workload uses).
@@ -54,7 +55,10 @@ impl CoordinatorConfig {
         Self {
             names,
             imputation: crate::experiment::imputation(spec),
-            retrain_every_s: spec.forecasting.retrain_every.get().as_secs() as i64,
+            retrain_every_s: match spec.forecasting.retrain {
+                wattcast_crds::Retrain::Every => Some(spec.forecasting.retrain_every.get().as_secs() as i64),
+                wattcast_crds::Retrain::Never => None,
+            },
             retrain_readings: RETRAIN_READINGS,
             pulsar,
             readiness,
@@ -358,7 +362,10 @@ pub async fn run_coordinator(
                             until
                         }
                     };
-                    if window.window.end - until >= config.retrain_every_s {
+                    if config
+                        .retrain_every_s
+                        .is_some_and(|every| window.window.end - until >= every)
+                    {
                         let request = RetrainRequest {
                             device,
                             from: window.window.end - config.retrain_readings,
