@@ -115,6 +115,35 @@ async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
         "{markdown}"
     );
     assert!(markdown.contains("forecast accuracy per device"));
+    assert!(markdown.contains("| persistence RMSE (W) | window mean RMSE (W) |"));
+    // The per-device comparisons partition the run's: their scored seconds add up to it, and
+    // each device's persistence RMSE is in its row.
+    for summary in &summaries {
+        let names = wattcast::topics::ExperimentNames::new(&summary.experiment).expect("a valid name");
+        let store = wattcast::store::Store::connect(&services().postgres, &names.postgres_schema(), 1)
+            .await
+            .expect("the experiment's store");
+        let per_device = store.baselines_per_device(false).await.expect("per device");
+        let overall = summary.baselines.expect("the run's baselines");
+        assert!(!per_device.is_empty());
+        assert_eq!(
+            per_device.iter().map(|(_, b)| b.lstm.scored).sum::<i64>(),
+            overall.lstm.scored,
+            "{}",
+            summary.experiment
+        );
+        for (device, b) in &per_device {
+            let row = format!("| {device} | ");
+            let line = markdown.lines().find(|line| {
+                line.starts_with(&row) && line.contains(&format!("| {:.1} |", b.persistence.rmse))
+            });
+            assert!(
+                line.is_some(),
+                "{}: device {device}'s row with its baselines",
+                summary.experiment
+            );
+        }
+    }
 
     let stems: Vec<String> = written
         .plots

@@ -3,7 +3,7 @@
 
 use crate::DeviceId;
 use crate::store::run::RunRecord;
-use crate::store::summary::{Accuracy, Percentiles, StoreSummary};
+use crate::store::summary::{Accuracy, BaselineComparison, Percentiles, StoreSummary};
 use crate::store::{Store, StoreError};
 
 /// The quantiles a latency CDF is drawn through.
@@ -22,6 +22,8 @@ pub struct ExperimentData {
     pub readings_sent: i64,
     /// Forecast accuracy per device against measured readings.
     pub accuracy_per_device: Vec<(DeviceId, Accuracy)>,
+    /// The LSTM beside the baselines per device, against measured readings.
+    pub baselines_per_device: Vec<(DeviceId, BaselineComparison)>,
     /// Coverage of each window minute, all devices together: (minute since the first, coverage).
     pub coverage_per_minute: Vec<(f64, f64)>,
     /// Publish → stored latency CDF: (milliseconds, fraction of readings at or below).
@@ -219,6 +221,7 @@ pub async fn load(store: &Store, name: &str) -> Result<ExperimentData, StoreErro
         summary,
         readings_sent,
         accuracy_per_device,
+        baselines_per_device: store.baselines_per_device(false).await?,
         coverage_per_minute,
         latency_cdf,
         forecast_latency_ms,

@@ -324,10 +324,27 @@ pub fn markdown(title: &str, experiments: &[ExperimentData], figures: &[Figure])
         if e.accuracy_per_device.is_empty() {
             continue;
         }
-        out.push_str(&format!("\n## {} — forecast accuracy per device\n\n| device | scored | MAE (W) | RMSE (W) | MAPE |\n|---|---|---|---|---|\n", e.name));
+        out.push_str(&format!("\n## {} — forecast accuracy per device\n\nThe LSTM's errors, and beside them persistence's and the window mean's RMSE on the same seconds with the LSTM's skill over each (1 − RMSE ratio; above 0 the LSTM is better).\n\n| device | scored | MAE (W) | RMSE (W) | MAPE | persistence RMSE (W) | window mean RMSE (W) | skill vs persistence / window mean |\n|---|---|---|---|---|---|---|---|\n", e.name));
         for (device, a) in &e.accuracy_per_device {
+            let baselines = e
+                .baselines_per_device
+                .iter()
+                .find(|(d, _)| d == device)
+                .map(|(_, b)| b);
+            let (persistence, window_mean, skills) = match baselines {
+                Some(b) => (
+                    format!("{:.1}", b.persistence.rmse),
+                    format!("{:.1}", b.window_mean.rmse),
+                    format!(
+                        "{} / {}",
+                        number(b.skill(&b.persistence), 2),
+                        number(b.skill(&b.window_mean), 2)
+                    ),
+                ),
+                None => ("–".to_owned(), "–".to_owned(), "–".to_owned()),
+            };
             out.push_str(&format!(
-                "| {device} | {} | {:.1} | {:.1} | {} |\n",
+                "| {device} | {} | {:.1} | {:.1} | {} | {persistence} | {window_mean} | {skills} |\n",
                 a.scored,
                 a.mae,
                 a.rmse,

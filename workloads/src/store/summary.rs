@@ -1,6 +1,7 @@
 //! What an experiment's store says about the run: counts, coverage and latency.
 
 use super::{Store, StoreError};
+use crate::DeviceId;
 use serde::Serialize;
 
 /// Latency percentiles in milliseconds.
@@ -269,9 +270,37 @@ impl Store {
     /// [`BaselineComparison`] against measured readings, or imputed fillers with `imputed`;
     /// None before anything was scored.
     pub async fn baselines(&self, imputed: bool) -> Result<Option<BaselineComparison>, StoreError> {
+        Ok(self
+            .scored_baselines(imputed, false)
+            .await?
+            .into_iter()
+            .next()
+            .map(|(_, comparison)| comparison))
+    }
+
+    /// [`BaselineComparison`] of each device that has scored forecasts, in device order.
+    pub async fn baselines_per_device(
+        &self,
+        imputed: bool,
+    ) -> Result<Vec<(DeviceId, BaselineComparison)>, StoreError> {
+        Ok(self
+            .scored_baselines(imputed, true)
+            .await?
+            .into_iter()
+            .filter_map(|(device, comparison)| Some((DeviceId(u32::try_from(device?).ok()?), comparison)))
+            .collect())
+    }
+
+    /// The comparisons, one for the whole run (device `None`) or one per device.
+    async fn scored_baselines(
+        &self,
+        imputed: bool,
+        per_device: bool,
+    ) -> Result<Vec<(Option<i32>, BaselineComparison)>, StoreError> {
         /// One row: how many seconds were scored, and each forecaster's MAE, RMSE and MAPE.
         #[derive(sqlx::FromRow)]
         struct Scored {
+            device: Option<i32>,
             scored: i64,
             lstm_mae: Option<f64>,
             lstm_rmse: Option<f64>,
@@ -284,7 +313,7 @@ impl Store {
             mean_mape: Option<f64>,
         }
         type Errors = (Option<f64>, Option<f64>, Option<f64>);
-        let row: Scored = sqlx::query_as(
+        let rows: Vec<Scored> = sqlx::query_as(
             "WITH origin AS (
                  SELECT w.device, w.window_end AS origin,
                         (SELECT s.p FROM unnest(w.power_w, w.imputed) WITH ORDINALITY AS s(p, i, n)
@@ -292,12 +321,13 @@ impl Store {
                         (SELECT avg(s.p) FROM unnest(w.power_w, w.imputed) AS s(p, i) WHERE NOT s.i) AS window_mean
                  FROM windows w),
              scored AS (
-                 SELECT r.power_w AS actual, f.power_w AS lstm, o.last_measured, o.window_mean
+                 SELECT CASE WHEN $2 THEN f.device END AS device,
+                        r.power_w AS actual, f.power_w AS lstm, o.last_measured, o.window_mean
                  FROM forecasts f
                  JOIN origin o ON o.device = f.device AND o.origin = f.origin
                  JOIN readings r ON r.device = f.device AND r.event_time = f.event_time
                  WHERE r.imputed = $1 AND o.last_measured IS NOT NULL)
-             SELECT count(*) AS scored,
+             SELECT device, count(*) AS scored,
                     avg(abs(lstm - actual)) AS lstm_mae, sqrt(avg((lstm - actual) ^ 2)) AS lstm_rmse,
                     100 * avg(abs(lstm - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS lstm_mape,
                     avg(abs(last_measured - actual)) AS persistence_mae,
@@ -305,36 +335,33 @@ impl Store {
                     100 * avg(abs(last_measured - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS persistence_mape,
                     avg(abs(window_mean - actual)) AS mean_mae, sqrt(avg((window_mean - actual) ^ 2)) AS mean_rmse,
                     100 * avg(abs(window_mean - actual) / abs(actual)) FILTER (WHERE actual <> 0) AS mean_mape
-             FROM scored",
+             FROM scored GROUP BY device ORDER BY device",
         )
         .bind(imputed)
-        .fetch_one(self.pool())
+        .bind(per_device)
+        .fetch_all(self.pool())
         .await?;
-        let scored = row.scored;
-        let (lstm, persistence, window_mean): (Errors, Errors, Errors) = (
-            (row.lstm_mae, row.lstm_rmse, row.lstm_mape),
-            (row.persistence_mae, row.persistence_rmse, row.persistence_mape),
-            (row.mean_mae, row.mean_rmse, row.mean_mape),
-        );
-        let accuracy = |(mae, rmse, mape): Errors| {
-            Some(Accuracy {
-                scored,
-                mae: mae?,
-                rmse: rmse?,
-                mape,
+        Ok(rows
+            .into_iter()
+            .filter(|row| row.scored > 0)
+            .filter_map(|row| {
+                let scored = row.scored;
+                let accuracy = |(mae, rmse, mape): Errors| {
+                    Some(Accuracy {
+                        scored,
+                        mae: mae?,
+                        rmse: rmse?,
+                        mape,
+                    })
+                };
+                let comparison = BaselineComparison {
+                    lstm: accuracy((row.lstm_mae, row.lstm_rmse, row.lstm_mape))?,
+                    persistence: accuracy((row.persistence_mae, row.persistence_rmse, row.persistence_mape))?,
+                    window_mean: accuracy((row.mean_mae, row.mean_rmse, row.mean_mape))?,
+                };
+                Some((row.device, comparison))
             })
-        };
-        if scored == 0 {
-            return Ok(None);
-        }
-        Ok(accuracy(lstm)
-            .zip(accuracy(persistence))
-            .zip(accuracy(window_mean))
-            .map(|((lstm, persistence), window_mean)| BaselineComparison {
-                lstm,
-                persistence,
-                window_mean,
-            }))
+            .collect())
     }
 }
 
