@@ -23,6 +23,15 @@ fn smoke(name: &str) -> PipelineExperiment {
     experiment
 }
 
+/// The smoke experiment as Batching on in-order data (every window complete).
+fn batching_in_order(name: &str) -> PipelineExperiment {
+    let mut experiment = smoke(name);
+    experiment.spec.architecture = Architecture::Batching;
+    experiment.spec.dataset.scenario = Some(Scenario::InOrder);
+    experiment.spec.dataset.jitter = None;
+    experiment
+}
+
 fn options() -> LocalOptions {
     LocalOptions::new(common::services())
 }
@@ -154,10 +163,7 @@ async fn assert_forecasts(summary: &wattcast::local::LocalSummary, store: &Store
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batching_in_order_data_gives_complete_windows() {
-    let mut experiment = smoke("pipeline-batching");
-    experiment.spec.architecture = Architecture::Batching;
-    experiment.spec.dataset.scenario = Some(Scenario::InOrder);
-    experiment.spec.dataset.jitter = None;
+    let experiment = batching_in_order("pipeline-batching");
     let summary = common::reachable("the pipeline's services", run_local(&experiment, options()).await);
 
     assert_eq!(summary.readings_sent, 2 * 15 * 60);
@@ -177,10 +183,7 @@ async fn batching_in_order_data_gives_complete_windows() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keras_model_from_the_spec_forecasts_the_whole_run_when_never_retrained() {
-    let mut experiment = smoke("pipeline-own-model");
-    experiment.spec.architecture = Architecture::Batching;
-    experiment.spec.dataset.scenario = Some(Scenario::InOrder);
-    experiment.spec.dataset.jitter = None;
+    let mut experiment = batching_in_order("pipeline-own-model");
     experiment.spec.forecasting.retrain = wattcast_crds::Retrain::Never;
     experiment.spec.forecasting.model.source = Some(wattcast_crds::ModelSource {
         config_map: Some(wattcast_crds::ConfigMapName {

@@ -353,6 +353,8 @@ pub async fn run_coordinator(
                     {
                         break 'consume; // cancelled: redelivered, and the stored parts are idempotent
                     }
+                    // Never retrained (`retrain: Never`): no clock to keep, no request.
+                    let Some(every) = config.retrain_every_s else { continue };
                     let until = match retrained_until.get(&device) {
                         Some(until) => *until,
                         None => {
@@ -362,10 +364,7 @@ pub async fn run_coordinator(
                             until
                         }
                     };
-                    if config
-                        .retrain_every_s
-                        .is_some_and(|every| window.window.end - until >= every)
-                    {
+                    if window.window.end - until >= every {
                         let request = RetrainRequest {
                             device,
                             from: window.window.end - config.retrain_readings,
