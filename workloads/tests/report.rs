@@ -163,6 +163,11 @@ async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
             stems.contains(&format!("forecast-{name}")),
             "a forecast plot of {name}"
         );
+        let baselines = out.path().join(format!("baselines-{name}.svg"));
+        let svg = std::fs::read_to_string(&baselines).expect("a baselines plot of each experiment");
+        for label in ["LSTM", "persistence", "window mean"] {
+            assert!(svg.contains(label), "{} has a {label} line", baselines.display());
+        }
     }
     for plot in &written.plots {
         let svg = std::fs::read_to_string(plot).unwrap();

@@ -3,6 +3,7 @@
 
 use super::data::ExperimentData;
 use super::plots::{LineChart, Series, render};
+use crate::store::summary::BaselineComparison;
 
 /// A plot of the report: a file stem and its SVG.
 #[derive(Debug, Clone)]
@@ -182,6 +183,31 @@ pub fn figures(experiments: &[ExperimentData]) -> Vec<Figure> {
                 ],
             },
         );
+        if !e.baselines_per_device.is_empty() {
+            let rmse = |pick: &dyn Fn(&BaselineComparison) -> f64| -> Vec<(f64, f64)> {
+                e.baselines_per_device
+                    .iter()
+                    .map(|(device, b)| (f64::from(device.0), pick(b)))
+                    .collect()
+            };
+            add(
+                format!("baselines-{}", e.name),
+                format!(
+                    "{}: forecast RMSE per device, the LSTM beside persistence and the window mean on the same seconds (measured readings)",
+                    e.name
+                ),
+                LineChart {
+                    title: format!("{} — LSTM vs baselines per device", e.name),
+                    x_label: "device".to_owned(),
+                    y_label: "RMSE (W)".to_owned(),
+                    series: vec![
+                        series("LSTM", &rmse(&|b| b.lstm.rmse), true),
+                        series("persistence", &rmse(&|b| b.persistence.rmse), true),
+                        series("window mean", &rmse(&|b| b.window_mean.rmse), true),
+                    ],
+                },
+            );
+        }
     }
     add(
         "latency-cdf".to_owned(),
