@@ -61,6 +61,10 @@ bench: ## Criterion benchmarks (windowing throughput, CSV parsing, model trainin
 bench-model: ## Criterion benchmarks of the model only (training the original recipe, a 60-step forecast)
 	$(CARGO) bench -p wattcast --bench model
 
+.PHONY: bench-lstm
+bench-lstm: ## Criterion benchmark of training's LSTM sequence operation alone (one half batch, forwards and backwards)
+	$(CARGO) bench -p wattcast-lstm --bench sequence
+
 # The Keras side of the model comparisons: the original recipe in pinned tensorflow-cpu + tf2onnx.
 KERAS_VENV := $(HOME)/.cache/wattcast/keras-venv
 KERAS_PYTHON := $(KERAS_VENV)/bin/python

@@ -1,18 +1,18 @@
-//! The LSTM → Dropout → Dense network as candle variables, trained with candle's autograd.
+//! The LSTM → Dropout → Dense network as candle variables, for training.
 
-use super::activations::{sigmoid_op, tanh_op};
 use super::weights::LstmWeights;
-use candle_core::{D, DType, Device, Tensor, Var};
+use candle_core::{DType, Device, Tensor, Var};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use rand_distr::{Distribution, StandardNormal};
+use wattcast_lstm::sequence;
 
 /// The network's trainable variables; gates laid out in ONNX order i, o, f, c.
 pub struct LstmNetwork {
     hidden: usize,
     /// `[H + 2, 4H]`: rows `0..H` take the previous state to the four gates (ONNX's R
-    /// transposed), row `H` the reading (ONNX's W), row `H + 1` is the gate bias. One variable,
-    /// so each time step is one product of `[state, reading, 1]` with it.
+    /// transposed), row `H` the reading (ONNX's W), row `H + 1` is the gate bias: each time step
+    /// is one product of `[state, reading, 1]` with it.
     kernel: Var,
     /// `[H, 1]`.
     dense: Var,
@@ -70,37 +70,11 @@ impl LstmNetwork {
     /// Predictions `[B, 1]` for sequences `[B, T, 1]`; `keep_mask` (`[B, H]`, already divided by
     /// the keep probability) applies dropout to the last state while training.
     ///
-    /// Training's cost is candle's per-operation overhead (the tensors are tiny), so each time
-    /// step is written with as few tracked operations as possible: one product for all four
-    /// gates, each activation applied once to all gates before they are taken apart.
+    /// The sequence is one operation with a hand-written backward pass
+    /// ([`sequence::last_state`]); dropout and the dense layer are candle's, differentiated by
+    /// its autograd.
     pub fn forward(&self, sequences: &Tensor, keep_mask: Option<&Tensor>) -> candle_core::Result<Tensor> {
-        let h = self.hidden;
-        let (batch, steps, _) = sequences.dims3()?;
-        // A constant 1 beside each reading multiplies the bias row of the kernel. Narrowing
-        // this constant (not a tracked projection of it) keeps the backward pass linear in the
-        // sequence length: the gradient of a narrow is as big as its source.
-        let ones = Tensor::ones((batch, steps, 1), sequences.dtype(), sequences.device())?;
-        let readings = Tensor::cat(&[sequences, &ones], 2)?;
-        let mut state = Tensor::zeros((batch, h), sequences.dtype(), sequences.device())?;
-        let mut cell: Option<Tensor> = None;
-        for step in 0..steps {
-            let reading = readings.narrow(1, step, 1)?.squeeze(1)?;
-            let gates = Tensor::cat(&[&state, &reading], 1)?.matmul(self.kernel.as_tensor())?;
-            let sigmoids = sigmoid_op(&gates)?;
-            let input_gate = sigmoids.narrow(D::Minus1, 0, h)?;
-            let output_gate = sigmoids.narrow(D::Minus1, h, h)?;
-            let forget_gate = sigmoids.narrow(D::Minus1, 2 * h, h)?;
-            let candidate = tanh_op(&gates.narrow(D::Minus1, 3 * h, h)?)?;
-            let next_cell = match &cell {
-                Some(cell) => ((forget_gate * cell)? + (input_gate * candidate)?)?,
-                None => (input_gate * candidate)?,
-            };
-            state = (output_gate * tanh_op(&next_cell)?)?;
-            cell = Some(next_cell);
-        }
-        if steps == 0 {
-            return Err(candle_core::Error::Msg("empty input sequences".to_owned()));
-        }
+        let state = sequence::last_state(sequences, self.kernel.as_tensor())?;
         let last = match keep_mask {
             Some(mask) => (state * mask)?,
             None => state,

@@ -1,7 +1,6 @@
 //! The LSTM forecasting model: training with candle, ONNX export, forecasting with tract, and
 //! the artefacts (model, scaler, metrics) stored in the object store.
 
-pub mod activations;
 pub mod artifacts;
 pub mod forecaster;
 pub mod lstm;

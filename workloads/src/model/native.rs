@@ -6,10 +6,10 @@
 //! arithmetic, is what a forecast costs there. This module runs the same cell as one tight loop
 //! whose element-wise parts the compiler vectorises.
 
-use super::activations::{sigmoid, tanh};
 pub use super::recognise::NotRecognised;
 use super::weights::LstmWeights;
 use tract_onnx::pb;
+use wattcast_lstm::activations::{sigmoid, tanh};
 
 /// The weights of a one-feature LSTM followed by a dense layer, laid out for the cell loop.
 #[derive(Clone, Debug)]

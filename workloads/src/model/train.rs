@@ -217,10 +217,9 @@ pub fn train(series: &[f64], recipe: &Recipe) -> Result<TrainedModel, TrainError
 }
 
 /// The mean squared error of one batch and its gradients. The batch's two halves go forwards
-/// and backwards on two threads: training costs candle's per-operation overhead far more than
-/// arithmetic, so halving the rows barely shortens a pass and two passes at once nearly halve the
-/// time. The batch's gradient is the halves' gradients weighted by their sizes, as one pass over
-/// the whole batch would give (up to rounding), and the split is the same on any machine.
+/// and backwards on two threads (the LSTM's sequence operation runs on one). The batch's
+/// gradient is the halves' gradients weighted by their sizes, as one pass over the whole batch
+/// would give (up to rounding), and the split is the same on any machine.
 fn batch_gradients(
     network: &LstmNetwork,
     inputs: &Tensor,
