@@ -9,6 +9,7 @@
 //! step by step with candle's own operations.
 
 use crate::activations::{sigmoid, tanh};
+use crate::gates::{GateProduct, multiply_add};
 use candle_core::{CpuStorage, CustomOp2, Layout, Shape, Tensor};
 use std::sync::{Arc, Mutex};
 
@@ -132,27 +133,27 @@ impl Trace {
             cell_tanhs: vec![0.0; batch * steps * hidden],
             states: vec![0.0; batch * (steps + 1) * hidden],
         };
-        let blocked = BlockedKernel::new(kernel, hidden);
+        let product = GateProduct::from_kernel(hidden, kernel);
         #[cfg(target_arch = "x86_64")]
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has just been found to support the features the function enables.
-            unsafe { trace.run_forward_avx2(&blocked) };
+            unsafe { trace.run_forward_avx2(&product) };
             return trace;
         }
-        trace.run_forward::<false>(&blocked);
+        trace.run_forward::<false>(&product);
         trace
     }
 
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
-    fn run_forward_avx2(&mut self, kernel: &BlockedKernel) {
-        self.run_forward::<true>(kernel);
+    fn run_forward_avx2(&mut self, product: &GateProduct) {
+        self.run_forward::<true>(product);
     }
 
     #[inline(always)]
-    fn run_forward<const FUSED: bool>(&mut self, kernel: &BlockedKernel) {
+    fn run_forward<const FUSED: bool>(&mut self, product: &GateProduct) {
         let (h, steps) = (self.hidden, self.steps);
-        let mut z = vec![0f32; kernel.padded_gates];
+        let mut z = vec![0f32; product.padded_gates()];
         let mut previous_cell = vec![0f32; h];
         for sequence in 0..self.batch {
             previous_cell.fill(0.0);
@@ -160,7 +161,7 @@ impl Trace {
                 let at = sequence * steps + step;
                 let state_at = (sequence * (steps + 1) + step) * h;
                 let x = self.readings[at];
-                kernel.gates::<FUSED>(&self.states[state_at..state_at + h], x, &mut z);
+                product.gates::<FUSED>(&self.states[state_at..state_at + h], x, &mut z);
                 let gates = &mut self.gates[at * 4 * h..(at + 1) * 4 * h];
                 gates.copy_from_slice(&z[..4 * h]);
                 let (sigmoid_gates, candidate) = gates.split_at_mut(3 * h);
@@ -285,73 +286,6 @@ impl Trace {
     }
 }
 
-/// Gates per block of the forward product: eight AVX registers of f32, summed as independent
-/// chains (as in the native forecaster).
-const LANES: usize = 64;
-
-/// The kernel laid out for the forward product: gates padded to whole blocks, each block's
-/// recurrent weights contiguous, unit by unit.
-struct BlockedKernel {
-    hidden: usize,
-    padded_gates: usize,
-    input: Vec<f32>,
-    bias: Vec<f32>,
-    /// `[blocks, H, LANES]`.
-    recurrent_blocks: Vec<f32>,
-}
-
-impl BlockedKernel {
-    fn new(kernel: &[f32], hidden: usize) -> Self {
-        let g = 4 * hidden;
-        let padded_gates = g.div_ceil(LANES) * LANES;
-        let padded_row = |row: usize| -> Vec<f32> {
-            let mut values = kernel[row * g..(row + 1) * g].to_vec();
-            values.resize(padded_gates, 0.0);
-            values
-        };
-        let mut recurrent_blocks = vec![0f32; padded_gates * hidden];
-        for block in 0..padded_gates / LANES {
-            for unit in 0..hidden {
-                for lane in 0..LANES {
-                    let gate = block * LANES + lane;
-                    if gate < g {
-                        recurrent_blocks[(block * hidden + unit) * LANES + lane] = kernel[unit * g + gate];
-                    }
-                }
-            }
-        }
-        Self {
-            hidden,
-            padded_gates,
-            input: padded_row(hidden),
-            bias: padded_row(hidden + 1),
-            recurrent_blocks,
-        }
-    }
-
-    /// `z = [state, x, 1] · kernel` (before the activations), padded.
-    #[inline(always)]
-    fn gates<const FUSED: bool>(&self, state: &[f32], x: f32, z: &mut [f32]) {
-        let blocks = z
-            .chunks_exact_mut(LANES)
-            .zip(self.input.chunks_exact(LANES))
-            .zip(self.bias.chunks_exact(LANES))
-            .zip(self.recurrent_blocks.chunks_exact(self.hidden * LANES));
-        for (((block, input), bias), weights) in blocks {
-            let mut sums = [0f32; LANES];
-            for lane in 0..LANES {
-                sums[lane] = multiply_add::<FUSED>(input[lane], x, bias[lane]);
-            }
-            for (&s, unit_weights) in state.iter().zip(weights.chunks_exact(LANES)) {
-                for lane in 0..LANES {
-                    sums[lane] = multiply_add::<FUSED>(s, unit_weights[lane], sums[lane]);
-                }
-            }
-            block.copy_from_slice(&sums);
-        }
-    }
-}
-
 /// `row += scale · values`.
 #[inline(always)]
 fn add_scaled<const FUSED: bool>(row: &mut [f32], scale: f32, values: &[f32]) {
@@ -377,12 +311,6 @@ fn dot<const FUSED: bool>(a: &[f32], b: &[f32]) -> f32 {
         }
     }
     lanes.iter().sum::<f32>() + tail
-}
-
-/// `a · b + c`, as one fused instruction when `FUSED` (a library call where the CPU lacks it).
-#[inline(always)]
-fn multiply_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FUSED { a.mul_add(b, c) } else { a * b + c }
 }
 
 #[cfg(test)]

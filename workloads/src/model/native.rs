@@ -10,19 +10,14 @@ pub use super::recognise::NotRecognised;
 use super::weights::LstmWeights;
 use tract_onnx::pb;
 use wattcast_lstm::activations::{sigmoid, tanh};
+use wattcast_lstm::gates::{GateProduct, multiply_add, padded_gates};
 
 /// The weights of a one-feature LSTM followed by a dense layer, laid out for the cell loop.
 #[derive(Clone, Debug)]
 pub struct NativeLstm {
     hidden: usize,
-    /// `[G]` (G = 4H rounded up to [`LANES`], zero-padded), gates in ONNX order i, o, f, c: the
-    /// three sigmoid gates first, then the candidate.
-    input: Vec<f32>,
-    /// `[G]`: ONNX's Wb + Rb.
-    bias: Vec<f32>,
-    /// `[G / LANES, H, LANES]`: for each block of [`LANES`] gates, what each state unit adds to
-    /// them, so a block's gates stay in one register while the state is run through.
-    recurrent_blocks: Vec<f32>,
+    /// Input weights, ONNX's Wb + Rb and the recurrent weights, in blocks for the cell loop.
+    product: GateProduct,
     /// `[H]`.
     dense: Vec<f32>,
     dense_bias: f32,
@@ -55,24 +50,9 @@ impl NativeLstm {
         dense: Vec<f32>,
         dense_bias: f32,
     ) -> Self {
-        let gates = padded_gates(hidden);
-        let pad = |values: &[f32]| {
-            let mut padded = values.to_vec();
-            padded.resize(gates, 0.0);
-            padded
-        };
-        let mut recurrent_blocks = vec![0.0; gates * hidden];
-        for gate in 0..4 * hidden {
-            let (block, lane) = (gate / LANES, gate % LANES);
-            for unit in 0..hidden {
-                recurrent_blocks[(block * hidden + unit) * LANES + lane] = recurrent[gate * hidden + unit];
-            }
-        }
         Self {
             hidden,
-            input: pad(input),
-            bias: pad(bias),
-            recurrent_blocks,
+            product: GateProduct::from_onnx_layout(hidden, input, bias, recurrent),
             dense,
             dense_bias,
         }
@@ -135,23 +115,7 @@ impl NativeLstm {
         state.fill(0.0);
         cell.fill(0.0);
         for &x in sequence {
-            let blocks = gates
-                .chunks_exact_mut(LANES)
-                .zip(self.input.chunks_exact(LANES))
-                .zip(self.bias.chunks_exact(LANES))
-                .zip(self.recurrent_blocks.chunks_exact(h * LANES));
-            for (((gate_block, input), bias), weights) in blocks {
-                let mut sums = [0f32; LANES];
-                for lane in 0..LANES {
-                    sums[lane] = multiply_add::<FUSED>(input[lane], x, bias[lane]);
-                }
-                for (&s, unit_weights) in state.iter().zip(weights.chunks_exact(LANES)) {
-                    for lane in 0..LANES {
-                        sums[lane] = multiply_add::<FUSED>(s, unit_weights[lane], sums[lane]);
-                    }
-                }
-                gate_block.copy_from_slice(&sums);
-            }
+            self.product.gates::<FUSED>(state, x, gates);
             let (sigmoid_gates, rest) = gates.split_at_mut(3 * h);
             let candidate = &mut rest[..h];
             sigmoid_gates.iter_mut().for_each(|g| *g = sigmoid(*g));
@@ -172,21 +136,6 @@ impl NativeLstm {
             .sum::<f32>()
             + self.dense_bias
     }
-}
-
-/// Gates per block of the cell loop: eight AVX registers of f32, summed as independent chains
-/// (one chain would wait on each multiply-add before the next).
-const LANES: usize = 64;
-
-/// 4H rounded up to whole blocks.
-fn padded_gates(hidden: usize) -> usize {
-    (4 * hidden).div_ceil(LANES) * LANES
-}
-
-/// `a · b + c`, as one fused instruction when `FUSED` (a library call where the CPU lacks it).
-#[inline(always)]
-fn multiply_add<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
-    if FUSED { a.mul_add(b, c) } else { a * b + c }
 }
 
 /// Buffers one run of the cell loop works in.
