@@ -18,10 +18,10 @@ use serde_json::json;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
-use wattcast::services::{Services, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{Phase, PipelineExperiment};
+use wattcast_io::services::{Services, find_test_env_file};
+use wattcast_io::store::Store;
 
 const NAMESPACE: &str = "scale";
 

@@ -7,11 +7,11 @@ use crate::endpoints::{EndpointsError, resolve};
 use crate::experiment_ref::ExperimentRef;
 use kube::Client;
 use std::fmt;
-use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore, ObjectStoreError};
-use wattcast::pulsar_admin::{PulsarAdmin, PulsarAdminError};
-use wattcast::store::{Store, StoreError};
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::CleanupPolicy;
+use wattcast_io::object_store::{DEFAULT_BUCKET, ObjectStore, ObjectStoreError};
+use wattcast_io::pulsar_admin::{PulsarAdmin, PulsarAdminError};
+use wattcast_io::store::{Store, StoreError};
 
 /// Why the side effects could not be removed (retried).
 #[derive(Debug, thiserror::Error)]

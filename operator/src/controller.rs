@@ -28,11 +28,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{
     ConditionStatus, ConditionType, Phase, PipelineExperiment, PipelineExperimentStatus, Reason,
 };
+use wattcast_io::store::Store;
 
 /// The finalizer the operator puts on every experiment.
 pub const FINALIZER: &str = "wattcast.io/cleanup";

@@ -5,8 +5,8 @@ use crate::experiment_ref::ExperimentRef;
 use crate::resources::locations::{HostNames, Location, SecretKey, locations};
 use k8s_openapi::api::core::v1::Secret;
 use kube::{Api, Client};
-use wattcast::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, with_credentials};
-use wattcast::tls::{CaBundle, TlsError};
+use wattcast_io::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, with_credentials};
+use wattcast_io::tls::{CaBundle, TlsError};
 
 /// Why the endpoints could not be resolved.
 #[derive(Debug, thiserror::Error)]

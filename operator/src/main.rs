@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast::observe::{Readiness, cancel_on_signals, serve};
+use wattcast_io::observe::{Readiness, cancel_on_signals, serve};
 use wattcast_operator::controller::{self, Context, Settings};
 use wattcast_operator::images::Images;
 use wattcast_operator::leader::LeaderElection;
@@ -59,7 +59,7 @@ enum LogFormat {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args = Args::parse();
-    wattcast::observe::init_logging(matches!(args.log_format, LogFormat::Json));
+    wattcast_io::observe::init_logging(matches!(args.log_format, LogFormat::Json));
     // The workloads' crates enable both rustls back ends; kube's default is ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
     let client = kube::Client::try_default()

@@ -1,10 +1,10 @@
 //! Progress and results read from the experiment's PostgreSQL, through the same summary
 //! queries `wattcast local` prints, so both report the same numbers.
 
-use wattcast::store::sensor_reports::SensorTotals;
-use wattcast::store::summary::{Accuracy, Percentiles, StoreSummary};
-use wattcast::store::{Store, StoreError};
 use wattcast_crds::{Baselines, ForecastAccuracy, LatencySummary, ModelAgeSummary, Progress, Results};
+use wattcast_io::store::sensor_reports::SensorTotals;
+use wattcast_io::store::summary::{Accuracy, Percentiles, StoreSummary};
+use wattcast_io::store::{Store, StoreError};
 
 /// What the store says about the run so far.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,7 +114,7 @@ pub fn from_summary(summary: &StoreSummary, sensors: SensorTotals, arrived: i64)
 #[cfg(test)]
 mod tests {
     use super::*;
-    use wattcast::store::summary::{BaselineComparison, ModelAge};
+    use wattcast_io::store::summary::{BaselineComparison, ModelAge};
 
     fn summary() -> StoreSummary {
         StoreSummary {

@@ -184,7 +184,7 @@ fn exported(registry: &Registry) -> BTreeSet<String> {
 
 #[test]
 fn the_dashboard_queries_only_exported_metrics() {
-    use wattcast::workload::{
+    use wattcast_pipeline::workload::{
         bridge::BridgeStats, coordinator::CoordinatorStats, forecasting::ForecastStats,
         trainer::TrainerStats, windower::WindowerStats,
     };

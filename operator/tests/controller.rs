@@ -22,15 +22,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
-use wattcast::services::{Services, TestEnvCa, Transport, find_test_env_file, test_env_over_tls};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{Phase, PipelineExperiment};
+use wattcast_io::object_store::{DEFAULT_BUCKET, ObjectStore};
+use wattcast_io::services::{Services, TestEnvCa, Transport, find_test_env_file, test_env_over_tls};
+use wattcast_io::store::Store;
 use wattcast_operator::controller::{self, Context, Settings};
 use wattcast_operator::images::Images;
 use wattcast_operator::metrics::Metrics;
+use wattcast_pipeline::local::{LocalOptions, run_local};
 
 const NAMESPACE: &str = "lab";
 

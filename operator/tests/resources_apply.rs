@@ -239,7 +239,7 @@ fn reference_devices_csv() -> String {
 /// and a spec asking for more devices than the file has is refused naming file and count.
 #[tokio::test]
 async fn a_config_map_dataset_is_mounted_into_setup_and_sensors() {
-    use wattcast::dataset::DataSource;
+    use wattcast_io::dataset_source::DataSource;
     let server = common::start_api_server().await;
     let client = server.client().expect("a client for the envtest API server");
     common::create_namespace(&client, NAMESPACE).await;
@@ -315,7 +315,7 @@ async fn a_config_map_dataset_is_mounted_into_setup_and_sensors() {
     assert_eq!(rule.action, "FailJob");
     assert_eq!(
         rule.on_exit_codes.as_ref().unwrap().values,
-        [i32::from(wattcast::experiment::EXIT_INVALID_INPUT)]
+        [i32::from(wattcast_core::experiment::EXIT_INVALID_INPUT)]
     );
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NAMESPACE);
     let coordinator = deployments.get("own-data-coordinator").await.unwrap();

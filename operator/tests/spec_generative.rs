@@ -15,14 +15,14 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
-use wattcast::dataset::DataSource;
-use wattcast::dataset::generate::generate_device;
-use wattcast::experiment::window_config;
-use wattcast::model::Recipe;
-use wattcast::services::ServiceEnv;
-use wattcast::topics::ExperimentNames;
-use wattcast::{DeviceId, dataset};
+use wattcast_core::DeviceId;
+use wattcast_core::dataset::generate::generate_device;
+use wattcast_core::experiment::window_config;
+use wattcast_core::recipe::Recipe;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::dataset_source::DataSource;
+use wattcast_io::services::ServiceEnv;
 use wattcast_operator::experiment_ref::ExperimentRef;
 use wattcast_operator::images::Images;
 use wattcast_operator::resources::desired_objects;
@@ -267,7 +267,7 @@ fn pod_variables(experiment: &ExperimentRef, ca_file: &str) -> HashMap<String, S
 /// The test env's CA bundle file.
 fn test_env_ca_file() -> String {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let env_file = wattcast::services::find_test_env_file(&repo)
+    let env_file = wattcast_io::services::find_test_env_file(&repo)
         .unwrap_or_else(|| panic!("test-env/.env is missing; start the test services with `make test-env`"));
     dotenvy::from_path_iter(&env_file)
         .expect("test-env/.env")
@@ -301,7 +301,7 @@ fn runs_later(created: &PipelineExperiment, ca_file: &str) -> Result<(), String>
             recipe.look_back, recipe.training_readings
         ));
     }
-    if let dataset::DataSource::Generated(options) = &source {
+    if let DataSource::Generated(options) = &source {
         // The initial model of device 1 gets enough readings.
         let readings = generate_device(options, DeviceId(1))
             .readings

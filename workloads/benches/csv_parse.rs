@@ -2,11 +2,13 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;
-use wattcast::DeviceId;
-use wattcast::dataset::BadRowPolicy;
-use wattcast::dataset::generate::{DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device};
-use wattcast::dataset::reader::read_dataset_from;
-use wattcast::dataset::writer::write_rows;
+use wattcast_core::DeviceId;
+use wattcast_core::dataset::BadRowPolicy;
+use wattcast_core::dataset::generate::{
+    DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device,
+};
+use wattcast_core::dataset::reader::read_dataset_from;
+use wattcast_core::dataset::writer::write_rows;
 
 fn csv_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("csv_parse");

@@ -6,9 +6,11 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use criterion::{Criterion, criterion_group};
 use std::time::Duration;
-use wattcast::DeviceId;
-use wattcast::dataset::generate::{DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device};
-use wattcast::model::{Forecaster, ModelArtifacts, Recipe, train};
+use wattcast_core::DeviceId;
+use wattcast_core::dataset::generate::{
+    DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device,
+};
+use wattcast_model::{Forecaster, Recipe, train};
 
 /// 660 in-order readings of a generated device: 600 to train on, 60 more to forecast from.
 fn readings() -> Vec<f64> {
@@ -42,7 +44,7 @@ fn model(c: &mut Criterion) {
     group.finish();
 
     let trained = train(&series[..600], &recipe).expect("trains");
-    let artifacts = ModelArtifacts::from_trained(&trained);
+    let artifacts = trained.artifacts();
     let forecaster = Forecaster::load(&artifacts.onnx, artifacts.scaler, recipe.look_back).expect("loads");
     let mut group = c.benchmark_group("model");
     group.bench_function("forecast_60_steps", |b| {
@@ -59,7 +61,7 @@ criterion_group!(benches, model);
 fn main() {
     // As the wattcast binary does first thing (mimalloc above is the other half of its set-up).
     // SAFETY: no other thread exists yet.
-    unsafe { wattcast::model::threads::pin_thread_count() };
+    unsafe { wattcast_model::threads::pin_thread_count() };
     benches();
     Criterion::default().configure_from_args().final_summary();
 }

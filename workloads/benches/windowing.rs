@@ -2,9 +2,11 @@
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
-use wattcast::dataset::generate::{DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device};
-use wattcast::windowing::{WatermarkStrategy, WindowConfig, WindowEngine};
-use wattcast::{DeviceId, Reading};
+use wattcast_core::dataset::generate::{
+    DEFAULT_START, GapPattern, GenerateOptions, Scenario, generate_device,
+};
+use wattcast_core::windowing::{WatermarkStrategy, WindowConfig, WindowEngine};
+use wattcast_core::{DeviceId, Reading};
 
 const DEVICES: u32 = 1_000;
 const MINUTES: u32 = 10;

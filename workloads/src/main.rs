@@ -8,6 +8,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> std::process::ExitCode {
     // SAFETY: first thing in main, before any thread is started.
-    unsafe { wattcast::model::threads::pin_thread_count() };
+    unsafe { wattcast_model::threads::pin_thread_count() };
     cli::run()
 }

@@ -7,11 +7,11 @@ use futures::StreamExt;
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use wattcast::DeviceId;
-use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::topics::ExperimentNames;
-use wattcast::wire::DeadLetter;
-use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
+use wattcast_core::DeviceId;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_core::wire::DeadLetter;
+use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_pipeline::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
@@ -103,7 +103,7 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
             Some("1"),
             "readings are keyed by device"
         );
-        let reading: wattcast::Reading = serde_json::from_slice(&message.payload.data).unwrap();
+        let reading: wattcast_core::Reading = serde_json::from_slice(&message.payload.data).unwrap();
         forwarded.push(reading.power_w);
         readings.ack(&message).await.unwrap();
     }

@@ -7,12 +7,12 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use wattcast::dataset::{BadRowPolicy, read_dataset};
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::object_store::ObjectStore;
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::dataset::{BadRowPolicy, read_dataset};
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::object_store::ObjectStore;
+use wattcast_io::store::Store;
+use wattcast_pipeline::local::{LocalOptions, run_local};
 
 fn reference(device: u32) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
@@ -121,7 +121,7 @@ async fn a_missing_s3_dataset_is_refused_at_once() {
     let key = format!("{}/nothing-here.csv", common::unique("missing"));
     let source = format!("{{ source: {{ s3: {{ bucket: wattcast-datasets, key: '{key}' }} }} }}");
     let spec = experiment("missing-data", 3, &source, 60).spec;
-    let error = wattcast::dataset::DataSource::of(&spec, None)
+    let error = wattcast_io::dataset_source::DataSource::of(&spec, None)
         .unwrap()
         .load(&spec, Some(&services.s3))
         .await

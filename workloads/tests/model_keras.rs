@@ -7,8 +7,8 @@
 //! forecast recorded for a history from `data/samples`.
 
 use std::path::{Path, PathBuf};
-use wattcast::model::artifacts::ModelArtifacts;
-use wattcast::model::{ForecastEngine, Forecaster};
+use wattcast_core::artifacts::ModelArtifacts;
+use wattcast_model::{ForecastEngine, Forecaster};
 
 const LOOK_BACK: usize = 60;
 /// How far wattcast's forecast may be from Keras's, in watts (onnxruntime itself is within 5e-4).

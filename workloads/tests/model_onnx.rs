@@ -8,8 +8,8 @@ use prost::Message;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tract_onnx::pb;
-use wattcast::model::lstm::LstmNetwork;
-use wattcast::model::{
+use wattcast_model::lstm::LstmNetwork;
+use wattcast_model::{
     ForecastEngine, ForecastError, Forecaster, LstmWeights, MinMaxScaler, Recipe, onnx, train,
 };
 

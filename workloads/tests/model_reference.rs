@@ -5,8 +5,8 @@
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::path::PathBuf;
-use wattcast::dataset::{BadRowPolicy, read_dataset};
-use wattcast::model::{Forecaster, ModelArtifacts, Recipe, train};
+use wattcast_core::dataset::{BadRowPolicy, read_dataset};
+use wattcast_model::{Forecaster, Recipe, train};
 
 fn reference_csv(device: u32) -> PathBuf {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
@@ -62,7 +62,7 @@ fn the_lstm_beats_persistence_on_the_reference_devices() {
         );
 
         // The exported model forecasts the next minute in the data's range.
-        let artifacts = ModelArtifacts::from_trained(&model);
+        let artifacts = model.artifacts();
         let forecaster = Forecaster::load(&artifacts.onnx, artifacts.scaler, 60).expect("loads");
         let history = first_readings(device, 660);
         let forecast = forecaster.forecast(&history[..600], 60).expect("forecasts");

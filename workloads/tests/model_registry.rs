@@ -5,15 +5,15 @@
 mod common;
 
 use tokio_util::sync::CancellationToken;
-use wattcast::DeviceId;
-use wattcast::model::artifacts::{MODEL_FILE, ModelArtifacts, object_prefix};
-use wattcast::model::{ModelVersion, Recipe, TrainedModel, train};
-use wattcast::model_registry::ModelRegistry;
-use wattcast::object_store::{ObjectStore, ObjectStoreError};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
-use wattcast::wire::ModelAnnouncement;
-use wattcast::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
+use wattcast_core::DeviceId;
+use wattcast_core::artifacts::{MODEL_FILE, ModelArtifacts, object_prefix};
+use wattcast_core::topics::ExperimentNames;
+use wattcast_core::wire::ModelAnnouncement;
+use wattcast_io::object_store::{ObjectStore, ObjectStoreError};
+use wattcast_io::store::Store;
+use wattcast_model::{ModelVersion, Recipe, TrainedModel, train};
+use wattcast_pipeline::model_registry::ModelRegistry;
+use wattcast_pipeline::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
 
 const DEVICE: DeviceId = DeviceId(1);
 
@@ -96,7 +96,7 @@ async fn published_models_load_and_round_trip() {
         .download_model(&record.object_prefix)
         .await
         .expect("downloads");
-    assert_eq!(downloaded.onnx, ModelArtifacts::from_trained(&model).onnx);
+    assert_eq!(downloaded.onnx, model.artifacts().onnx);
     assert_eq!(downloaded.scaler, model.scaler);
 
     // A retrain is newer than the initial model.
@@ -172,7 +172,7 @@ async fn forecasting_swaps_models_and_keeps_the_last_good_one() {
     forecasting.swap(&announce("1-2")).await;
     let corrupt = ModelArtifacts {
         onnx: b"not onnx".to_vec(),
-        ..ModelArtifacts::from_trained(&quick_model(1, 60))
+        ..quick_model(1, 60).artifacts()
     };
     registry
         .objects()
@@ -180,7 +180,7 @@ async fn forecasting_swaps_models_and_keeps_the_last_good_one() {
         .await
         .expect("uploads");
     forecasting.swap(&announce("3-4")).await;
-    let wrong_shape = ModelArtifacts::from_trained(&quick_model(1, 30));
+    let wrong_shape = quick_model(1, 30).artifacts();
     registry
         .objects()
         .upload_model(&format!("{experiment}/1/5-6/"), &wrong_shape)
@@ -315,10 +315,7 @@ async fn a_keras_export_in_the_object_store_loads_on_the_fast_path() {
         .await
         .expect("uploads");
     let loaded = registry.load("initial", &prefix, 60).await.expect("loads");
-    assert_eq!(
-        loaded.forecaster.engine(),
-        wattcast::model::ForecastEngine::Native
-    );
+    assert_eq!(loaded.forecaster.engine(), wattcast_model::ForecastEngine::Native);
     assert_eq!(loaded.forecaster.scaler(), keras.scaler);
     registry
         .objects()

@@ -6,13 +6,13 @@
 
 use proptest::prelude::*;
 use std::path::Path;
-use wattcast::dataset::BadRowPolicy;
-use wattcast::dataset::reader::read_dataset_from;
-use wattcast::imputation::{ImputationMethod, impute};
-use wattcast::model::{Forecaster, MinMaxScaler, Recipe, onnx, train};
-use wattcast::wire::{
+use wattcast_core::dataset::BadRowPolicy;
+use wattcast_core::dataset::reader::read_dataset_from;
+use wattcast_core::imputation::{ImputationMethod, impute};
+use wattcast_core::wire::{
     LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage, parse_batch, parse_sensor_payload,
 };
+use wattcast_model::{Forecaster, MinMaxScaler, Recipe, onnx, train};
 
 /// A JSON value of any shape, numbers at the edges included.
 fn json_value() -> impl Strategy<Value = serde_json::Value> {
@@ -91,11 +91,11 @@ proptest! {
     fn a_mutated_reading_is_accepted_only_when_valid(value in mutated_reading()) {
         let bytes = serde_json::to_vec(&value).unwrap();
         match parse_sensor_payload(&bytes, 10) {
-            Ok(wattcast::wire::SensorPayload::Reading(reading, _)) => {
+            Ok(wattcast_core::wire::SensorPayload::Reading(reading, _)) => {
                 prop_assert!(reading.validate().is_ok());
                 prop_assert!((1..=10).contains(&reading.device.0));
             }
-            Ok(wattcast::wire::SensorPayload::EndOfStream(_)) => prop_assert!(false, "not a marker"),
+            Ok(wattcast_core::wire::SensorPayload::EndOfStream(_)) => prop_assert!(false, "not a marker"),
             Err(refused) => {
                 let reason = refused.to_string();
                 prop_assert!(refusal_is_named(&reason), "{reason}");
@@ -136,13 +136,13 @@ proptest! {
         expected in 0u32..300,
         seconds in prop::collection::vec((-50i64..300, 0.0f64..5_000.0), 0..80),
     ) {
-        let window = wattcast::Window {
-            device: wattcast::DeviceId(1),
+        let window = wattcast_core::Window {
+            device: wattcast_core::DeviceId(1),
             start,
             end: start + width,
             readings: seconds
                 .into_iter()
-                .map(|(offset, watts)| wattcast::Reading::new(wattcast::DeviceId(1), start + offset, watts))
+                .map(|(offset, watts)| wattcast_core::Reading::new(wattcast_core::DeviceId(1), start + offset, watts))
                 .collect(),
             expected,
             late: 0,
@@ -208,7 +208,7 @@ proptest! {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("experiment.yaml");
         std::fs::write(&file, yaml).unwrap();
-        if let Err(error) = wattcast::experiment::read_experiment(&file) {
+        if let Err(error) = wattcast_core::experiment::read_experiment(&file) {
             let message = format!("{error:#}");
             prop_assert!(message.contains("experiment.yaml"), "{message} does not name the file");
         }

@@ -5,14 +5,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use wattcast::dataset::generate::generate_device;
-use wattcast::experiment::{generate_options, read_experiment, window_config};
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::preview::preview;
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
-use wattcast::{DeviceId, Reading};
+use wattcast_core::dataset::generate::generate_device;
+use wattcast_core::experiment::{generate_options, read_experiment, window_config};
+use wattcast_core::preview::preview;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_core::{DeviceId, Reading};
 use wattcast_crds::{Architecture, PipelineExperiment, Scenario};
+use wattcast_io::store::Store;
+use wattcast_pipeline::local::{LocalOptions, run_local};
 
 fn smoke(name: &str) -> PipelineExperiment {
     let path =
@@ -117,7 +117,7 @@ async fn streaming_stores_every_reading_once_and_matches_the_preview() {
 
 /// Every window was forecast (initial models exist and windows are filled to the look-back),
 /// each forecast holds `horizon` values made by a recorded model, and they were scored.
-async fn assert_forecasts(summary: &wattcast::local::LocalSummary, store: &Store) {
+async fn assert_forecasts(summary: &wattcast_pipeline::local::LocalSummary, store: &Store) {
     assert_eq!(summary.forecasts, summary.windows, "one forecast per window");
     // The operator's cheap counts (read every poll) are the summary's.
     let counts = store.counts().await.unwrap();
@@ -191,7 +191,7 @@ async fn a_keras_model_from_the_spec_forecasts_the_whole_run_when_never_retraine
         }),
         s3: None,
     });
-    let stats = std::sync::Arc::new(wattcast::workload::forecasting::ForecastStats::default());
+    let stats = std::sync::Arc::new(wattcast_pipeline::workload::forecasting::ForecastStats::default());
     let keras = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-lstm");
     let options = LocalOptions {
         model_dir: Some(keras),

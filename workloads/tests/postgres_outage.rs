@@ -7,11 +7,11 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wattcast::experiment::read_experiment;
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
-use wattcast::workload::sensor::ReplayHold;
+use wattcast_core::experiment::read_experiment;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_io::store::Store;
+use wattcast_pipeline::local::{LocalOptions, run_local};
+use wattcast_pipeline::workload::sensor::ReplayHold;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_is_retried_and_loses_nothing() {
@@ -53,7 +53,7 @@ async fn an_outage_is_retried_and_loses_nothing() {
                 services: services.clone(),
                 drain_timeout: Duration::from_secs(120),
                 progress: false,
-                models_bucket: wattcast::object_store::DEFAULT_BUCKET.to_owned(),
+                models_bucket: wattcast_io::object_store::DEFAULT_BUCKET.to_owned(),
                 initial_models: true,
                 hold_replay: Some(hold),
                 forecast_stats: None,

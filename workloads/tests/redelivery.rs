@@ -6,7 +6,7 @@ mod common;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
-use wattcast::experiment::read_experiment;
+use wattcast_core::experiment::read_experiment;
 
 const EXPERIMENT: &str = r#"
 apiVersion: wattcast.io/v1alpha1

@@ -7,10 +7,10 @@ mod common;
 
 use common::{reachable, services, unique};
 use std::time::Duration;
-use wattcast::local::{LocalOptions, LocalSummary, run_local};
-use wattcast::object_store::DEFAULT_BUCKET;
 use wattcast::report::write_report;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::object_store::DEFAULT_BUCKET;
+use wattcast_pipeline::local::{LocalOptions, LocalSummary, run_local};
 
 fn experiment(name: &str, architecture: &str, scenario: &str, bound: &str) -> PipelineExperiment {
     let yaml = format!(
@@ -119,8 +119,8 @@ async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
     // The per-device comparisons partition the run's: their scored seconds add up to it, and
     // each device's persistence RMSE is in its row.
     for summary in &summaries {
-        let names = wattcast::topics::ExperimentNames::new(&summary.experiment).expect("a valid name");
-        let store = wattcast::store::Store::connect(&services().postgres, &names.postgres_schema(), 1)
+        let names = wattcast_core::topics::ExperimentNames::new(&summary.experiment).expect("a valid name");
+        let store = wattcast_io::store::Store::connect(&services().postgres, &names.postgres_schema(), 1)
             .await
             .expect("the experiment's store");
         let per_device = store.baselines_per_device(false).await.expect("per device");

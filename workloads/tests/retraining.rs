@@ -8,13 +8,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast::experiment::read_experiment;
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
-use wattcast::workload::forecasting::ForecastStats;
-use wattcast::workload::sensor::ReplayHold;
+use wattcast_core::experiment::read_experiment;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::GoDuration;
+use wattcast_io::store::Store;
+use wattcast_pipeline::local::{LocalOptions, run_local};
+use wattcast_pipeline::workload::forecasting::ForecastStats;
+use wattcast_pipeline::workload::sensor::ReplayHold;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn retrained_models_are_swapped_in_mid_run() {

@@ -1,7 +1,7 @@
 //! The committed sample datasets are exactly what the generator makes from their manifests.
 
 use std::path::Path;
-use wattcast::dataset::generate::{Manifest, generate, manifest_path};
+use wattcast_core::dataset::generate::{Manifest, generate, manifest_path};
 
 #[test]
 fn every_committed_sample_regenerates_byte_for_byte() {

@@ -9,17 +9,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast::workload::sensor::{
+use wattcast_core::{DeviceId, Reading};
+use wattcast_pipeline::workload::sensor::{
     ReplayHold, ReplayProgress, SensorConfig, SensorError, SensorMode, run_sensor,
 };
-use wattcast::{DeviceId, Reading};
 
 const ROWS: i64 = 400;
 
 /// (device, seq) → how often the listener received it.
 type Received = Arc<Mutex<BTreeMap<(u64, u64), u32>>>;
 
-async fn listen(names: &wattcast::topics::ExperimentNames) -> (AsyncClient, Received) {
+async fn listen(names: &wattcast_core::topics::ExperimentNames) -> (AsyncClient, Received) {
     let services = common::services();
     let mut options = MqttOptions::new(
         common::unique("resume-listener"),
@@ -63,7 +63,7 @@ async fn listen(names: &wattcast::topics::ExperimentNames) -> (AsyncClient, Rece
 }
 
 fn config(
-    names: &wattcast::topics::ExperimentNames,
+    names: &wattcast_core::topics::ExperimentNames,
     progress: ReplayProgress,
     hold: Option<ReplayHold>,
 ) -> SensorConfig {

@@ -78,7 +78,7 @@ fn test_env_value(key: &str) -> String {
         return value;
     }
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let file = wattcast::services::find_test_env_file(&repo)
+    let file = wattcast_io::services::find_test_env_file(&repo)
         .unwrap_or_else(|| panic!("no test-env/.env; start the test services with `make test-env`"));
     dotenvy::from_path_iter(&file)
         .unwrap()
@@ -114,7 +114,7 @@ async fn a_password_with_url_characters_works_through_the_pod_variables() {
         ("WATTCAST_POSTGRES_USERNAME".to_owned(), user.clone()),
         ("WATTCAST_POSTGRES_PASSWORD".to_owned(), password),
     ]);
-    let url = wattcast::services::ServiceEnv::from_values(values, None)
+    let url = wattcast_io::services::ServiceEnv::from_values(values, None)
         .postgres()
         .unwrap()
         .url;

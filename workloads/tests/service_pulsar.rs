@@ -7,7 +7,7 @@ use futures::StreamExt;
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
 
 /// A client of the test env's Pulsar, or a failure saying how to start it.
-async fn connect(services: &wattcast::services::Services) -> Pulsar<TokioExecutor> {
+async fn connect(services: &wattcast_io::services::Services) -> Pulsar<TokioExecutor> {
     common::reachable(
         "Pulsar",
         common::within(
@@ -66,8 +66,8 @@ async fn produce_and_consume() {
 #[tokio::test]
 async fn the_admin_api_counts_what_a_subscription_has_not_acknowledged() {
     let services = common::services();
-    let names = wattcast::topics::ExperimentNames::new(&common::unique("backlog")).expect("a name");
-    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("an admin client");
+    let names = wattcast_core::topics::ExperimentNames::new(&common::unique("backlog")).expect("a name");
+    let admin = wattcast_io::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("an admin client");
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
     let client = connect(&services).await;
     let topic = names.pulsar_topic("windows");

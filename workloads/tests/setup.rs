@@ -5,17 +5,17 @@
 
 mod common;
 
-use wattcast::DeviceId;
-use wattcast::model::ModelVersion;
-use wattcast::model::artifacts::ModelArtifacts;
-use wattcast::model::artifacts::object_prefix;
-use wattcast::model_source::ModelSourceError;
-use wattcast::object_store::ObjectStore;
-use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::setup::{Mounted, set_up};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::DeviceId;
+use wattcast_core::artifacts::ModelArtifacts;
+use wattcast_core::artifacts::object_prefix;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::object_store::ObjectStore;
+use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::store::Store;
+use wattcast_model::ModelVersion;
+use wattcast_pipeline::model_source::ModelSourceError;
+use wattcast_pipeline::setup::{Mounted, set_up};
 
 const BUCKET: &str = "wattcast-test-models";
 

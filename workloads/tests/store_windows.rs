@@ -4,10 +4,10 @@
 
 mod common;
 
-use wattcast::imputation::{ImputationMethod, impute};
-use wattcast::store::Store;
-use wattcast::wire::WindowMessage;
-use wattcast::{DeviceId, Reading, Window};
+use wattcast_core::imputation::{ImputationMethod, impute};
+use wattcast_core::wire::WindowMessage;
+use wattcast_core::{DeviceId, Reading, Window};
+use wattcast_io::store::Store;
 
 /// A 10-second window of `device` starting at `start` holding the readings of `seconds`.
 fn window(device: u32, start: i64, seconds: &[i64]) -> WindowMessage {
@@ -263,7 +263,7 @@ async fn migrating_a_store_with_reading_rows_keeps_every_second() {
         .await
         .expect("the schema");
     // The schema as it was before readings moved into their windows.
-    let mut before = sqlx::migrate!("./migrations");
+    let mut before = sqlx::migrate!("../io/migrations");
     before.migrations = before
         .migrations
         .iter()

@@ -7,25 +7,25 @@ mod common;
 
 use rumqttc::{AsyncClient, Event, Packet, QoS};
 use std::path::Path;
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::object_store::ObjectStore;
-use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::services::{Services, TestEnvCa, test_env_over_tls};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_io::object_store::ObjectStore;
+use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::services::{Services, TestEnvCa, test_env_over_tls};
+use wattcast_io::store::Store;
+use wattcast_pipeline::local::{LocalOptions, run_local};
 
 /// The test env's services at their TLS addresses, with the CA that signed their certificates
 /// or another one.
 fn tls_services(ca: TestEnvCa) -> Services {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let env_file = wattcast::services::find_test_env_file(&repo)
+    let env_file = wattcast_io::services::find_test_env_file(&repo)
         .unwrap_or_else(|| panic!("test-env/.env is missing; start the test services with `make test-env`"));
     test_env_over_tls(&env_file, ca).unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Connects to the broker and publishes one QoS 1 message; the first connection error ends it.
 async fn mqtt_publish(services: &Services) -> Result<(), String> {
-    let options = wattcast::workload::mqtt_options(&services.mqtt, common::unique("tls"));
+    let options = wattcast_pipeline::workload::mqtt_options(&services.mqtt, common::unique("tls"));
     let (client, mut events) = AsyncClient::new(options, 10);
     client
         .publish("wattcast/tls-test", QoS::AtLeastOnce, false, "over TLS")
@@ -87,7 +87,7 @@ async fn postgres_over_tls_with_the_ca_and_refused_with_another() {
     )
     .await
     .expect_err("a server whose certificate the CA did not sign must be refused");
-    let message = wattcast::object_store::describe(&refused);
+    let message = wattcast_io::object_store::describe(&refused);
     assert!(is_unknown_issuer(&message), "{message}");
 }
 
@@ -98,7 +98,7 @@ async fn postgres_require_with_a_ca_checks_it_as_libpq_does() {
     let refused = common::within(30, "PostgreSQL", Store::connect(&postgres, "public", 1))
         .await
         .expect_err("sslmode=require with a CA given must check the certificate against it");
-    let message = wattcast::object_store::describe(&refused);
+    let message = wattcast_io::object_store::describe(&refused);
     assert!(is_unknown_issuer(&message), "{message}");
 }
 
@@ -110,12 +110,12 @@ async fn pulsar_over_tls_with_the_ca_and_refused_with_another() {
         common::within(
             60,
             "Pulsar's TLS port",
-            wattcast::workload::pulsar_client(&services.pulsar),
+            wattcast_pipeline::workload::pulsar_client(&services.pulsar),
         )
         .await,
     );
     let topic = format!("persistent://public/default/{}", common::unique("tls"));
-    let mut producer = wattcast::workload::producer(&pulsar, topic.clone())
+    let mut producer = wattcast_pipeline::workload::producer(&pulsar, topic.clone())
         .await
         .expect("a producer over TLS");
     let mut consumer: pulsar::Consumer<Vec<u8>, _> = pulsar
@@ -144,12 +144,12 @@ async fn pulsar_over_tls_with_the_ca_and_refused_with_another() {
     let refused = common::within(
         120,
         "Pulsar's TLS port",
-        wattcast::workload::pulsar_client(&tls_services(TestEnvCa::Other).pulsar),
+        wattcast_pipeline::workload::pulsar_client(&tls_services(TestEnvCa::Other).pulsar),
     )
     .await
     .err()
     .expect("a broker whose certificate the CA did not sign must be refused");
-    let message = wattcast::object_store::describe(&refused);
+    let message = wattcast_io::object_store::describe(&refused);
     assert!(is_unknown_issuer(&message), "{message}");
 }
 
@@ -197,7 +197,7 @@ async fn s3_over_https_with_the_ca_and_refused_with_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_local_run_over_tls_stores_every_reading() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/experiments/smoke.yaml");
-    let mut experiment = wattcast::experiment::read_experiment(&path).unwrap();
+    let mut experiment = wattcast_core::experiment::read_experiment(&path).unwrap();
     experiment.metadata.name = Some("pipeline-tls".to_owned());
     experiment.spec.devices.count = 1;
     let services = tls_services(TestEnvCa::Signer);

@@ -8,18 +8,18 @@ mod common;
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use wattcast::model::Recipe;
-use wattcast::model_registry::ModelRegistry;
-use wattcast::object_store::ObjectStore;
-use wattcast::store::Store;
-use wattcast::wire::{DeadLetter, ModelAnnouncement};
-use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
+use wattcast_core::wire::{DeadLetter, ModelAnnouncement};
+use wattcast_io::object_store::ObjectStore;
+use wattcast_io::store::Store;
+use wattcast_model::Recipe;
+use wattcast_pipeline::model_registry::ModelRegistry;
+use wattcast_pipeline::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 
 /// Sends each payload on the experiment's `retrain` topic, keyed by nothing (as a test may).
-async fn send_requests(names: &wattcast::topics::ExperimentNames, payloads: &[&str]) {
+async fn send_requests(names: &wattcast_core::topics::ExperimentNames, payloads: &[&str]) {
     let pulsar = common::reachable(
         "Pulsar",
-        wattcast::workload::pulsar_client(&common::services().pulsar).await,
+        wattcast_pipeline::workload::pulsar_client(&common::services().pulsar).await,
     );
     let mut requests = pulsar
         .producer()
@@ -39,7 +39,7 @@ async fn send_requests(names: &wattcast::topics::ExperimentNames, payloads: &[&s
 
 /// A trainer of the experiment with a quick recipe, its trainings held until `hold` is cancelled.
 fn trainer_config(
-    names: &wattcast::topics::ExperimentNames,
+    names: &wattcast_core::topics::ExperimentNames,
     hold: Option<CancellationToken>,
 ) -> TrainerConfig {
     TrainerConfig {

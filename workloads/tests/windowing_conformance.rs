@@ -10,8 +10,8 @@
 //! `L<device>@t(w<start>)`.
 
 use std::time::Duration;
-use wattcast::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
-use wattcast::{DeviceId, Reading};
+use wattcast_core::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
+use wattcast_core::{DeviceId, Reading};
 
 /// One step of a case.
 #[derive(Clone, Copy)]

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
-use wattcast::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
-use wattcast::{DeviceId, Reading};
+use wattcast_core::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
+use wattcast_core::{DeviceId, Reading};
 
 /// How many random arrival sequences are compared under each watermark strategy.
 const CASES: u64 = 240;
@@ -178,7 +178,7 @@ fn flink_command() -> PathBuf {
     const NAME: &str = "WATTCAST_FLINK_WINDOWS";
     let from_file = || {
         let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-        let file = wattcast::services::find_test_env_file(&repo)?;
+        let file = wattcast_io::services::find_test_env_file(&repo)?;
         dotenvy::from_path_iter(file)
             .ok()?
             .filter_map(Result::ok)

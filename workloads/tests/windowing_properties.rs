@@ -2,8 +2,8 @@
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};
-use wattcast::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
-use wattcast::{DeviceId, Reading, Window};
+use wattcast_core::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};
+use wattcast_core::{DeviceId, Reading, Window};
 
 /// Emitted windows keyed by (device, start).
 type WindowsByKey = BTreeMap<(DeviceId, i64), Vec<Reading>>;

@@ -6,7 +6,7 @@ use super::{BuildError, DesiredObjects, security, typed};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
 use serde_json::{Value, json};
-use wattcast::model::artifacts::{MODEL_FILE, SCALER_FILE};
+use wattcast_core::artifacts::{MODEL_FILE, SCALER_FILE};
 use wattcast_crds::{Architecture, Retrain};
 
 /// The port every workload serves `/metrics`, `/healthz` and `/readyz` on.
@@ -231,7 +231,7 @@ pub fn add(
                 // at once; its pod's termination message says why.
                 "podFailurePolicy": {"rules": [{
                     "action": "FailJob",
-                    "onExitCodes": {"containerName": "setup", "operator": "In", "values": [wattcast::experiment::EXIT_INVALID_INPUT]},
+                    "onExitCodes": {"containerName": "setup", "operator": "In", "values": [wattcast_core::experiment::EXIT_INVALID_INPUT]},
                 }]},
                 "template": pod_template(experiment, images, "setup", workload_args("setup"), false, "Never", training.clone())?,
             },

@@ -8,12 +8,12 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
-use wattcast::local::{LocalOptions, LocalSummary, run_local};
-use wattcast::services::{Services, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::store::summary::{Percentiles, WindowLatencySplit};
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::services::{Services, find_test_env_file};
+use wattcast_io::store::Store;
+use wattcast_io::store::summary::{Percentiles, WindowLatencySplit};
+use wattcast_pipeline::local::{LocalOptions, LocalSummary, run_local};
 
 #[derive(Debug, Args)]
 pub struct BenchArgs {

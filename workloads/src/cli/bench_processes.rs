@@ -7,11 +7,11 @@ use anyhow::{Context, Result, bail};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use wattcast::local::reset_experiment;
-use wattcast::services::Services;
-use wattcast::store::Store;
-use wattcast::store::summary::{StoreSummary, WindowLatencySplit};
 use wattcast_crds::{Architecture, PipelineExperiment};
+use wattcast_io::services::Services;
+use wattcast_io::store::Store;
+use wattcast_io::store::summary::{StoreSummary, WindowLatencySplit};
+use wattcast_pipeline::local::reset_experiment;
 
 /// One workload process's cost over a run.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +65,7 @@ pub async fn run_processes(
     watch: &mut impl Watch,
 ) -> Result<ProcessesRun> {
     let store = reset_experiment(experiment, services).await?;
-    let name = wattcast::experiment::name(experiment)?;
+    let name = wattcast_core::experiment::name(experiment)?;
     let dir = std::env::temp_dir().join(format!("wattcast-bench-{name}"));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let experiment_file: PathBuf = dir.join("experiment.yaml");

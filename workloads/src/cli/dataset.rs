@@ -5,10 +5,10 @@ use clap::{Args, Subcommand};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
-use wattcast::dataset::generate::{GapPattern, GenerateOptions, Scenario, generate};
-use wattcast::dataset::{BadRowPolicy, Dataset, read_dataset, stats};
-use wattcast::preview::preview;
-use wattcast::windowing::{WatermarkStrategy, WindowConfig};
+use wattcast_core::dataset::generate::{GapPattern, GenerateOptions, Scenario, generate};
+use wattcast_core::dataset::{BadRowPolicy, Dataset, read_dataset, stats};
+use wattcast_core::preview::preview;
+use wattcast_core::windowing::{WatermarkStrategy, WindowConfig};
 
 #[derive(Debug, Subcommand)]
 pub enum DatasetCommand {
@@ -81,7 +81,7 @@ pub struct StatsArgs {
 /// The last line of `dataset window`: `{"summary":{…}}`, fields in declaration order.
 #[derive(serde::Serialize)]
 struct SummaryLine<'a> {
-    summary: &'a wattcast::preview::PreviewSummary,
+    summary: &'a wattcast_core::preview::PreviewSummary,
 }
 
 pub fn run(command: DatasetCommand) -> Result<()> {

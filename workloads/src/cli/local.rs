@@ -4,10 +4,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use std::time::Duration;
-use wattcast::experiment::read_experiments;
-use wattcast::local::{LocalOptions, run_local};
-use wattcast::object_store::DEFAULT_BUCKET;
-use wattcast::services::{Services, find_test_env_file};
+use wattcast_core::experiment::read_experiments;
+use wattcast_io::object_store::DEFAULT_BUCKET;
+use wattcast_io::services::{Services, find_test_env_file};
+use wattcast_pipeline::local::{LocalOptions, run_local};
 
 #[derive(Debug, Args)]
 pub struct LocalArgs {

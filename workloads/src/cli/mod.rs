@@ -73,7 +73,7 @@ enum Command {
 /// Parses the command line, runs the command and turns errors into a message and exit code 1.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    wattcast::observe::init_logging(matches!(cli.log_format, LogFormat::Json));
+    wattcast_io::observe::init_logging(matches!(cli.log_format, LogFormat::Json));
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Model(command) => model::run(command),
@@ -97,7 +97,7 @@ pub fn run() -> ExitCode {
             eprintln!("error: {message}");
             write_termination_message(&message);
             if refuses_input(&error) {
-                ExitCode::from(wattcast::experiment::EXIT_INVALID_INPUT)
+                ExitCode::from(wattcast_core::experiment::EXIT_INVALID_INPUT)
             } else {
                 ExitCode::FAILURE
             }
@@ -124,11 +124,13 @@ fn write_termination_message(message: &str) {
 fn refuses_input(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause
-            .downcast_ref::<wattcast::dataset::DataSourceError>()
-            .is_some_and(wattcast::dataset::DataSourceError::is_permanent)
+            .downcast_ref::<wattcast_io::dataset_source::DataSourceError>()
+            .is_some_and(wattcast_io::dataset_source::DataSourceError::is_permanent)
             || cause
-                .downcast_ref::<wattcast::model_source::ModelSourceError>()
-                .is_some_and(wattcast::model_source::ModelSourceError::is_permanent)
-            || cause.downcast_ref::<wattcast::experiment::SpecError>().is_some()
+                .downcast_ref::<wattcast_pipeline::model_source::ModelSourceError>()
+                .is_some_and(wattcast_pipeline::model_source::ModelSourceError::is_permanent)
+            || cause
+                .downcast_ref::<wattcast_core::experiment::SpecError>()
+                .is_some()
     })
 }

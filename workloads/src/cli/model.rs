@@ -4,15 +4,15 @@
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use std::path::{Path, PathBuf};
-use wattcast::DeviceId;
-use wattcast::dataset::{BadRowPolicy, read_dataset};
-use wattcast::model::artifacts::object_prefix;
-use wattcast::model::train::rmse_mae;
-use wattcast::model::{Forecaster, ModelArtifacts, ModelVersion, Recipe, train};
-use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
-use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::DeviceId;
+use wattcast_core::artifacts::object_prefix;
+use wattcast_core::dataset::{BadRowPolicy, read_dataset};
+use wattcast_core::topics::ExperimentNames;
+use wattcast_io::object_store::{DEFAULT_BUCKET, ObjectStore};
+use wattcast_io::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
+use wattcast_io::store::Store;
+use wattcast_model::train::rmse_mae;
+use wattcast_model::{Forecaster, ModelArtifacts, ModelVersion, Recipe, train};
 
 #[derive(Debug, Subcommand)]
 pub enum ModelCommand {
@@ -157,7 +157,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
     };
     let values: Vec<f64> = series.iter().map(|(_, v)| *v).collect();
     let model = train(&values, &recipe).with_context(|| format!("training on {source}"))?;
-    let artifacts = ModelArtifacts::from_trained(&model);
+    let artifacts = model.artifacts();
     println!("{}", serde_json::to_string(&model.metrics)?);
     if let Some(out) = &args.out {
         artifacts.write_dir(out)?;

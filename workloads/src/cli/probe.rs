@@ -4,7 +4,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use std::time::{Duration, Instant};
-use wattcast::reach::{Target, wait_until_reachable};
+use wattcast_io::reach::{Target, wait_until_reachable};
 
 /// Arguments of `wattcast probe`.
 #[derive(Debug, Args)]

@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
-use wattcast::process_usage::{self, ProcessUsage};
+use wattcast_pipeline::process_usage::{self, ProcessUsage};
 
 /// A started workload process and what has been seen of its usage.
 pub struct Workload {

@@ -4,7 +4,7 @@ use anyhow::{Context, Result};
 use clap::Args;
 use std::path::PathBuf;
 use wattcast::report::write_report;
-use wattcast::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
+use wattcast_io::services::{PostgresEndpoint, ServiceEnv, find_test_env_file};
 
 #[derive(Debug, Args)]
 pub struct ReportArgs {

@@ -9,23 +9,25 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast::dataset::DataSource;
-use wattcast::experiment::{self, read_experiment};
-use wattcast::model::Recipe;
-use wattcast::model_registry::ModelRegistry;
-use wattcast::object_store::{DEFAULT_BUCKET, ObjectStore};
-use wattcast::observe::{Readiness, cancel_on_signals, serve};
-use wattcast::reach::{Target, wait_until_reachable};
-use wattcast::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, ServiceEnv, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
-use wattcast::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
-use wattcast::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
-use wattcast::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
-use wattcast::workload::sensor::{ReplayProgress, SensorConfig, SensorMode, SensorReport, run_sensor};
-use wattcast::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
-use wattcast::workload::windower::{WindowerConfig, WindowerStats, run_windower};
+use wattcast_core::experiment::{self, read_experiment};
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{Architecture, PipelineExperiment};
+use wattcast_io::dataset_source::DataSource;
+use wattcast_io::object_store::{DEFAULT_BUCKET, ObjectStore};
+use wattcast_io::observe::{Readiness, cancel_on_signals, serve};
+use wattcast_io::reach::{Target, wait_until_reachable};
+use wattcast_io::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, ServiceEnv, find_test_env_file};
+use wattcast_io::store::Store;
+use wattcast_model::Recipe;
+use wattcast_pipeline::model_registry::ModelRegistry;
+use wattcast_pipeline::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
+use wattcast_pipeline::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use wattcast_pipeline::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
+use wattcast_pipeline::workload::sensor::{
+    ReplayProgress, SensorConfig, SensorMode, SensorReport, run_sensor,
+};
+use wattcast_pipeline::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
+use wattcast_pipeline::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 
 /// What every workload takes.
 #[derive(Debug, Args)]
@@ -91,7 +93,7 @@ fn load(common: &Common) -> Result<Loaded> {
         services: ServiceEnv::load(env_file.as_deref())?,
         registry: {
             let mut registry = Registry::default();
-            registry.register_collector(Box::new(wattcast::process_usage::ProcessCollector));
+            registry.register_collector(Box::new(wattcast_pipeline::process_usage::ProcessCollector));
             registry
         },
         readiness: Arc::default(),
@@ -385,11 +387,11 @@ pub fn run_setup_command(args: SetupArgs) -> Result<()> {
     let bucket = common.bucket.clone();
     loaded.readiness.set(true);
     run_with_server(&common, loaded, async move {
-        let mounted = wattcast::setup::Mounted {
+        let mounted = wattcast_pipeline::setup::Mounted {
             dataset: dataset.as_deref(),
             model_dir: model_dir.as_deref(),
         };
-        let trained = wattcast::setup::set_up(&experiment, &services, &bucket, mounted).await?;
+        let trained = wattcast_pipeline::setup::set_up(&experiment, &services, &bucket, mounted).await?;
         tracing::info!(initial_models = trained, "experiment set up");
         Ok(())
     })

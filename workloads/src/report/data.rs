@@ -1,10 +1,10 @@
 //! What a report shows of one experiment, read from its store: the run's spec, the summary that
 //! `wattcast local` and the operator's status also use, and the series the plots draw.
 
-use crate::DeviceId;
-use crate::store::run::RunRecord;
-use crate::store::summary::{Accuracy, BaselineComparison, Percentiles, StoreSummary};
-use crate::store::{Store, StoreError};
+use wattcast_core::DeviceId;
+use wattcast_io::store::run::RunRecord;
+use wattcast_io::store::summary::{Accuracy, BaselineComparison, Percentiles, StoreSummary};
+use wattcast_io::store::{Store, StoreError};
 
 /// The quantiles a latency CDF is drawn through.
 const CDF_POINTS: usize = 101;

@@ -5,10 +5,10 @@ pub mod data;
 pub mod plots;
 pub mod render;
 
-use crate::store::Store;
-use crate::topics::ExperimentNames;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
+use wattcast_core::topics::ExperimentNames;
+use wattcast_io::store::Store;
 
 /// What a report wrote.
 #[derive(Debug, Clone)]
@@ -23,7 +23,7 @@ pub struct Written {
 
 /// Reads each experiment's store at `postgres` and writes the report into `out`.
 pub async fn write_report(
-    postgres: &crate::services::PostgresEndpoint,
+    postgres: &wattcast_io::services::PostgresEndpoint,
     experiments: &[String],
     title: &str,
     out: &Path,

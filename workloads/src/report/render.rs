@@ -3,7 +3,7 @@
 
 use super::data::ExperimentData;
 use super::plots::{LineChart, Series, render};
-use crate::store::summary::BaselineComparison;
+use wattcast_io::store::summary::BaselineComparison;
 
 /// A plot of the report: a file stem and its SVG.
 #[derive(Debug, Clone)]

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::path::Path;
 use std::time::Duration;
-use wattcast::services::{Services, find_test_env_file};
+use wattcast_io::services::{Services, find_test_env_file};
 
 /// The services from the environment or `test-env/.env`; panics naming `make test-env`.
 pub fn services() -> Services {
@@ -42,7 +42,7 @@ pub fn unique(prefix: &str) -> String {
 
 /// (device, second) → watts of every measured reading an experiment's store holds, in windows or
 /// late; panics if one is stored twice (both in a window and as late).
-pub async fn arrived(store: &wattcast::store::Store) -> std::collections::BTreeMap<(i32, i64), f64> {
+pub async fn arrived(store: &wattcast_io::store::Store) -> std::collections::BTreeMap<(i32, i64), f64> {
     let rows: Vec<(i32, i64, f64)> = sqlx::query_as(
         "SELECT device, event_time, power_w FROM readings WHERE NOT imputed
          UNION ALL SELECT device, event_time, power_w FROM late_readings",
@@ -67,10 +67,11 @@ pub async fn arrived(store: &wattcast::store::Store) -> std::collections::BTreeM
 pub fn generated(
     experiment: &wattcast_crds::PipelineExperiment,
 ) -> std::collections::BTreeMap<(i32, i64), f64> {
-    let options = wattcast::experiment::generate_options(&experiment.spec).expect("a generated dataset");
+    let options = wattcast_core::experiment::generate_options(&experiment.spec).expect("a generated dataset");
     (1..=experiment.spec.devices.count)
         .flat_map(|device| {
-            wattcast::dataset::generate::generate_device(&options, wattcast::DeviceId(device)).readings
+            wattcast_core::dataset::generate::generate_device(&options, wattcast_core::DeviceId(device))
+                .readings
         })
         .map(|reading| ((reading.device.0 as i32, reading.event_time), reading.power_w))
         .collect()
@@ -78,12 +79,12 @@ pub fn generated(
 
 /// An exclusive consumer of one of an experiment's topics, from its earliest message.
 pub async fn consumer(
-    names: &wattcast::topics::ExperimentNames,
+    names: &wattcast_core::topics::ExperimentNames,
     topic: &str,
 ) -> pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> {
     let pulsar = reachable(
         "Pulsar",
-        wattcast::workload::pulsar_client(&services().pulsar).await,
+        wattcast_pipeline::workload::pulsar_client(&services().pulsar).await,
     );
     pulsar
         .consumer()
@@ -101,15 +102,17 @@ pub async fn consumer(
 
 /// An experiment started afresh on the real services: its Pulsar namespace and topics recreated
 /// empty, its PostgreSQL schema dropped and migrated again.
-pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames, wattcast::store::Store) {
+pub async fn fresh_experiment(
+    name: &str,
+) -> (wattcast_core::topics::ExperimentNames, wattcast_io::store::Store) {
     let services = services();
-    let names = wattcast::topics::ExperimentNames::new(name).expect("a valid experiment name");
-    let admin = wattcast::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
+    let names = wattcast_core::topics::ExperimentNames::new(name).expect("a valid experiment name");
+    let admin = wattcast_io::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
     reachable("Pulsar admin", admin.delete_experiment(&names).await);
     reachable("Pulsar admin", admin.create_experiment(&names).await);
     let store = reachable(
         "PostgreSQL",
-        wattcast::store::Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
+        wattcast_io::store::Store::connect(&services.postgres, &names.postgres_schema(), 2).await,
     );
     store.drop_schema().await.expect("the old schema dropped");
     store.migrate().await.expect("the schema migrated");
@@ -118,10 +121,10 @@ pub async fn fresh_experiment(name: &str) -> (wattcast::topics::ExperimentNames,
 
 /// Stores `values` of `device` as measured readings, one a second from `from`, the way the
 /// coordinator does: in windows of up to 60 seconds (the last one as long as what is left).
-pub async fn store_measured(store: &wattcast::store::Store, device: u32, from: i64, values: &[f64]) {
-    use wattcast::imputation::{ImputationMethod, impute};
-    use wattcast::wire::WindowMessage;
-    use wattcast::{DeviceId, Reading, Window};
+pub async fn store_measured(store: &wattcast_io::store::Store, device: u32, from: i64, values: &[f64]) {
+    use wattcast_core::imputation::{ImputationMethod, impute};
+    use wattcast_core::wire::WindowMessage;
+    use wattcast_core::{DeviceId, Reading, Window};
     let windows: Vec<_> = values
         .chunks(60)
         .enumerate()

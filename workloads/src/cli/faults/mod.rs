@@ -14,10 +14,10 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tally::{Tally, Truth};
-use wattcast::services::{Services, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::services::{Services, find_test_env_file};
+use wattcast_io::store::Store;
 
 #[derive(Debug, Subcommand)]
 pub enum FaultsCommand {
@@ -288,7 +288,7 @@ impl Run {
     /// once they are ready, the sensor.
     async fn start(fault: Fault, args: &RunArgs, services: &Services) -> Result<Self> {
         let experiment = experiment(fault, args.devices)?;
-        let names = ExperimentNames::new(wattcast::experiment::name(&experiment)?)?;
+        let names = ExperimentNames::new(wattcast_core::experiment::name(&experiment)?)?;
         let dir = args.log_dir.join(fault.name());
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
@@ -297,7 +297,7 @@ impl Run {
         let experiment_file = dir.join("experiment.yaml");
         std::fs::write(&experiment_file, serde_yaml::to_string(&experiment)?)?;
         let truth = Truth::of(&experiment).await?;
-        let store = wattcast::local::reset_experiment(&experiment, services).await?;
+        let store = wattcast_pipeline::local::reset_experiment(&experiment, services).await?;
         setup(&experiment_file, &dir).await?;
 
         let mut run = Self {
@@ -558,7 +558,7 @@ async fn setup(experiment_file: &Path, dir: &Path) -> Result<()> {
 /// Counts the messages on the experiment's dead-letter topic.
 async fn dead_letters(services: &Services, names: &ExperimentNames) -> Result<u64> {
     use futures::StreamExt;
-    let pulsar = wattcast::workload::pulsar_client(&services.pulsar).await?;
+    let pulsar = wattcast_pipeline::workload::pulsar_client(&services.pulsar).await?;
     let mut consumer: pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> = pulsar
         .consumer()
         .with_topic(names.pulsar_topic("dead-letter"))

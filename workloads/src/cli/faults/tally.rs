@@ -4,10 +4,10 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
-use wattcast::dataset::DataSource;
-use wattcast::store::Store;
-use wattcast::windowing::{WindowEngine, WindowEvent};
+use wattcast_core::windowing::{WindowEngine, WindowEvent};
 use wattcast_crds::PipelineExperiment;
+use wattcast_io::dataset_source::DataSource;
+use wattcast_io::store::Store;
 
 /// A reading's identity: (device, event second).
 type Key = (i32, i64);
@@ -30,7 +30,7 @@ impl Truth {
     pub async fn of(experiment: &PipelineExperiment) -> Result<Self> {
         let spec = &experiment.spec;
         let devices = DataSource::of(spec, None)?.load(spec, None).await?;
-        let mut engine = WindowEngine::new(wattcast::experiment::window_config(spec)?);
+        let mut engine = WindowEngine::new(wattcast_core::experiment::window_config(spec)?);
         let mut events = Vec::new();
         let mut sent = 0u64;
         for (device, readings) in devices {

@@ -13,12 +13,12 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use trend::{Tolerance, Trend};
-use wattcast::local::{LocalSummary, run_local};
-use wattcast::services::{Services, find_test_env_file};
-use wattcast::store::Store;
-use wattcast::store::summary::MinuteLatency;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{Architecture, GoDuration, PipelineExperiment};
+use wattcast_io::services::{Services, find_test_env_file};
+use wattcast_io::store::Store;
+use wattcast_io::store::summary::MinuteLatency;
+use wattcast_pipeline::local::{LocalSummary, run_local};
 
 #[derive(Debug, Args)]
 pub struct SoakArgs {

@@ -7,9 +7,9 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use wattcast::footprint::{self, Footprint};
-use wattcast::pulsar_admin::PulsarAdmin;
-use wattcast::services::Services;
-use wattcast::topics::ExperimentNames;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::services::Services;
 
 /// What one sample saw.
 #[derive(Debug, Clone, Serialize)]

@@ -1,0 +1,457 @@
+//! `wattcast local EXPERIMENT.yaml`: the whole pipeline as tasks of one process against running
+//! services — sensor → MQTT → bridge → Pulsar → windower → coordinator (+ forecasts) →
+//! PostgreSQL, with the trainer retraining models into the object store — until every reading
+//! sent has been stored (or counted late) and every window forecast, then a summary.
+
+use crate::model_registry::ModelRegistry;
+use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
+use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use crate::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
+use crate::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use crate::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
+use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
+use anyhow::{Context, bail};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use wattcast_core::experiment;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_crds::{Architecture, PipelineExperiment, Retrain};
+use wattcast_io::dataset_source::DataSource;
+use wattcast_io::object_store::ObjectStore;
+use wattcast_io::observe::Readiness;
+use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::services::Services;
+use wattcast_io::store::Store;
+use wattcast_io::store::summary::{Accuracy, BaselineComparison, ModelAge, Percentiles};
+use wattcast_model::Recipe;
+
+/// How `wattcast local` runs.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// The services to use.
+    pub services: Services,
+    /// Give up when the data has not drained after this long.
+    pub drain_timeout: Duration,
+    /// Show a progress spinner on stderr.
+    pub progress: bool,
+    /// The bucket models are stored in.
+    pub models_bucket: String,
+    /// Train each device's initial model on its first readings before the run (without them
+    /// windows are forecast only once the trainer has made a model).
+    pub initial_models: bool,
+    /// Pause the sensors' replay once until something has happened (tests of mechanisms).
+    pub hold_replay: Option<crate::workload::sensor::ReplayHold>,
+    /// The coordinator's forecasting counts (model swaps among them), when the caller wants to
+    /// watch them during the run; fresh ones otherwise.
+    pub forecast_stats: Option<Arc<ForecastStats>>,
+    /// Replay this CSV instead of the spec's dataset (`--dataset FILE`).
+    pub dataset: Option<std::path::PathBuf>,
+    /// The directory of the spec's own model (`--model-dir DIR`, in place of a
+    /// `forecasting.model.source.configMap`).
+    pub model_dir: Option<std::path::PathBuf>,
+}
+
+impl LocalOptions {
+    /// A run on `services` as `wattcast local` makes it by default: initial models trained, the
+    /// default bucket, two minutes to drain, no spinner, nothing held or watched.
+    pub fn new(services: Services) -> Self {
+        Self {
+            services,
+            drain_timeout: Duration::from_secs(120),
+            progress: false,
+            models_bucket: wattcast_io::object_store::DEFAULT_BUCKET.to_owned(),
+            initial_models: true,
+            hold_replay: None,
+            forecast_stats: None,
+            dataset: None,
+            model_dir: None,
+        }
+    }
+}
+
+/// What a local run measured.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LocalSummary {
+    /// The experiment.
+    pub experiment: String,
+    /// Streaming or Batching.
+    pub architecture: String,
+    /// Devices.
+    pub devices: u32,
+    /// Readings the sensors sent.
+    pub readings_sent: u64,
+    /// Measured readings stored.
+    pub readings_stored: i64,
+    /// Seconds filled by imputation.
+    pub readings_imputed: i64,
+    /// Readings that came after their window fired (stored in `late_readings`).
+    pub late: i64,
+    /// Windows stored.
+    pub windows: i64,
+    /// Windows with every second measured.
+    pub complete_windows: i64,
+    /// Measured readings in windows / expected readings.
+    pub coverage: Option<f64>,
+    /// Sensor publish → stored, milliseconds (includes waiting for the window to close).
+    pub latency_ms: Option<Percentiles>,
+    /// Last reading of a window published → window stored, milliseconds.
+    pub window_latency_ms: Option<Percentiles>,
+    /// Messages refused along the way.
+    pub dead_letters: u64,
+    /// Retrain requests sent.
+    pub retrain_requests: u64,
+    /// Store attempts that failed (PostgreSQL away) and were retried.
+    pub store_retries: u64,
+    /// Windows forecast (each `horizon` seconds ahead).
+    pub forecasts: i64,
+    /// Models recorded: initial ones and retrains.
+    pub models: i64,
+    /// Models the trainer made during the run.
+    pub retrains: u64,
+    /// Forecasts against the measured readings that later arrived.
+    pub accuracy: Option<Accuracy>,
+    /// Forecasts against imputed fillers (not real data; reported apart).
+    pub accuracy_imputed: Option<Accuracy>,
+    /// The LSTM beside persistence and the window's mean, on the same seconds, against
+    /// measured readings.
+    pub baselines: Option<BaselineComparison>,
+    /// The same against imputed fillers.
+    pub baselines_imputed: Option<BaselineComparison>,
+    /// How old the forecasting models were (event time from a model's data end to a forecast).
+    pub model_age: Option<ModelAge>,
+    /// Wall-clock duration of the run, seconds.
+    pub duration_s: f64,
+    /// CPU time and peak memory of this run (every workload is a task of this process).
+    pub usage: Option<crate::process_usage::ProcessUsage>,
+}
+
+/// Gives `experiment` a fresh start: its Pulsar namespace and topics recreated, its schema
+/// dropped and migrated, and the run recorded. Returns a store on the schema.
+pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Services) -> anyhow::Result<Store> {
+    let names = ExperimentNames::new(experiment::name(experiment)?)?;
+    let admin = PulsarAdmin::new(&services.pulsar)?;
+    admin
+        .delete_experiment(&names)
+        .await
+        .context("resetting the Pulsar namespace")?;
+    admin
+        .create_experiment(&names)
+        .await
+        .context("creating the Pulsar namespace and topics")?;
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), 8)
+        .await
+        .context("connecting to PostgreSQL")?;
+    store.drop_schema().await.context("resetting the schema")?;
+    store.migrate().await?;
+    store
+        .record_run(names.experiment(), &experiment.spec, crate::workload::now_ms())
+        .await
+        .context("recording the run")?;
+    Ok(store)
+}
+
+/// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace
+/// and PostgreSQL schema are recreated first, so each run starts clean.
+pub async fn run_local(
+    experiment: &PipelineExperiment,
+    options: LocalOptions,
+) -> anyhow::Result<LocalSummary> {
+    let started = Instant::now();
+    // What this run costs, apart from earlier runs of the same process.
+    crate::process_usage::reset_peak();
+    let usage_at_start = crate::process_usage::current();
+    let spec = &experiment.spec;
+    let names = ExperimentNames::new(experiment::name(experiment)?)?;
+    let services = &options.services;
+    // Read and checked before anything is reset, so a file that does not fit changes nothing.
+    let devices = DataSource::of(spec, options.dataset.as_deref())?
+        .load(spec, Some(&services.s3))
+        .await?;
+    let own_model = crate::setup::own_model(spec, options.model_dir.as_deref(), services).await?;
+
+    let store = reset_experiment(experiment, services).await?;
+    let objects = ObjectStore::new(&services.s3, &options.models_bucket);
+    objects
+        .ensure_bucket()
+        .await
+        .context("creating the models bucket")?;
+    objects
+        .delete_prefix(&format!("{}/", names.experiment()))
+        .await
+        .context("removing the experiment's old models")?;
+    let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
+    let recipe = Recipe::from_spec(&spec.forecasting);
+    match (&own_model, options.initial_models) {
+        (Some(model), _) => crate::setup::publish_own_model(&registry, model, &devices).await?,
+        (None, true) => crate::setup::train_initial_models(&registry, &recipe, &devices).await?,
+        (None, false) => {}
+    }
+
+    let cancel = CancellationToken::new();
+    let bridge_stats = Arc::new(BridgeStats::default());
+    let windower_stats = Arc::new(WindowerStats::default());
+    let coordinator_stats = Arc::new(CoordinatorStats::default());
+    let forecast_stats = options.forecast_stats.clone().unwrap_or_default();
+    let trainer_stats = Arc::new(TrainerStats::default());
+    let mut tasks = tokio::task::JoinSet::new();
+
+    // Sensors start only when every workload consumes, so no reading waits for a workload to
+    // connect (which would count as pipeline latency).
+    let windower_ready = Arc::new(Readiness::default());
+    let coordinator_ready = Arc::new(Readiness::default());
+    if spec.architecture != Architecture::Streaming {
+        windower_ready.set(true);
+    }
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    tasks.spawn({
+        let config = BridgeConfig {
+            names: names.clone(),
+            devices: spec.devices.count,
+            mqtt: services.mqtt.clone(),
+            pulsar: services.pulsar.clone(),
+            readiness: Arc::default(),
+        };
+        let (stats, cancel) = (bridge_stats.clone(), cancel.clone());
+        async move {
+            run_bridge(config, stats, ready_tx, cancel)
+                .await
+                .context("bridge")
+        }
+    });
+    if spec.architecture == Architecture::Streaming {
+        let config = WindowerConfig {
+            names: names.clone(),
+            devices: spec.devices.count,
+            window: experiment::window_config(spec)?,
+            pulsar: services.pulsar.clone(),
+            readiness: windower_ready.clone(),
+        };
+        let (stats, cancel) = (windower_stats.clone(), cancel.clone());
+        tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
+    }
+    let coordinator = CoordinatorConfig::from_spec(
+        names.clone(),
+        spec,
+        services.pulsar.clone(),
+        coordinator_ready.clone(),
+    );
+    let forecasting = Forecasting::new(
+        registry.clone(),
+        ForecastSettings::from_spec(&spec.forecasting),
+        forecast_stats.clone(),
+    );
+    {
+        let (store, stats, cancel) = (store.clone(), coordinator_stats.clone(), cancel.clone());
+        tasks.spawn(async move {
+            run_coordinator(coordinator, store, Some(forecasting), stats, cancel)
+                .await
+                .context("coordinator")
+        });
+    }
+    let trainer_ready = Arc::new(Readiness::default());
+    // As many trainers as the spec asks for, each its own consumer of the Key_Shared `retrain`;
+    // none when models are never retrained.
+    let trainers = match spec.forecasting.retrain {
+        Retrain::Every => spec.forecasting.trainers.max(1),
+        Retrain::Never => {
+            trainer_ready.set(true);
+            0
+        }
+    };
+    for _ in 0..trainers {
+        let config = TrainerConfig {
+            names: names.clone(),
+            recipe: recipe.clone(),
+            pulsar: services.pulsar.clone(),
+            readiness: trainer_ready.clone(),
+            hold_trainings: None,
+        };
+        let (store, registry, stats, cancel) = (
+            store.clone(),
+            registry.clone(),
+            trainer_stats.clone(),
+            cancel.clone(),
+        );
+        tasks.spawn(async move {
+            run_trainer(config, store, registry, stats, cancel)
+                .await
+                .context("trainer")
+        });
+    }
+
+    if !matches!(
+        tokio::time::timeout(Duration::from_secs(60), ready_rx).await,
+        Ok(Ok(()))
+    ) {
+        cancel.cancel();
+        while let Some(result) = tasks.join_next().await {
+            result.context("a workload panicked")??;
+        }
+        bail!("the bridge did not subscribe to MQTT within 60 s");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !(windower_ready.is_ready() && coordinator_ready.is_ready() && trainer_ready.is_ready()) {
+        if Instant::now() > deadline {
+            cancel.cancel();
+            bail!("the windower, coordinator or trainer did not start consuming within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let sensor = SensorConfig {
+        mode: match spec.architecture {
+            Architecture::Streaming => SensorMode::Streaming,
+            Architecture::Batching => SensorMode::Batching,
+        },
+        names: names.clone(),
+        devices,
+        speedup: spec.replay.speedup,
+        ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
+        mqtt: services.mqtt.clone(),
+        client_id: format!("wattcast-sensor-{}-{}", names.experiment(), std::process::id()),
+        hold: options.hold_replay.clone(),
+        // One process: a crash ends the whole run, so there is nothing to resume.
+        progress: None,
+    };
+
+    let progress = progress_bar(options.progress);
+    let report = {
+        let sensor_run = run_sensor(sensor, cancel.clone());
+        tokio::pin!(sensor_run);
+        loop {
+            tokio::select! {
+                report = &mut sensor_run => break report.context("sensor")?,
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                    show(&progress, "sending", &bridge_stats, &coordinator_stats, &forecast_stats);
+                }
+                Some(result) = tasks.join_next() => {
+                    cancel.cancel();
+                    result.context("a workload panicked")??;
+                    bail!("a workload stopped while the sensors were sending");
+                }
+            }
+        }
+    };
+    let readings_sent: u64 = report.readings_sent.values().sum();
+    // The store keeps the sensors' account too, as in the cluster, so anything reading it later
+    // (the operator, `wattcast report`) knows what was sent.
+    let finished_ms = crate::workload::now_ms();
+    store
+        .record_sensor_reports(&report.readings_sent, finished_ms)
+        .await
+        .context("recording what the sensors sent")?;
+
+    // Drained when every reading sent is stored, or stored as late.
+    let deadline = Instant::now() + options.drain_timeout;
+    loop {
+        // While PostgreSQL is away the count fails; keep waiting, the coordinator retries too.
+        let arrived = match store.arrived().await {
+            Ok(arrived) => arrived as u64,
+            Err(error) => {
+                tracing::warn!(%error, "counting stored readings failed; retrying");
+                0
+            }
+        };
+        // Each stored window is forecast (or skipped) right after it is stored.
+        let decided =
+            forecast_stats.forecasts.get() + forecast_stats.skipped.get() + forecast_stats.failures.get();
+        if arrived >= readings_sent && decided >= coordinator_stats.windows.get() {
+            break;
+        }
+        if Instant::now() > deadline {
+            cancel.cancel();
+            bail!(
+                "not drained after {:?}: {arrived} of {readings_sent} readings stored (dead letters: {})",
+                options.drain_timeout,
+                bridge_stats.dead_letters.get()
+            );
+        }
+        show(
+            &progress,
+            "draining",
+            &bridge_stats,
+            &coordinator_stats,
+            &forecast_stats,
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    cancel.cancel();
+    while let Some(result) = tasks.join_next().await {
+        result.context("a workload panicked")??;
+    }
+    if let Some(progress) = progress {
+        progress.finish_and_clear();
+    }
+
+    let usage = crate::process_usage::current()
+        .zip(usage_at_start)
+        .map(|(now, start)| now.since(start));
+    store
+        .record_run_finished(
+            crate::workload::now_ms(),
+            usage.map(|u| u.cpu_seconds),
+            usage.map(|u| u.peak_rss_bytes),
+        )
+        .await
+        .context("recording the run's end")?;
+    let stored = store.summary().await?;
+    Ok(LocalSummary {
+        experiment: names.experiment().to_owned(),
+        architecture: format!("{:?}", spec.architecture),
+        devices: spec.devices.count,
+        readings_sent,
+        readings_stored: stored.readings_stored,
+        readings_imputed: stored.readings_imputed,
+        late: stored.late,
+        windows: stored.windows,
+        complete_windows: stored.complete_windows,
+        coverage: stored.coverage,
+        latency_ms: stored.latency_ms,
+        window_latency_ms: stored.window_latency_ms,
+        dead_letters: bridge_stats.dead_letters.get()
+            + windower_stats.dead_letters.get()
+            + coordinator_stats.dead_letters.get(),
+        retrain_requests: coordinator_stats.retrain_requests.get(),
+        store_retries: coordinator_stats.store_retries.get(),
+        forecasts: stored.forecasts,
+        models: stored.models,
+        retrains: trainer_stats.retrains.get(),
+        accuracy: stored.accuracy,
+        accuracy_imputed: stored.accuracy_imputed,
+        baselines: stored.baselines,
+        baselines_imputed: stored.baselines_imputed,
+        model_age: stored.model_age,
+        duration_s: started.elapsed().as_secs_f64(),
+        usage,
+    })
+}
+
+fn progress_bar(enabled: bool) -> Option<indicatif::ProgressBar> {
+    enabled.then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(200));
+        bar
+    })
+}
+
+fn show(
+    progress: &Option<indicatif::ProgressBar>,
+    phase: &str,
+    bridge: &BridgeStats,
+    coordinator: &CoordinatorStats,
+    forecasts: &ForecastStats,
+) {
+    if let Some(progress) = progress {
+        progress.set_message(format!(
+            "{phase}: {} readings and {} batches bridged, {} windows stored, {} forecast, {} late, {} dead letters",
+            bridge.readings.get(),
+            bridge.batches.get(),
+            coordinator.windows.get(),
+            forecasts.forecasts.get(),
+            coordinator.late.get(),
+            bridge.dead_letters.get(),
+        ));
+    }
+}

@@ -1,0 +1,308 @@
+//! `wattcast bridge`: Mosquitto → Pulsar, at-least-once. A sensor's message is acknowledged to
+//! the broker only after Pulsar confirmed the send; readings go to `readings`, batches to
+//! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
+
+use super::{compressed_producer, now_ms, producer, pulsar_client, retry};
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::registry::Registry;
+use pulsar::producer::SendFuture;
+use pulsar::{Producer, TokioExecutor};
+use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_core::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
+use wattcast_io::observe::Readiness;
+use wattcast_io::services::{MqttEndpoint, PulsarEndpoint};
+
+/// What the bridge needs.
+#[derive(Debug, Clone)]
+pub struct BridgeConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// Devices 1..=devices are known; others are dead-lettered.
+    pub devices: u32,
+    /// The broker.
+    pub mqtt: MqttEndpoint,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
+    /// Set once subscribed, cleared while the broker connection is down.
+    pub readiness: Arc<Readiness>,
+}
+
+/// Running counts, shared with metrics and `wattcast local`.
+#[derive(Debug, Default)]
+pub struct BridgeStats {
+    /// Readings forwarded to `readings`.
+    pub readings: Counter,
+    /// Batches forwarded to `windows`.
+    pub batches: Counter,
+    /// End-of-stream markers forwarded.
+    pub end_markers: Counter,
+    /// Messages sent to `dead-letter`.
+    pub dead_letters: Counter,
+}
+
+impl BridgeStats {
+    /// Registers the counters as `wattcast_bridge_<name>_total`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_bridge_readings",
+            "Readings forwarded to Pulsar",
+            self.readings.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_batches",
+            "Batches forwarded to Pulsar",
+            self.batches.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_end_markers",
+            "End-of-stream markers seen",
+            self.end_markers.clone(),
+        );
+        registry.register(
+            "wattcast_bridge_dead_letters",
+            "Messages sent to dead-letter",
+            self.dead_letters.clone(),
+        );
+    }
+}
+
+/// Why the bridge stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum BridgeError {
+    /// Pulsar refused a producer or a message could not be encoded.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+    /// The MQTT client failed for good.
+    #[error("MQTT: {0}")]
+    Mqtt(String),
+}
+
+struct Producers {
+    readings: Producer<TokioExecutor>,
+    windows: Producer<TokioExecutor>,
+    dead_letter: Producer<TokioExecutor>,
+}
+
+/// Runs until cancelled; `ready` fires once the MQTT subscription is in place.
+pub async fn run_bridge(
+    config: BridgeConfig,
+    stats: Arc<BridgeStats>,
+    ready: tokio::sync::oneshot::Sender<()>,
+    cancel: CancellationToken,
+) -> Result<(), BridgeError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+        return Ok(());
+    };
+    let open_producer = |topic: &str| {
+        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
+        async move {
+            producer(&pulsar, topic)
+                .await
+                .map_err(|error| BridgeError::Pulsar(error.to_string()))
+        }
+    };
+    let mut producers = Producers {
+        readings: open_producer("readings").await?,
+        windows: compressed_producer(&pulsar, config.names.pulsar_topic("windows"))
+            .await
+            .map_err(|error| BridgeError::Pulsar(error.to_string()))?,
+        dead_letter: open_producer("dead-letter").await?,
+    };
+
+    // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,
+    // and messages it received but did not acknowledge are delivered again.
+    let mut options = super::mqtt_options(
+        &config.mqtt,
+        format!("wattcast-bridge-{}", config.names.experiment()),
+    );
+    options.set_clean_session(false);
+    options.set_manual_acks(true);
+    options.set_keep_alive(Duration::from_secs(15));
+    options.set_inflight(1000);
+    let (client, mut events) = AsyncClient::new(options, 1000);
+    client
+        .subscribe(config.names.mqtt_subscription(), QoS::AtLeastOnce)
+        .await
+        .map_err(|error| BridgeError::Mqtt(error.to_string()))?;
+
+    let (to_acknowledge, confirmed) = tokio::sync::mpsc::unbounded_channel();
+    let mut acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
+
+    let mut ready = Some(ready);
+    // Whether the first subscription was acknowledged (the first ConnAck needs no resubscribe).
+    let mut subscribed_once = false;
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let event = tokio::select! {
+            () = cancel.cancelled() => break,
+            event = events.poll() => event,
+        };
+        match event {
+            // A broker that lost the session (restarted without it) lost the subscription too:
+            // subscribe again, or everything sent from now on would be dropped for want of a
+            // subscriber. Not ready until the broker acknowledges it.
+            Ok(Event::Incoming(Packet::ConnAck(connack))) if !connack.session_present && subscribed_once => {
+                tracing::warn!("the MQTT broker lost the bridge's session; subscribing again");
+                config.readiness.set(false);
+                // From a task: the request queue this loop drains may be full.
+                let (client, topic) = (client.clone(), config.names.mqtt_subscription());
+                tokio::spawn(async move {
+                    if let Err(error) = client.subscribe(topic, QoS::AtLeastOnce).await {
+                        tracing::warn!(%error, "subscribing again failed");
+                    }
+                });
+            }
+            Ok(Event::Incoming(Packet::SubAck(_))) => {
+                subscribed_once = true;
+                config.readiness.set(true);
+                if let Some(ready) = ready.take() {
+                    let _ = ready.send(());
+                }
+                backoff = Duration::from_millis(100);
+            }
+            Ok(Event::Incoming(Packet::Publish(publish))) => {
+                let receipt = forward(&config, &mut producers, &stats, &publish).await?;
+                let _ = to_acknowledge.send((receipt, publish));
+            }
+            Ok(_) => {}
+            Err(error) => {
+                config.readiness.set(false);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bridge MQTT connection failed; reconnecting");
+                tokio::select! {
+                    () = cancel.cancelled() => break,
+                    () = tokio::time::sleep(backoff) => {}
+                }
+                // At most a second apart: while the bridge is away, what sensors send queues in
+                // the broker, and a broker restored from its store may deliver a long queue out
+                // of order.
+                backoff = (backoff * 2).min(Duration::from_secs(1));
+            }
+        }
+    }
+    // Graceful stop: what Pulsar confirms now is acknowledged to the broker before leaving
+    // (the event loop must keep running to send the acknowledgements).
+    drop(to_acknowledge);
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        loop {
+            tokio::select! {
+                _ = &mut acknowledger => break,
+                event = events.poll() => if event.is_err() { break },
+            }
+        }
+    });
+    let _ = drained.await;
+    let _ = client.disconnect().await;
+    Ok(())
+}
+
+/// How long a stopping bridge waits for Pulsar's outstanding receipts.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// Acknowledges each MQTT message once Pulsar confirmed its send (at once when there was
+/// nothing to send). One task for all of them: thousands of tasks each waiting for room in the
+/// client's request queue make every wake-up scan all the waiters.
+async fn acknowledge(
+    client: AsyncClient,
+    mut confirmed: tokio::sync::mpsc::UnboundedReceiver<(Option<SendFuture>, Publish)>,
+) {
+    let mut receipts = FuturesUnordered::new();
+    loop {
+        let (result, publish) = tokio::select! {
+            next = confirmed.recv() => match next {
+                Some((Some(receipt), publish)) => {
+                    receipts.push(async move { (receipt.await.map(drop), publish) });
+                    continue;
+                }
+                Some((None, publish)) => (Ok(()), publish),
+                None if receipts.is_empty() => return,
+                None => match receipts.next().await {
+                    Some(done) => done,
+                    None => return,
+                },
+            },
+            Some(done) = receipts.next(), if !receipts.is_empty() => done,
+        };
+        match result {
+            Ok(()) => {
+                if let Err(error) = client.ack(&publish).await {
+                    tracing::warn!(%error, "acknowledging an MQTT message failed; the broker will redeliver it");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "Pulsar did not confirm a send; the MQTT message stays unacknowledged")
+            }
+        }
+    }
+}
+
+/// Sends one MQTT message to its Pulsar topic; the returned future resolves when Pulsar
+/// confirms (`None`: nothing to forward, acknowledge at once).
+async fn forward(
+    config: &BridgeConfig,
+    producers: &mut Producers,
+    stats: &BridgeStats,
+    publish: &Publish,
+) -> Result<Option<SendFuture>, BridgeError> {
+    let kind = publish.topic.rsplit('/').nth(1).unwrap_or_default();
+    let routed = match kind {
+        "readings" => parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
+            SensorPayload::Reading(reading, _) => {
+                stats.readings.inc();
+                (&mut producers.readings, reading.device)
+            }
+            SensorPayload::EndOfStream(end) => {
+                stats.end_markers.inc();
+                (&mut producers.readings, end.sensor_id)
+            }
+        }),
+        "batches" => match parse_sensor_payload(&publish.payload, config.devices) {
+            // Batching has no windower: the marker only documents the sensor's count.
+            Ok(SensorPayload::EndOfStream(_)) => {
+                stats.end_markers.inc();
+                return Ok(None);
+            }
+            _ => parse_batch(&publish.payload, config.devices).map(|message| {
+                stats.batches.inc();
+                (&mut producers.windows, message.window.device)
+            }),
+        },
+        other => Err(Refused::Malformed(format!("unknown topic kind `{other}`"))),
+    };
+    let send = match routed {
+        Ok((producer, device)) => {
+            producer
+                .create_message()
+                .with_content(publish.payload.to_vec())
+                .with_key(device.to_string())
+                .event_time(now_ms() as u64)
+                .send_non_blocking()
+                .await
+        }
+        Err(reason) => {
+            stats.dead_letters.inc();
+            tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
+            let letter = DeadLetter::new(
+                "bridge",
+                publish.topic.clone(),
+                reason.to_string(),
+                &publish.payload,
+            );
+            let payload =
+                serde_json::to_vec(&letter).map_err(|error| BridgeError::Pulsar(error.to_string()))?;
+            producers
+                .dead_letter
+                .create_message()
+                .with_content(payload)
+                .send_non_blocking()
+                .await
+        }
+    };
+    send.map(Some)
+        .map_err(|error| BridgeError::Pulsar(error.to_string()))
+}

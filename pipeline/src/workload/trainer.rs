@@ -1,0 +1,297 @@
+//! `wattcast trainer`: consumes retrain requests, trains the device's LSTM on its latest stored
+//! readings, publishes the model (object store + `models` row) and announces it on `models`.
+
+mod queue;
+
+use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
+use crate::model_registry::ModelRegistry;
+use futures::StreamExt;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+use pulsar::consumer::InitialPosition;
+use pulsar::consumer::Message;
+use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use queue::{Next, RequestQueue};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio_util::sync::CancellationToken;
+use wattcast_core::topics::ExperimentNames;
+use wattcast_core::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
+use wattcast_io::observe::Readiness;
+use wattcast_io::services::PulsarEndpoint;
+use wattcast_io::store::Store;
+use wattcast_model::{ModelVersion, Recipe, train};
+
+/// What the trainer needs.
+#[derive(Debug, Clone)]
+pub struct TrainerConfig {
+    /// Topic names.
+    pub names: ExperimentNames,
+    /// How models are trained.
+    pub recipe: Recipe,
+    /// Pulsar (its broker is what this workload uses).
+    pub pulsar: PulsarEndpoint,
+    /// Set once consuming.
+    pub readiness: Arc<Readiness>,
+    /// Trainings wait until this is cancelled; requests are received, queued and superseded
+    /// meanwhile (a test's way to have requests wait in line without racing a training).
+    pub hold_trainings: Option<CancellationToken>,
+}
+
+/// Running counts.
+#[derive(Debug)]
+pub struct TrainerStats {
+    /// Models trained and published.
+    pub retrains: Counter,
+    /// Requests refused (too few readings, NaN) and dead-lettered.
+    pub refused: Counter,
+    /// Requests acknowledged untrained because a newer one for the device was waiting too.
+    pub superseded: Counter,
+    /// Requests received and waiting for a training.
+    pub waiting: Gauge,
+    /// Seconds per training.
+    pub train_seconds: Histogram,
+}
+
+impl Default for TrainerStats {
+    fn default() -> Self {
+        Self {
+            retrains: Counter::default(),
+            refused: Counter::default(),
+            superseded: Counter::default(),
+            waiting: Gauge::default(),
+            train_seconds: Histogram::new([0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 60.0]),
+        }
+    }
+}
+
+impl TrainerStats {
+    /// Registers the metrics as `wattcast_trainer_*`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "wattcast_trainer_retrains",
+            "Models trained and published",
+            self.retrains.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_refused",
+            "Retrain requests refused and dead-lettered",
+            self.refused.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_superseded",
+            "Retrain requests acknowledged untrained: a newer one for the device was waiting",
+            self.superseded.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_waiting",
+            "Retrain requests received and waiting for a training",
+            self.waiting.clone(),
+        );
+        registry.register(
+            "wattcast_trainer_train_seconds",
+            "Seconds per training",
+            self.train_seconds.clone(),
+        );
+    }
+}
+
+/// Why the trainer stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainerError {
+    /// Pulsar failed.
+    #[error("Pulsar: {0}")]
+    Pulsar(String),
+}
+
+/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
+/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
+fn stream_ended() -> TrainerError {
+    TrainerError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
+}
+
+fn pulsar_error(error: impl std::fmt::Display) -> TrainerError {
+    TrainerError::Pulsar(error.to_string())
+}
+
+/// What became of one request.
+enum Outcome {
+    Published(ModelAnnouncement),
+    Refused(String),
+    Cancelled,
+}
+
+/// Runs until cancelled.
+pub async fn run_trainer(
+    config: TrainerConfig,
+    store: Store,
+    registry: ModelRegistry,
+    stats: Arc<TrainerStats>,
+    cancel: CancellationToken,
+) -> Result<(), TrainerError> {
+    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+        return Ok(());
+    };
+    let mut requests: Consumer<Vec<u8>, TokioExecutor> = pulsar
+        .consumer()
+        .with_topic(config.names.pulsar_topic("retrain"))
+        .with_subscription("trainer")
+        // Each device's requests to one trainer, in order; several trainers share the devices.
+        .with_subscription_type(SubType::KeyShared)
+        .with_options(ConsumerOptions {
+            initial_position: InitialPosition::Earliest,
+            ..ConsumerOptions::default()
+        })
+        .build()
+        .await
+        .map_err(pulsar_error)?;
+    let mut announcements: Producer<TokioExecutor> = producer(&pulsar, config.names.pulsar_topic("models"))
+        .await
+        .map_err(pulsar_error)?;
+    let mut dead_letter: Producer<TokioExecutor> =
+        producer(&pulsar, config.names.pulsar_topic("dead-letter"))
+            .await
+            .map_err(pulsar_error)?;
+    retry("reaching the models bucket", &cancel, || {
+        registry.objects().ensure_bucket()
+    })
+    .await;
+    config.readiness.set(true);
+
+    // Requests are received while a training runs, so a device's newer request supersedes its
+    // waiting one instead of training a model on data that is already old.
+    let mut queue: RequestQueue<Message<Vec<u8>>> = RequestQueue::default();
+    let mut training: Option<(Message<Vec<u8>>, Training<'_>)> = None;
+    let held = config.hold_trainings.clone().unwrap_or_default();
+    if config.hold_trainings.is_none() {
+        held.cancel();
+    }
+    loop {
+        if training.is_none() && held.is_cancelled() {
+            match queue.pop() {
+                Some(Next::Train(request, message)) => {
+                    let run = retrain(&config, &store, &registry, &stats, request, &cancel);
+                    training = Some((message, Box::pin(run)));
+                }
+                Some(Next::Refuse(message, reason)) => training = Some((message, Box::pin(refuse(reason)))),
+                None => {}
+            }
+            stats.waiting.set(queue.len() as i64);
+        }
+        tokio::select! {
+            () = cancel.cancelled() => break,
+            () = held.cancelled(), if !held.is_cancelled() => {}
+            message = requests.next() => {
+                let Some(message) = message else {
+                    return Err(stream_ended());
+                };
+                let message = message.map_err(pulsar_error)?;
+                match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
+                    Ok(request) => {
+                        if let Some(superseded) = queue.push(request, message) {
+                            requests.ack(&superseded).await.map_err(pulsar_error)?;
+                            stats.superseded.inc();
+                        }
+                    }
+                    Err(error) => queue.push_refused(message, format!("malformed: {error}")),
+                }
+                stats.waiting.set(queue.len() as i64);
+            }
+            outcome = async { training.as_mut().map(|(_, run)| run.as_mut()).expect("guarded").await }, if training.is_some() => {
+                let Some((message, _)) = training.take() else { continue };
+                match outcome {
+                    Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer
+                    Outcome::Published(announcement) => {
+                        let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
+                        announcements
+                            .create_message()
+                            .with_content(payload)
+                            .with_key(announcement.device.to_string())
+                            .send_non_blocking()
+                            .await
+                            .map_err(pulsar_error)?
+                            .await
+                            .map_err(pulsar_error)?;
+                        stats.retrains.inc();
+                    }
+                    Outcome::Refused(reason) => {
+                        tracing::warn!(%reason, "retrain request refused");
+                        stats.refused.inc();
+                        let letter = DeadLetter::new(
+                            "trainer",
+                            config.names.pulsar_topic("retrain"),
+                            reason,
+                            &message.payload.data,
+                        );
+                        send_dead_letter(&mut dead_letter, &letter)
+                            .await
+                            .map_err(pulsar_error)?;
+                    }
+                }
+                requests.ack(&message).await.map_err(pulsar_error)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A training (or a refusal) under way.
+type Training<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+
+/// A message that is no request, refused in its turn.
+async fn refuse(reason: String) -> Outcome {
+    Outcome::Refused(reason)
+}
+
+/// Trains on the device's latest readings before the request's end, and publishes the model.
+async fn retrain(
+    config: &TrainerConfig,
+    store: &Store,
+    registry: &ModelRegistry,
+    stats: &TrainerStats,
+    request: RetrainRequest,
+    cancel: &CancellationToken,
+) -> Outcome {
+    let limit = config.recipe.training_readings as i64;
+    let Some(rows) = retry("reading training data", cancel, || {
+        store.values_before(request.device, request.to, limit)
+    })
+    .await
+    else {
+        return Outcome::Cancelled;
+    };
+    let (Some(&(from, _)), Some(&(to, _))) = (rows.first(), rows.last()) else {
+        return Outcome::Refused(format!(
+            "device {}: no readings stored before {}",
+            request.device, request.to
+        ));
+    };
+    let values: Vec<f64> = rows.iter().map(|(_, v)| *v).collect();
+    let recipe = config.recipe.clone();
+    let trained = tokio::task::spawn_blocking(move || train(&values, &recipe)).await;
+    let model = match trained {
+        Ok(Ok(model)) => model,
+        Ok(Err(error)) => return Outcome::Refused(format!("device {}: {error}", request.device)),
+        Err(panic) => {
+            return Outcome::Refused(format!("device {}: training panicked: {panic}", request.device));
+        }
+    };
+    stats.train_seconds.observe(model.metrics.train_seconds);
+    let version = ModelVersion::Retrained { from, to };
+    tracing::info!(device = %request.device, %version, test_rmse = model.metrics.test_rmse, seconds = model.metrics.train_seconds, "retrained");
+    let published = retry("publishing a model", cancel, || {
+        registry.publish(request.device, version, &model, now_ms())
+    })
+    .await;
+    match published {
+        Some(record) => Outcome::Published(ModelAnnouncement {
+            device: request.device,
+            version: record.version,
+            object_prefix: record.object_prefix,
+        }),
+        None => Outcome::Cancelled,
+    }
+}
