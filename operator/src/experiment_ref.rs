@@ -43,7 +43,8 @@ pub enum Role {
 }
 
 impl Role {
-    fn as_str(self) -> &'static str {
+    /// The `wattcast.io/role` label's value.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Infrastructure => "infrastructure",
             Self::Workload => "workload",

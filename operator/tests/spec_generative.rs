@@ -253,8 +253,8 @@ fn pod_variables(experiment: &ExperimentRef, ca_file: &str) -> HashMap<String, S
     service_env(experiment)
         .into_iter()
         .map(|variable| {
-            let name = variable["name"].as_str().unwrap_or_default().to_owned();
-            let value = match variable["value"].as_str() {
+            let name = variable.name;
+            let value = match variable.value.as_deref() {
                 Some(_) if name.ends_with("_CA_FILE") => ca_file.to_owned(),
                 Some(value) => value.to_owned(),
                 None => format!("secret-{name}-p@ss:w/rd#%"),

@@ -2,10 +2,20 @@
 //! RustFS — each left out when the spec points at an external service.
 
 use super::credentials::{self, COMPONENT as CREDENTIALS};
-use super::{BuildError, DesiredObjects, security, typed};
+use super::{DesiredObjects, security, specs};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
-use serde_json::{Value, json};
+use k8s_openapi::api::apps::v1::{
+    Deployment, DeploymentSpec, DeploymentStrategy, StatefulSet,
+    StatefulSetPersistentVolumeClaimRetentionPolicy, StatefulSetSpec,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, PersistentVolumeClaim, PersistentVolumeClaimSpec, PodSpec, PodTemplateSpec,
+    Probe, Service, ServiceSpec, Volume, VolumeResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
 
 /// Mosquitto's component name.
 pub const MOSQUITTO: &str = "mosquitto";
@@ -92,26 +102,58 @@ diskUsageLwmThreshold=0.98
     )
 }
 
-fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> Value {
-    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": experiment.object_name(CREDENTIALS), "key": key}}})
+fn secret_env(name: &str, experiment: &ExperimentRef, key: &str) -> EnvVar {
+    specs::env_from_secret(name, &experiment.object_name(CREDENTIALS), key)
 }
 
-fn service(
+fn service(experiment: &ExperimentRef, component: &str, ports: &[(&str, u16)]) -> Service {
+    Service {
+        metadata: experiment.metadata(component, Role::Infrastructure),
+        spec: Some(ServiceSpec {
+            selector: Some(experiment.selector(component)),
+            ports: Some(
+                ports
+                    .iter()
+                    .map(|(name, port)| specs::service_port(name, *port))
+                    .collect(),
+            ),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn config_map(experiment: &ExperimentRef, component: &str, file: &str, contents: String) -> ConfigMap {
+    ConfigMap {
+        metadata: experiment.metadata(component, Role::Infrastructure),
+        data: Some(BTreeMap::from([(file.to_owned(), contents)])),
+        ..ConfigMap::default()
+    }
+}
+
+/// The pod template of a managed service's single pod, run as `user`.
+fn pod_template(
     experiment: &ExperimentRef,
     component: &str,
-    ports: &[(&str, u16)],
-) -> Result<k8s_openapi::api::core::v1::Service, BuildError> {
-    let ports: Vec<Value> = ports
-        .iter()
-        .map(|(name, port)| json!({"name": name, "port": port, "targetPort": name}))
-        .collect();
-    typed(
-        &format!("{component} Service"),
-        json!({
-            "metadata": experiment.metadata(component, Role::Infrastructure),
-            "spec": {"selector": experiment.selector(component), "ports": ports},
+    user: i64,
+    init_containers: Option<Vec<Container>>,
+    containers: Vec<Container>,
+    volumes: Vec<Volume>,
+) -> PodTemplateSpec {
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(experiment.labels(component, Role::Infrastructure)),
+            ..ObjectMeta::default()
         }),
-    )
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            security_context: Some(security::pod(user)),
+            init_containers,
+            containers,
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
+    }
 }
 
 /// A StatefulSet of one replica with a data volume claim.
@@ -119,225 +161,274 @@ fn stateful_set(
     experiment: &ExperimentRef,
     component: &str,
     user: i64,
-    containers: Value,
-    volumes: Value,
+    container: Container,
+    volumes: Vec<Volume>,
     storage: &str,
-) -> Result<k8s_openapi::api::apps::v1::StatefulSet, BuildError> {
-    typed(
-        &format!("{component} StatefulSet"),
-        json!({
-            "metadata": experiment.metadata(component, Role::Infrastructure),
-            "spec": {
-                "serviceName": experiment.object_name(component),
-                "replicas": 1,
-                "selector": {"matchLabels": experiment.selector(component)},
-                "template": {
-                    "metadata": {"labels": experiment.labels(component, Role::Infrastructure)},
-                    "spec": {
-                        "automountServiceAccountToken": false,
-                        "securityContext": security::pod_json(user)?,
-                        "containers": containers,
-                        "volumes": volumes,
-                    },
-                },
-                // The data volume goes with the StatefulSet (DeleteAll, or deleting the experiment).
-                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Delete", "whenScaled": "Retain"},
-                "volumeClaimTemplates": [{
-                    "metadata": {"name": "data"},
-                    "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": storage}}},
-                }],
+) -> StatefulSet {
+    StatefulSet {
+        metadata: experiment.metadata(component, Role::Infrastructure),
+        spec: Some(StatefulSetSpec {
+            service_name: Some(experiment.object_name(component)),
+            replicas: Some(1),
+            selector: LabelSelector {
+                match_labels: Some(experiment.selector(component)),
+                ..LabelSelector::default()
             },
+            template: pod_template(experiment, component, user, None, vec![container], volumes),
+            // The data volume goes with the StatefulSet (DeleteAll, or deleting the experiment).
+            persistent_volume_claim_retention_policy: Some(StatefulSetPersistentVolumeClaimRetentionPolicy {
+                when_deleted: Some("Delete".to_owned()),
+                when_scaled: Some("Retain".to_owned()),
+            }),
+            volume_claim_templates: Some(vec![PersistentVolumeClaim {
+                metadata: ObjectMeta {
+                    name: Some("data".to_owned()),
+                    ..ObjectMeta::default()
+                },
+                spec: Some(PersistentVolumeClaimSpec {
+                    access_modes: Some(vec!["ReadWriteOnce".to_owned()]),
+                    resources: Some(VolumeResourceRequirements {
+                        requests: Some(BTreeMap::from([(
+                            "storage".to_owned(),
+                            Quantity(storage.to_owned()),
+                        )])),
+                        ..VolumeResourceRequirements::default()
+                    }),
+                    ..PersistentVolumeClaimSpec::default()
+                }),
+                ..PersistentVolumeClaim::default()
+            }]),
+            ..StatefulSetSpec::default()
         }),
-    )
+        ..StatefulSet::default()
+    }
 }
 
 /// Adds the managed services the spec does not replace with external ones.
-pub fn add(
-    objects: &mut DesiredObjects,
-    experiment: &ExperimentRef,
-    images: &Images,
-) -> Result<(), BuildError> {
+pub fn add(objects: &mut DesiredObjects, experiment: &ExperimentRef, images: &Images) {
     let infrastructure = &experiment.spec.infrastructure;
-    let container_security = security::container_json()?;
     if infrastructure.mqtt.is_none() {
-        add_mosquitto(objects, experiment, images, &container_security)?;
+        add_mosquitto(objects, experiment, images);
     }
     if infrastructure.pulsar.is_none() {
-        let advertised = format!("{}.{}.svc", experiment.object_name(PULSAR), experiment.namespace);
-        objects.config_maps.push(typed(
-            "pulsar ConfigMap",
-            json!({
-                "metadata": experiment.metadata(PULSAR, Role::Infrastructure),
-                "data": {"standalone.conf": pulsar_standalone_conf(&advertised)},
-            }),
-        )?);
-        let containers = json!([{
-            "name": "pulsar",
-            "image": images.pulsar,
-            "command": ["bin/pulsar", "standalone", "--no-functions-worker", "--no-stream-storage"],
-            "env": [
-                {"name": "PULSAR_MEM", "value": "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=512m"},
-                {"name": "PULSAR_LOG_DIR", "value": "/pulsar/logs"},
-                {"name": "PULSAR_STANDALONE_CONF", "value": format!("{PULSAR_CONF_DIR}/standalone.conf")},
-            ],
-            "ports": [
-                {"name": "pulsar", "containerPort": 6650},
-                {"name": "http", "containerPort": 8080},
-                {"name": "bookie", "containerPort": PULSAR_BOOKIE_PORT},
-            ],
-            "readinessProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 10, "timeoutSeconds": 5},
-            "startupProbe": {"httpGet": {"path": "/admin/v2/brokers/health", "port": "http"}, "periodSeconds": 5, "failureThreshold": 60},
-            "resources": {"requests": {"cpu": "500m", "memory": "1536Mi"}, "limits": {"memory": "2Gi"}},
-            "securityContext": container_security,
-            "volumeMounts": [
-                {"name": "data", "mountPath": "/pulsar/data"},
-                {"name": "config", "mountPath": PULSAR_CONF_DIR, "readOnly": true},
-                {"name": "logs", "mountPath": "/pulsar/logs"},
-                {"name": "tmp", "mountPath": "/tmp"},
-            ],
-        }]);
-        let volumes = json!([
-            {"name": "config", "configMap": {"name": experiment.object_name(PULSAR)}},
-            {"name": "logs", "emptyDir": {}},
-            {"name": "tmp", "emptyDir": {}},
-        ]);
-        // The image's pulsar user.
-        objects.stateful_sets.push(stateful_set(
-            experiment, PULSAR, 10000, containers, volumes, "5Gi",
-        )?);
-        let mut pulsar_service = service(
-            experiment,
-            PULSAR,
-            &[("pulsar", 6650), ("http", 8080), ("bookie", PULSAR_BOOKIE_PORT)],
-        )?;
-        if let Some(spec) = pulsar_service.spec.as_mut() {
-            spec.publish_not_ready_addresses = Some(true);
-        }
-        objects.services.push(pulsar_service);
+        add_pulsar(objects, experiment, images);
     }
     if infrastructure.postgres.is_none() {
-        let containers = json!([{
-            "name": "postgres",
-            "image": images.postgres,
-            "env": [
-                secret_env("POSTGRES_USER", experiment, credentials::POSTGRES_USERNAME),
-                secret_env("POSTGRES_PASSWORD", experiment, credentials::POSTGRES_PASSWORD),
-                {"name": "POSTGRES_DB", "value": DATABASE},
-                {"name": "PGDATA", "value": "/var/lib/postgresql/data/pgdata"},
-            ],
-            "ports": [{"name": "postgres", "containerPort": 5432}],
-            "readinessProbe": {"exec": {"command": ["sh", "-c", "pg_isready -U \"$POSTGRES_USER\" -d wattcast"]}, "periodSeconds": 5},
-            "resources": {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}},
-            "securityContext": container_security,
-            "volumeMounts": [
-                {"name": "data", "mountPath": "/var/lib/postgresql/data"},
-                {"name": "run", "mountPath": "/var/run/postgresql"},
-                {"name": "tmp", "mountPath": "/tmp"},
-            ],
-        }]);
-        let volumes = json!([{"name": "run", "emptyDir": {}}, {"name": "tmp", "emptyDir": {}}]);
-        // The alpine image's postgres user.
-        objects.stateful_sets.push(stateful_set(
-            experiment, POSTGRES, 70, containers, volumes, "5Gi",
-        )?);
-        objects
-            .services
-            .push(service(experiment, POSTGRES, &[("postgres", 5432)])?);
+        add_postgres(objects, experiment, images);
     }
     if infrastructure.object_store.is_none() {
-        let containers = json!([{
-            "name": "rustfs",
-            "image": images.rustfs,
-            "env": [
-                secret_env("RUSTFS_ACCESS_KEY", experiment, credentials::S3_ACCESS_KEY),
-                secret_env("RUSTFS_SECRET_KEY", experiment, credentials::S3_SECRET_KEY),
-                {"name": "RUSTFS_VOLUMES", "value": "/data"},
-                {"name": "RUSTFS_ADDRESS", "value": "0.0.0.0:9000"},
-                {"name": "RUSTFS_CONSOLE_ENABLE", "value": "false"},
-            ],
-            "ports": [{"name": "s3", "containerPort": 9000}],
-            "readinessProbe": {"tcpSocket": {"port": "s3"}, "periodSeconds": 5},
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi"}},
-            "securityContext": container_security,
-            "volumeMounts": [{"name": "data", "mountPath": "/data"}, {"name": "tmp", "mountPath": "/tmp"}],
-        }]);
-        let volumes = json!([{"name": "tmp", "emptyDir": {}}]);
-        objects.stateful_sets.push(stateful_set(
-            experiment, RUSTFS, 10001, containers, volumes, "2Gi",
-        )?);
-        objects
-            .services
-            .push(service(experiment, RUSTFS, &[("s3", 9000)])?);
+        add_rustfs(objects, experiment, images);
     }
-    Ok(())
 }
 
-fn add_mosquitto(
-    objects: &mut DesiredObjects,
-    experiment: &ExperimentRef,
-    images: &Images,
-    container_security: &Value,
-) -> Result<(), BuildError> {
-    objects.config_maps.push(typed(
-        "mosquitto ConfigMap",
-        json!({
-            "metadata": experiment.metadata(MOSQUITTO, Role::Infrastructure),
-            "data": {"mosquitto.conf": MOSQUITTO_CONF},
+fn add_pulsar(objects: &mut DesiredObjects, experiment: &ExperimentRef, images: &Images) {
+    let advertised = format!("{}.{}.svc", experiment.object_name(PULSAR), experiment.namespace);
+    objects.config_maps.push(config_map(
+        experiment,
+        PULSAR,
+        "standalone.conf",
+        pulsar_standalone_conf(&advertised),
+    ));
+    let health = "/admin/v2/brokers/health";
+    let container = Container {
+        name: PULSAR.to_owned(),
+        image: Some(images.pulsar.clone()),
+        command: Some(specs::strings(&[
+            "bin/pulsar",
+            "standalone",
+            "--no-functions-worker",
+            "--no-stream-storage",
+        ])),
+        env: Some(vec![
+            specs::env("PULSAR_MEM", "-Xms512m -Xmx1g -XX:MaxDirectMemorySize=512m"),
+            specs::env("PULSAR_LOG_DIR", "/pulsar/logs"),
+            specs::env(
+                "PULSAR_STANDALONE_CONF",
+                format!("{PULSAR_CONF_DIR}/standalone.conf"),
+            ),
+        ]),
+        ports: Some(vec![
+            specs::container_port("pulsar", 6650),
+            specs::container_port("http", 8080),
+            specs::container_port("bookie", PULSAR_BOOKIE_PORT),
+        ]),
+        readiness_probe: Some(Probe {
+            timeout_seconds: Some(5),
+            ..specs::http_probe(health, "http", 10)
         }),
-    )?);
-    let env = json!([
-        secret_env("MQTT_USERNAME", experiment, credentials::MQTT_USERNAME),
-        secret_env("MQTT_PASSWORD", experiment, credentials::MQTT_PASSWORD),
-    ]);
-    objects.deployments.push(typed(
-        "mosquitto Deployment",
-        json!({
-            "metadata": experiment.metadata(MOSQUITTO, Role::Infrastructure),
-            "spec": {
-                "replicas": 1,
-                "strategy": {"type": "Recreate"},
-                "selector": {"matchLabels": experiment.selector(MOSQUITTO)},
-                "template": {
-                    "metadata": {"labels": experiment.labels(MOSQUITTO, Role::Infrastructure)},
-                    "spec": {
-                        "automountServiceAccountToken": false,
-                        // The image's mosquitto user.
-                        "securityContext": security::pod_json(1883)?,
-                        "initContainers": [{
-                            "name": "password-file",
-                            "image": images.mosquitto,
-                            "command": ["sh", "-c", "mosquitto_passwd -b -c /mosquitto/auth/passwd \"$MQTT_USERNAME\" \"$MQTT_PASSWORD\""],
-                            "env": env,
-                            "securityContext": container_security,
-                            "volumeMounts": [{"name": "auth", "mountPath": "/mosquitto/auth"}],
-                        }],
-                        "containers": [{
-                            "name": "mosquitto",
-                            "image": images.mosquitto,
-                            "command": ["mosquitto", "-c", "/mosquitto/config/mosquitto.conf"],
-                            "ports": [{"name": "mqtt", "containerPort": 1883}],
-                            "readinessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 5},
-                            "livenessProbe": {"tcpSocket": {"port": "mqtt"}, "periodSeconds": 20},
-                            "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "512Mi"}},
-                            "securityContext": container_security,
-                            "volumeMounts": [
-                                {"name": "config", "mountPath": "/mosquitto/config", "readOnly": true},
-                                {"name": "auth", "mountPath": "/mosquitto/auth", "readOnly": true},
-                                {"name": "data", "mountPath": "/mosquitto/data"},
-                            ],
-                        }],
-                        "volumes": [
-                            {"name": "config", "configMap": {"name": experiment.object_name(MOSQUITTO)}},
-                            {"name": "auth", "emptyDir": {"medium": "Memory"}},
-                            {"name": "data", "emptyDir": {}},
-                        ],
-                    },
-                },
-            },
+        startup_probe: Some(Probe {
+            failure_threshold: Some(60),
+            ..specs::http_probe(health, "http", 5)
         }),
-    )?);
+        resources: Some(specs::resources("500m", "1536Mi", "2Gi")),
+        security_context: Some(security::container()),
+        volume_mounts: Some(vec![
+            specs::mount("data", "/pulsar/data"),
+            specs::read_only_mount("config", PULSAR_CONF_DIR),
+            specs::mount("logs", "/pulsar/logs"),
+            specs::mount("tmp", "/tmp"),
+        ]),
+        ..Container::default()
+    };
+    let volumes = vec![
+        specs::config_map_volume("config", &experiment.object_name(PULSAR), &[]),
+        specs::empty_dir("logs"),
+        specs::empty_dir("tmp"),
+    ];
+    // The image's pulsar user.
+    objects
+        .stateful_sets
+        .push(stateful_set(experiment, PULSAR, 10000, container, volumes, "5Gi"));
+    let mut pulsar_service = service(
+        experiment,
+        PULSAR,
+        &[("pulsar", 6650), ("http", 8080), ("bookie", PULSAR_BOOKIE_PORT)],
+    );
+    if let Some(spec) = pulsar_service.spec.as_mut() {
+        spec.publish_not_ready_addresses = Some(true);
+    }
+    objects.services.push(pulsar_service);
+}
+
+fn add_postgres(objects: &mut DesiredObjects, experiment: &ExperimentRef, images: &Images) {
+    let container = Container {
+        name: POSTGRES.to_owned(),
+        image: Some(images.postgres.clone()),
+        env: Some(vec![
+            secret_env("POSTGRES_USER", experiment, credentials::POSTGRES_USERNAME),
+            secret_env("POSTGRES_PASSWORD", experiment, credentials::POSTGRES_PASSWORD),
+            specs::env("POSTGRES_DB", DATABASE),
+            specs::env("PGDATA", "/var/lib/postgresql/data/pgdata"),
+        ]),
+        ports: Some(vec![specs::container_port("postgres", 5432)]),
+        readiness_probe: Some(specs::exec_probe(
+            &["sh", "-c", "pg_isready -U \"$POSTGRES_USER\" -d wattcast"],
+            5,
+        )),
+        resources: Some(specs::resources("250m", "256Mi", "1Gi")),
+        security_context: Some(security::container()),
+        volume_mounts: Some(vec![
+            specs::mount("data", "/var/lib/postgresql/data"),
+            specs::mount("run", "/var/run/postgresql"),
+            specs::mount("tmp", "/tmp"),
+        ]),
+        ..Container::default()
+    };
+    let volumes = vec![specs::empty_dir("run"), specs::empty_dir("tmp")];
+    // The alpine image's postgres user.
+    objects
+        .stateful_sets
+        .push(stateful_set(experiment, POSTGRES, 70, container, volumes, "5Gi"));
     objects
         .services
-        .push(service(experiment, MOSQUITTO, &[("mqtt", 1883)])?);
-    Ok(())
+        .push(service(experiment, POSTGRES, &[("postgres", 5432)]));
+}
+
+fn add_rustfs(objects: &mut DesiredObjects, experiment: &ExperimentRef, images: &Images) {
+    let container = Container {
+        name: RUSTFS.to_owned(),
+        image: Some(images.rustfs.clone()),
+        env: Some(vec![
+            secret_env("RUSTFS_ACCESS_KEY", experiment, credentials::S3_ACCESS_KEY),
+            secret_env("RUSTFS_SECRET_KEY", experiment, credentials::S3_SECRET_KEY),
+            specs::env("RUSTFS_VOLUMES", "/data"),
+            specs::env("RUSTFS_ADDRESS", "0.0.0.0:9000"),
+            specs::env("RUSTFS_CONSOLE_ENABLE", "false"),
+        ]),
+        ports: Some(vec![specs::container_port("s3", 9000)]),
+        readiness_probe: Some(specs::tcp_probe("s3", 5)),
+        resources: Some(specs::resources("100m", "128Mi", "512Mi")),
+        security_context: Some(security::container()),
+        volume_mounts: Some(vec![specs::mount("data", "/data"), specs::mount("tmp", "/tmp")]),
+        ..Container::default()
+    };
+    objects.stateful_sets.push(stateful_set(
+        experiment,
+        RUSTFS,
+        10001,
+        container,
+        vec![specs::empty_dir("tmp")],
+        "2Gi",
+    ));
+    objects
+        .services
+        .push(service(experiment, RUSTFS, &[("s3", 9000)]));
+}
+
+fn add_mosquitto(objects: &mut DesiredObjects, experiment: &ExperimentRef, images: &Images) {
+    objects.config_maps.push(config_map(
+        experiment,
+        MOSQUITTO,
+        "mosquitto.conf",
+        MOSQUITTO_CONF.to_owned(),
+    ));
+    let password_file = Container {
+        name: "password-file".to_owned(),
+        image: Some(images.mosquitto.clone()),
+        command: Some(specs::strings(&[
+            "sh",
+            "-c",
+            "mosquitto_passwd -b -c /mosquitto/auth/passwd \"$MQTT_USERNAME\" \"$MQTT_PASSWORD\"",
+        ])),
+        env: Some(vec![
+            secret_env("MQTT_USERNAME", experiment, credentials::MQTT_USERNAME),
+            secret_env("MQTT_PASSWORD", experiment, credentials::MQTT_PASSWORD),
+        ]),
+        security_context: Some(security::container()),
+        volume_mounts: Some(vec![specs::mount("auth", "/mosquitto/auth")]),
+        ..Container::default()
+    };
+    let mosquitto = Container {
+        name: MOSQUITTO.to_owned(),
+        image: Some(images.mosquitto.clone()),
+        command: Some(specs::strings(&[
+            "mosquitto",
+            "-c",
+            "/mosquitto/config/mosquitto.conf",
+        ])),
+        ports: Some(vec![specs::container_port("mqtt", 1883)]),
+        readiness_probe: Some(specs::tcp_probe("mqtt", 5)),
+        liveness_probe: Some(specs::tcp_probe("mqtt", 20)),
+        resources: Some(specs::resources("100m", "64Mi", "512Mi")),
+        security_context: Some(security::container()),
+        volume_mounts: Some(vec![
+            specs::read_only_mount("config", "/mosquitto/config"),
+            specs::read_only_mount("auth", "/mosquitto/auth"),
+            specs::mount("data", "/mosquitto/data"),
+        ]),
+        ..Container::default()
+    };
+    let volumes = vec![
+        specs::config_map_volume("config", &experiment.object_name(MOSQUITTO), &[]),
+        specs::memory_dir("auth"),
+        specs::empty_dir("data"),
+    ];
+    objects.deployments.push(Deployment {
+        metadata: experiment.metadata(MOSQUITTO, Role::Infrastructure),
+        spec: Some(DeploymentSpec {
+            replicas: Some(1),
+            strategy: Some(DeploymentStrategy {
+                type_: Some("Recreate".to_owned()),
+                ..DeploymentStrategy::default()
+            }),
+            selector: LabelSelector {
+                match_labels: Some(experiment.selector(MOSQUITTO)),
+                ..LabelSelector::default()
+            },
+            // The image's mosquitto user.
+            template: pod_template(
+                experiment,
+                MOSQUITTO,
+                1883,
+                Some(vec![password_file]),
+                vec![mosquitto],
+                volumes,
+            ),
+            ..DeploymentSpec::default()
+        }),
+        ..Deployment::default()
+    });
+    objects
+        .services
+        .push(service(experiment, MOSQUITTO, &[("mqtt", 1883)]));
 }

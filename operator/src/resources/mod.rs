@@ -7,6 +7,7 @@ pub mod infrastructure;
 pub mod locations;
 pub mod network;
 pub mod security;
+pub mod specs;
 pub mod workloads;
 
 use crate::experiment_ref::ExperimentRef;
@@ -20,28 +21,9 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 /// Why an object could not be built.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    /// An object did not match its Kubernetes type (a bug in a builder).
-    #[error("building {object}: {source}")]
-    Shape {
-        /// Which object.
-        object: String,
-        /// What did not fit.
-        source: serde_json::Error,
-    },
     /// The experiment's spec cannot be serialised for the workloads.
     #[error("serialising the experiment: {0}")]
     Spec(#[from] serde_yaml::Error),
-}
-
-/// Turns a JSON description into a typed object, naming the object on error.
-pub(crate) fn typed<T: serde::de::DeserializeOwned>(
-    object: &str,
-    value: serde_json::Value,
-) -> Result<T, BuildError> {
-    serde_json::from_value(value).map_err(|source| BuildError::Shape {
-        object: object.to_owned(),
-        source,
-    })
 }
 
 /// Every object of an experiment except its credentials Secret (created once, see
@@ -159,9 +141,9 @@ mod component {
 /// Builds every object the experiment needs.
 pub fn desired_objects(experiment: &ExperimentRef, images: &Images) -> Result<DesiredObjects, BuildError> {
     let mut objects = DesiredObjects::default();
-    infrastructure::add(&mut objects, experiment, images)?;
+    infrastructure::add(&mut objects, experiment, images);
     workloads::add(&mut objects, experiment, images)?;
-    objects.network_policies = network::policies(experiment)?;
+    objects.network_policies = network::policies(experiment);
     Ok(objects)
 }
 

@@ -2,52 +2,103 @@
 //! infrastructure; the workloads accept connections only on their metrics port.
 
 use super::workloads::METRICS_PORT;
-use super::{BuildError, typed};
 use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ROLE_LABEL, Role};
-use k8s_openapi::api::networking::v1::NetworkPolicy;
-use serde_json::json;
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use std::collections::BTreeMap;
 
 /// The label (and its value) the chart puts on the operator's pods.
 pub const OPERATOR_LABEL: &str = "app.kubernetes.io/name";
 /// See [`OPERATOR_LABEL`].
 pub const OPERATOR_NAME: &str = "wattcast-operator";
 
+/// The experiment's pods of one role.
+fn pods(experiment: &ExperimentRef, role: Role) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(BTreeMap::from([
+            (EXPERIMENT_LABEL.to_owned(), experiment.name.clone()),
+            (ROLE_LABEL.to_owned(), role.as_str().to_owned()),
+        ])),
+        ..LabelSelector::default()
+    }
+}
+
+/// Pods matched by `pods`, in any namespace when `any_namespace`, else in the policy's own.
+fn peer(pods: Option<LabelSelector>, any_namespace: bool) -> NetworkPolicyPeer {
+    NetworkPolicyPeer {
+        namespace_selector: any_namespace.then(LabelSelector::default),
+        pod_selector: pods,
+        ..NetworkPolicyPeer::default()
+    }
+}
+
+fn tcp(port: u16) -> NetworkPolicyPort {
+    NetworkPolicyPort {
+        protocol: Some("TCP".to_owned()),
+        port: Some(IntOrString::Int(i32::from(port))),
+        ..NetworkPolicyPort::default()
+    }
+}
+
+/// An Ingress-only policy for `role`'s pods.
+fn ingress_policy(
+    experiment: &ExperimentRef,
+    name: &str,
+    role: Role,
+    ingress: Vec<NetworkPolicyIngressRule>,
+) -> NetworkPolicy {
+    NetworkPolicy {
+        metadata: experiment.metadata(name, role),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(pods(experiment, role)),
+            policy_types: Some(vec!["Ingress".to_owned()]),
+            ingress: Some(ingress),
+            ..NetworkPolicySpec::default()
+        }),
+    }
+}
+
 /// The experiment's two policies.
-pub fn policies(experiment: &ExperimentRef) -> Result<Vec<NetworkPolicy>, BuildError> {
-    let pods = |role: &str| json!({"matchLabels": {EXPERIMENT_LABEL: experiment.name, ROLE_LABEL: role}});
-    let infrastructure = typed(
-        "infrastructure NetworkPolicy",
-        json!({
-            "metadata": experiment.metadata("infrastructure", Role::Infrastructure),
-            "spec": {
-                "podSelector": pods("infrastructure"),
-                "policyTypes": ["Ingress"],
-                "ingress": [
-                    // From the experiment's workloads only (and between its own services).
-                    {"from": [{"podSelector": pods("workload")}, {"podSelector": pods("infrastructure")}]},
-                    // The operator reads progress and results from PostgreSQL, from its namespace.
-                    {
-                        "from": [{"namespaceSelector": {}, "podSelector": {"matchLabels": {OPERATOR_LABEL: OPERATOR_NAME}}}],
-                        "ports": [{"protocol": "TCP", "port": 5432}],
-                    },
-                ],
+pub fn policies(experiment: &ExperimentRef) -> Vec<NetworkPolicy> {
+    let operator = LabelSelector {
+        match_labels: Some(BTreeMap::from([(
+            OPERATOR_LABEL.to_owned(),
+            OPERATOR_NAME.to_owned(),
+        )])),
+        ..LabelSelector::default()
+    };
+    let infrastructure = ingress_policy(
+        experiment,
+        "infrastructure",
+        Role::Infrastructure,
+        vec![
+            // From the experiment's workloads only (and between its own services).
+            NetworkPolicyIngressRule {
+                from: Some(vec![
+                    peer(Some(pods(experiment, Role::Workload)), false),
+                    peer(Some(pods(experiment, Role::Infrastructure)), false),
+                ]),
+                ports: None,
             },
-        }),
-    )?;
-    let workloads = typed(
-        "workloads NetworkPolicy",
-        json!({
-            "metadata": experiment.metadata("workloads", Role::Workload),
-            "spec": {
-                "podSelector": pods("workload"),
-                "policyTypes": ["Ingress"],
-                // Metrics and probes, from any namespace (Prometheus usually runs elsewhere).
-                "ingress": [{
-                    "from": [{"namespaceSelector": {}}],
-                    "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
-                }],
+            // The operator reads progress and results from PostgreSQL, from its namespace.
+            NetworkPolicyIngressRule {
+                from: Some(vec![peer(Some(operator), true)]),
+                ports: Some(vec![tcp(5432)]),
             },
-        }),
-    )?;
-    Ok(vec![infrastructure, workloads])
+        ],
+    );
+    // Metrics and probes, from any namespace (Prometheus usually runs elsewhere).
+    let workloads = ingress_policy(
+        experiment,
+        "workloads",
+        Role::Workload,
+        vec![NetworkPolicyIngressRule {
+            from: Some(vec![peer(None, true)]),
+            ports: Some(vec![tcp(METRICS_PORT)]),
+        }],
+    );
+    vec![infrastructure, workloads]
 }

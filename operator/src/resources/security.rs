@@ -1,9 +1,7 @@
 //! The security settings every pod and container gets: non-root, read-only root filesystem,
 //! no privilege escalation, every capability dropped, the runtime's default seccomp profile.
 
-use super::BuildError;
 use k8s_openapi::api::core::v1::{Capabilities, PodSecurityContext, SeccompProfile, SecurityContext};
-use serde_json::Value;
 
 /// A pod that runs as `user` (and its group), never as root.
 pub fn pod(user: i64) -> PodSecurityContext {
@@ -32,20 +30,4 @@ pub fn container() -> SecurityContext {
         }),
         ..SecurityContext::default()
     }
-}
-
-/// [`pod`] as JSON, for the builders' object descriptions.
-pub fn pod_json(user: i64) -> Result<Value, BuildError> {
-    serde_json::to_value(pod(user)).map_err(|source| BuildError::Shape {
-        object: "pod security context".to_owned(),
-        source,
-    })
-}
-
-/// [`container`] as JSON, for the builders' object descriptions.
-pub fn container_json() -> Result<Value, BuildError> {
-    serde_json::to_value(container()).map_err(|source| BuildError::Shape {
-        object: "container security context".to_owned(),
-        source,
-    })
 }

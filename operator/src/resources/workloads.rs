@@ -2,12 +2,21 @@
 //! indexed Job, and the bridge, windower, coordinator and trainer Deployments.
 
 use super::locations::{CA_KEY, HostNames, SecretKey, locations};
-use super::{BuildError, DesiredObjects, security, typed};
+use super::{BuildError, DesiredObjects, security, specs};
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
-use serde_json::{Value, json};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::batch::v1::{
+    Job, JobSpec, PodFailurePolicy, PodFailurePolicyOnExitCodesRequirement, PodFailurePolicyRule,
+};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, Container, EnvVar, PodSpec, PodTemplateSpec, ResourceRequirements,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use std::collections::BTreeMap;
 use wattcast_core::artifacts::{MODEL_FILE, SCALER_FILE};
-use wattcast_crds::{Architecture, Retrain};
+use wattcast_core::experiment::EXIT_INVALID_INPUT;
+use wattcast_crds::{Architecture, PipelineExperiment, Retrain};
 
 /// The port every workload serves `/metrics`, `/healthz` and `/readyz` on.
 pub const METRICS_PORT: u16 = 9090;
@@ -39,30 +48,30 @@ pub fn long_running(spec: &wattcast_crds::PipelineExperimentSpec) -> Vec<&'stati
         .collect()
 }
 
-fn secret_env(name: &str, key: &SecretKey) -> Value {
-    json!({"name": name, "valueFrom": {"secretKeyRef": {"name": key.secret, "key": key.key}}})
+fn secret_env(name: &str, key: &SecretKey) -> EnvVar {
+    specs::env_from_secret(name, &key.secret, &key.key)
 }
 
 /// The `WATTCAST_*` variables that tell a workload where each service is.
-pub fn service_env(experiment: &ExperimentRef) -> Vec<Value> {
+pub fn service_env(experiment: &ExperimentRef) -> Vec<EnvVar> {
     let found = locations(experiment, HostNames::Short);
     let mut env = vec![
-        json!({"name": "WATTCAST_MQTT_URL", "value": found.mqtt.url}),
+        specs::env("WATTCAST_MQTT_URL", found.mqtt.url),
         secret_env("WATTCAST_MQTT_USERNAME", &found.mqtt.user),
         secret_env("WATTCAST_MQTT_PASSWORD", &found.mqtt.password),
         secret_env("WATTCAST_POSTGRES_USERNAME", &found.postgres.user),
         secret_env("WATTCAST_POSTGRES_PASSWORD", &found.postgres.password),
         // Without credentials: the workload puts the two variables above into it,
         // percent-encoded (a `$(VAR)` reference here could not encode them).
-        json!({"name": "WATTCAST_POSTGRES_URL", "value": found.postgres.url}),
-        json!({"name": "WATTCAST_PULSAR_URL", "value": found.pulsar_url}),
-        json!({"name": "WATTCAST_PULSAR_ADMIN_URL", "value": found.pulsar_admin_url}),
-        json!({"name": "WATTCAST_S3_ENDPOINT", "value": found.object_store.url}),
+        specs::env("WATTCAST_POSTGRES_URL", found.postgres.url),
+        specs::env("WATTCAST_PULSAR_URL", found.pulsar_url),
+        specs::env("WATTCAST_PULSAR_ADMIN_URL", found.pulsar_admin_url),
+        specs::env("WATTCAST_S3_ENDPOINT", found.object_store.url),
         secret_env("WATTCAST_S3_ACCESS_KEY", &found.object_store.user),
         secret_env("WATTCAST_S3_SECRET_KEY", &found.object_store.password),
     ];
     for (service, variable, _) in ca_bundles(experiment) {
-        env.push(json!({"name": variable, "value": format!("{TLS_DIR}/{service}/{CA_KEY}")}));
+        env.push(specs::env(variable, format!("{TLS_DIR}/{service}/{CA_KEY}")));
     }
     env
 }
@@ -82,6 +91,16 @@ fn ca_bundles(experiment: &ExperimentRef) -> Vec<(&'static str, &'static str, Se
     .collect()
 }
 
+/// How a workload's pod runs: restarted in place (a Deployment's) or not (a Job's), and
+/// whether the kubelet probes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PodKind {
+    /// A Job's pod: runs to completion, never restarted in place, not probed.
+    RunToCompletion,
+    /// A Deployment's pod: restarted when it exits, probed on `/healthz` and `/readyz`.
+    LongRunning,
+}
+
 /// A pod template running `wattcast <args>` as a workload of the experiment; the setup and
 /// sensor pods also get a `dataset.source.configMap` mounted and passed as `--dataset`, and the
 /// setup pod a `forecasting.model.source.configMap` as `--model-dir`.
@@ -89,26 +108,22 @@ fn pod_template(
     experiment: &ExperimentRef,
     images: &Images,
     component: &str,
-    mut args: Vec<String>,
-    probes: bool,
-    restart_policy: &str,
-    resources: Value,
-) -> Result<Value, BuildError> {
+    kind: PodKind,
+    resources: ResourceRequirements,
+) -> PodTemplateSpec {
+    let mut args = workload_args(component);
     let mut mounts = vec![
-        json!({"name": "experiment", "mountPath": "/etc/wattcast", "readOnly": true}),
-        json!({"name": "tmp", "mountPath": "/tmp"}),
+        specs::read_only_mount("experiment", "/etc/wattcast"),
+        specs::mount("tmp", "/tmp"),
     ];
     let mut volumes = vec![
-        json!({"name": "experiment", "configMap": {"name": experiment.object_name(EXPERIMENT_CONFIG)}}),
-        json!({"name": "tmp", "emptyDir": {}}),
+        specs::config_map_volume("experiment", &experiment.object_name(EXPERIMENT_CONFIG), &[]),
+        specs::empty_dir("tmp"),
     ];
     for (service, _, ca) in ca_bundles(experiment) {
         let volume = format!("{service}-ca");
-        volumes.push(json!({"name": volume, "secret": {
-            "secretName": ca.secret,
-            "items": [{"key": ca.key, "path": CA_KEY}],
-        }}));
-        mounts.push(json!({"name": volume, "mountPath": format!("{TLS_DIR}/{service}"), "readOnly": true}));
+        volumes.push(specs::secret_volume(&volume, &ca.secret, &[(&ca.key, CA_KEY)]));
+        mounts.push(specs::read_only_mount(&volume, &format!("{TLS_DIR}/{service}")));
     }
     let dataset_map = experiment
         .spec
@@ -118,11 +133,12 @@ fn pod_template(
         .and_then(|source| source.config_map.as_ref())
         .filter(|_| matches!(component, "setup" | "sensor"));
     if let Some(map) = dataset_map {
-        volumes.push(json!({"name": "dataset", "configMap": {
-            "name": map.name,
-            "items": [{"key": map.key, "path": DATASET_FILE}],
-        }}));
-        mounts.push(json!({"name": "dataset", "mountPath": DATASET_DIR, "readOnly": true}));
+        volumes.push(specs::config_map_volume(
+            "dataset",
+            &map.name,
+            &[(&map.key, DATASET_FILE)],
+        ));
+        mounts.push(specs::read_only_mount("dataset", DATASET_DIR));
         args.extend(["--dataset".to_owned(), format!("{DATASET_DIR}/{DATASET_FILE}")]);
     }
     let model_map = experiment
@@ -134,42 +150,46 @@ fn pod_template(
         .and_then(|source| source.config_map.as_ref())
         .filter(|_| component == "setup");
     if let Some(map) = model_map {
-        volumes.push(json!({"name": "model", "configMap": {
-            "name": map.name,
-            "items": [{"key": MODEL_FILE, "path": MODEL_FILE}, {"key": SCALER_FILE, "path": SCALER_FILE}],
-        }}));
-        mounts.push(json!({"name": "model", "mountPath": MODEL_DIR, "readOnly": true}));
+        volumes.push(specs::config_map_volume(
+            "model",
+            &map.name,
+            &[(MODEL_FILE, MODEL_FILE), (SCALER_FILE, SCALER_FILE)],
+        ));
+        mounts.push(specs::read_only_mount("model", MODEL_DIR));
         args.extend(["--model-dir".to_owned(), MODEL_DIR.to_owned()]);
     }
-    let mut container = json!({
-        "name": component,
-        "image": images.wattcast,
-        "args": args,
-        "env": service_env(experiment),
-        "ports": [{"name": "metrics", "containerPort": METRICS_PORT}],
-        "resources": resources,
-        "securityContext": security::container_json()?,
-        "volumeMounts": mounts,
-    });
-    if probes {
-        container["livenessProbe"] =
-            json!({"httpGet": {"path": "/healthz", "port": "metrics"}, "periodSeconds": 20});
-        container["readinessProbe"] =
-            json!({"httpGet": {"path": "/readyz", "port": "metrics"}, "periodSeconds": 5});
+    let long_running = kind == PodKind::LongRunning;
+    let container = Container {
+        name: component.to_owned(),
+        image: Some(images.wattcast.clone()),
+        args: Some(args),
+        env: Some(service_env(experiment)),
+        ports: Some(vec![specs::container_port("metrics", METRICS_PORT)]),
+        resources: Some(resources),
+        security_context: Some(security::container()),
+        volume_mounts: Some(mounts),
+        liveness_probe: long_running.then(|| specs::http_probe("/healthz", "metrics", 20)),
+        readiness_probe: long_running.then(|| specs::http_probe("/readyz", "metrics", 5)),
+        ..Container::default()
+    };
+    PodTemplateSpec {
+        metadata: Some(ObjectMeta {
+            labels: Some(experiment.labels(component, Role::Workload)),
+            annotations: Some(BTreeMap::from([
+                ("prometheus.io/scrape".to_owned(), "true".to_owned()),
+                ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
+            ])),
+            ..ObjectMeta::default()
+        }),
+        spec: Some(PodSpec {
+            automount_service_account_token: Some(false),
+            restart_policy: Some(if long_running { "Always" } else { "Never" }.to_owned()),
+            security_context: Some(security::pod(WORKLOAD_USER)),
+            containers: vec![container],
+            volumes: Some(volumes),
+            ..PodSpec::default()
+        }),
     }
-    Ok(json!({
-        "metadata": {
-            "labels": experiment.labels(component, Role::Workload),
-            "annotations": {"prometheus.io/scrape": "true", "prometheus.io/port": METRICS_PORT.to_string()},
-        },
-        "spec": {
-            "automountServiceAccountToken": false,
-            "restartPolicy": restart_policy,
-            "securityContext": security::pod_json(WORKLOAD_USER)?,
-            "containers": [container],
-            "volumes": volumes,
-        },
-    }))
 }
 
 fn workload_args(component: &str) -> Vec<String> {
@@ -185,14 +205,29 @@ fn workload_args(component: &str) -> Vec<String> {
 /// A sensor pod's requests, grown with its share of devices: measured 10m CPU and 32 MiB for one
 /// device replaying in real time (docs/performance.md); per further device an estimate of 2m
 /// CPU and 1 MiB (its readings and their planned publications).
-fn sensor_resources(devices: &wattcast_crds::DevicesSpec) -> Value {
+fn sensor_resources(devices: &wattcast_crds::DevicesSpec) -> ResourceRequirements {
     let share = devices.per_sensor_pod.min(devices.count).max(1);
     let cpu = 10 + 2 * (share - 1);
     let memory = 32 + (share - 1);
-    json!({
-        "requests": {"cpu": format!("{cpu}m"), "memory": format!("{memory}Mi")},
-        "limits": {"memory": format!("{}Mi", 256 + memory)},
-    })
+    specs::resources(
+        &format!("{cpu}m"),
+        &format!("{memory}Mi"),
+        &format!("{}Mi", 256 + memory),
+    )
+}
+
+/// The experiment file every workload reads: the resource itself, as `wattcast local` takes it.
+fn experiment_file(experiment: &ExperimentRef) -> Result<String, BuildError> {
+    let resource = PipelineExperiment {
+        metadata: ObjectMeta {
+            name: Some(experiment.name.clone()),
+            namespace: Some(experiment.namespace.clone()),
+            ..ObjectMeta::default()
+        },
+        spec: experiment.spec.clone(),
+        status: None,
+    };
+    Ok(serde_yaml::to_string(&resource)?)
 }
 
 /// Adds the experiment file, the Jobs and the Deployments.
@@ -201,79 +236,85 @@ pub fn add(
     experiment: &ExperimentRef,
     images: &Images,
 ) -> Result<(), BuildError> {
-    let file = serde_yaml::to_string(&json!({
-        "apiVersion": "wattcast.io/v1alpha1",
-        "kind": "PipelineExperiment",
-        "metadata": {"name": experiment.name, "namespace": experiment.namespace},
-        "spec": experiment.spec,
-    }))?;
-    objects.config_maps.push(typed(
-        "experiment ConfigMap",
-        json!({
-            "metadata": experiment.metadata(EXPERIMENT_CONFIG, Role::Workload),
-            "data": {"experiment.yaml": file},
-        }),
-    )?);
+    objects.config_maps.push(ConfigMap {
+        metadata: experiment.metadata(EXPERIMENT_CONFIG, Role::Workload),
+        data: Some(BTreeMap::from([(
+            "experiment.yaml".to_owned(),
+            experiment_file(experiment)?,
+        )])),
+        ..ConfigMap::default()
+    });
 
     // Requests fit a 2-CPU node that also runs the control plane (measured in
     // docs/performance.md): a sensor pod replays one device, a few readings a second; training
     // bursts above its request when the node has room (no CPU limits anywhere).
-    let small = json!({"requests": {"cpu": "100m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}});
-    let training = json!({"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}});
-    objects.jobs.push(typed(
-        "setup Job",
-        json!({
-            "metadata": experiment.metadata("setup", Role::Workload),
-            "spec": {
-                "backoffLimit": 6,
-                // A setup that refuses the experiment's input (a dataset that does not fit the
-                // spec) exits with EXIT_INVALID_INPUT: retrying cannot help, so the Job fails
-                // at once; its pod's termination message says why.
-                "podFailurePolicy": {"rules": [{
-                    "action": "FailJob",
-                    "onExitCodes": {"containerName": "setup", "operator": "In", "values": [wattcast_core::experiment::EXIT_INVALID_INPUT]},
-                }]},
-                "template": pod_template(experiment, images, "setup", workload_args("setup"), false, "Never", training.clone())?,
-            },
+    let small = || specs::resources("100m", "64Mi", "256Mi");
+    let training = || specs::resources("250m", "256Mi", "1Gi");
+    objects.jobs.push(Job {
+        metadata: experiment.metadata("setup", Role::Workload),
+        spec: Some(JobSpec {
+            backoff_limit: Some(6),
+            // A setup that refuses the experiment's input (a dataset that does not fit the
+            // spec) exits with EXIT_INVALID_INPUT: retrying cannot help, so the Job fails at
+            // once; its pod's termination message says why.
+            pod_failure_policy: Some(PodFailurePolicy {
+                rules: vec![PodFailurePolicyRule {
+                    action: "FailJob".to_owned(),
+                    on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
+                        container_name: Some("setup".to_owned()),
+                        operator: "In".to_owned(),
+                        values: vec![i32::from(EXIT_INVALID_INPUT)],
+                    }),
+                    ..PodFailurePolicyRule::default()
+                }],
+            }),
+            template: pod_template(experiment, images, "setup", PodKind::RunToCompletion, training()),
+            ..JobSpec::default()
         }),
-    )?);
+        ..Job::default()
+    });
     // Pod i replays devices i × perSensorPod + 1 onwards. Every share must run at once (a
     // share that waited would replay late), so parallelism is the pod count; a failed pod is
     // retried for its own share only (backoffLimitPerIndex).
-    let pods = experiment.spec.devices.sensor_pods();
-    objects.jobs.push(typed(
-        "sensor Job",
-        json!({
-            "metadata": experiment.metadata("sensor", Role::Workload),
-            "spec": {
-                "completionMode": "Indexed",
-                "completions": pods,
-                "parallelism": pods,
-                "backoffLimitPerIndex": 3,
-                "template": pod_template(experiment, images, "sensor", workload_args("sensor"), false, "Never", sensor_resources(&experiment.spec.devices))?,
-            },
+    let pods = i32::try_from(experiment.spec.devices.sensor_pods()).unwrap_or(i32::MAX);
+    objects.jobs.push(Job {
+        metadata: experiment.metadata("sensor", Role::Workload),
+        spec: Some(JobSpec {
+            completion_mode: Some("Indexed".to_owned()),
+            completions: Some(pods),
+            parallelism: Some(pods),
+            backoff_limit_per_index: Some(3),
+            template: pod_template(
+                experiment,
+                images,
+                "sensor",
+                PodKind::RunToCompletion,
+                sensor_resources(&experiment.spec.devices),
+            ),
+            ..JobSpec::default()
         }),
-    )?);
+        ..Job::default()
+    });
     for component in long_running(&experiment.spec) {
         let resources = if component == "trainer" {
-            training.clone()
+            training()
         } else {
-            small.clone()
+            small()
         };
-        let mut spec = json!({
-            "selector": {"matchLabels": experiment.selector(component)},
-            "template": pod_template(experiment, images, component, workload_args(component), true, "Always", resources)?,
-        });
-        if let Some(replicas) = owned_replicas(experiment, component) {
-            spec["replicas"] = json!(replicas);
-        }
-        objects.deployments.push(typed(
-            &format!("{component} Deployment"),
-            json!({
-                "metadata": experiment.metadata(component, Role::Workload),
-                "spec": spec,
+        objects.deployments.push(Deployment {
+            metadata: experiment.metadata(component, Role::Workload),
+            spec: Some(DeploymentSpec {
+                replicas: owned_replicas(experiment, component)
+                    .map(|replicas| i32::try_from(replicas).unwrap_or(i32::MAX)),
+                selector: LabelSelector {
+                    match_labels: Some(experiment.selector(component)),
+                    ..LabelSelector::default()
+                },
+                template: pod_template(experiment, images, component, PodKind::LongRunning, resources),
+                ..DeploymentSpec::default()
             }),
-        )?);
+            ..Deployment::default()
+        });
     }
     Ok(())
 }
