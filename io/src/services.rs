@@ -251,10 +251,22 @@ pub enum ServicesError {
 
 /// The service variables as found (environment over `.env` file), read one service at a time
 /// so each workload needs only its own credentials.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ServiceEnv {
     values: HashMap<String, String>,
     env_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for ServiceEnv {
+    /// The variables' names only: their values include passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.values.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("ServiceEnv")
+            .field("variables", &names)
+            .field("env_file", &self.env_file)
+            .finish()
+    }
 }
 
 impl ServiceEnv {
@@ -613,6 +625,13 @@ mod tests {
         assert_eq!(services.mqtt.port, 1883);
         assert_eq!(services.mqtt.username, "value-of-WATTCAST_MQTT_USERNAME");
         assert_eq!(services.s3.region, "value-of-WATTCAST_S3_REGION");
+    }
+
+    #[test]
+    fn debug_output_names_the_variables_and_shows_no_value() {
+        let shown = format!("{:?}", ServiceEnv::from_values(complete(), None));
+        assert!(shown.contains("WATTCAST_POSTGRES_PASSWORD"), "{shown}");
+        assert!(!shown.contains("value-of-"), "{shown}");
     }
 
     #[test]
