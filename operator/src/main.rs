@@ -60,8 +60,7 @@ enum LogFormat {
 async fn main() -> Result<()> {
     let args = Args::parse();
     wattcast_io::observe::init_logging(matches!(args.log_format, LogFormat::Json));
-    // The workloads' crates enable both rustls back ends; kube's default is ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    wattcast_io::tls::ensure_default_provider();
     let client = kube::Client::try_default()
         .await
         .context("connecting to the Kubernetes API (in cluster, or from KUBECONFIG)")?;

@@ -67,6 +67,7 @@ spec:
             .await
             .expect("the model's files are in the bucket");
     }
+    wattcast_io::tls::ensure_default_provider();
     let topics: Vec<String> = reqwest::get(format!(
         "{}/admin/v2/persistent/public/setup-test",
         services.pulsar.admin_url

@@ -42,9 +42,9 @@ pub async fn start_bare_api_server() -> envtest::Server {
 }
 
 async fn start(with_crd: bool) -> envtest::Server {
-    // Built together with the workloads, rustls has both ring and aws-lc-rs enabled and cannot
-    // pick one by itself; kube's default is ring.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    // In test builds envtest's kube enables rustls's ring beside aws-lc-rs, so rustls cannot
+    // pick a provider by itself: install aws-lc-rs, as the binaries do.
+    wattcast_io::tls::ensure_default_provider();
     let assets = kubebuilder_assets();
     for binary in ["kube-apiserver", "etcd"] {
         assert!(

@@ -74,6 +74,7 @@ enum Command {
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
     wattcast_io::observe::init_logging(matches!(cli.log_format, LogFormat::Json));
+    wattcast_io::tls::ensure_default_provider();
     let result = match cli.command {
         Command::Dataset(command) => dataset::run(command),
         Command::Model(command) => model::run(command),
