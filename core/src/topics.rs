@@ -15,8 +15,52 @@ pub struct ExperimentNames {
 )]
 pub struct InvalidExperimentName(pub String);
 
-/// The Pulsar topics of an experiment (tenant `public`, namespace = experiment).
-pub const PULSAR_TOPICS: [&str; 6] = ["readings", "windows", "late", "retrain", "models", "dead-letter"];
+/// An experiment's Pulsar topics (tenant `public`, namespace = experiment).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Topic {
+    /// One reading a message (Streaming): the bridge's output, the windowers' input.
+    Readings,
+    /// A minute of one device: the windowers' (or smart sensors') output, the coordinator's input.
+    Windows,
+    /// Readings that came after their window fired, counted and stored apart.
+    Late,
+    /// The coordinator's requests to retrain a device's model.
+    Retrain,
+    /// The trainers' announcements of new models.
+    Models,
+    /// Messages no workload could take, with the reason.
+    DeadLetter,
+}
+
+impl Topic {
+    /// Every topic, as set-up creates them.
+    pub const ALL: [Topic; 6] = [
+        Self::Readings,
+        Self::Windows,
+        Self::Late,
+        Self::Retrain,
+        Self::Models,
+        Self::DeadLetter,
+    ];
+
+    /// The topic's name in its namespace.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Readings => "readings",
+            Self::Windows => "windows",
+            Self::Late => "late",
+            Self::Retrain => "retrain",
+            Self::Models => "models",
+            Self::DeadLetter => "dead-letter",
+        }
+    }
+}
+
+impl std::fmt::Display for Topic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
 
 impl ExperimentNames {
     /// Names for an experiment; the name must be a DNS label (as Kubernetes names are).
@@ -47,7 +91,7 @@ impl ExperimentNames {
     }
 
     /// A full Pulsar topic name, e.g. `persistent://public/exp1/readings`.
-    pub fn pulsar_topic(&self, topic: &str) -> String {
+    pub fn pulsar_topic(&self, topic: Topic) -> String {
         format!("persistent://public/{}/{topic}", self.experiment)
     }
 
@@ -81,7 +125,7 @@ mod tests {
         let names = ExperimentNames::new("exp1-streaming").unwrap();
         assert_eq!(names.pulsar_namespace(), "public/exp1-streaming");
         assert_eq!(
-            names.pulsar_topic("readings"),
+            names.pulsar_topic(Topic::Readings),
             "persistent://public/exp1-streaming/readings"
         );
         assert_eq!(

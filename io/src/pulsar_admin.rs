@@ -2,7 +2,7 @@
 
 use crate::services::PulsarEndpoint;
 use reqwest::{Method, StatusCode};
-use wattcast_core::topics::{ExperimentNames, PULSAR_TOPICS};
+use wattcast_core::topics::{ExperimentNames, Topic};
 
 /// Why the Pulsar admin API refused.
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ impl PulsarAdmin {
             self.post_json(&format!("/admin/v2/namespaces/{namespace}/{policy}"), "0")
                 .await?;
         }
-        for topic in PULSAR_TOPICS {
+        for topic in Topic::ALL {
             self.put(&format!("/admin/v2/persistent/{namespace}/{topic}"))
                 .await?;
         }
@@ -131,7 +131,7 @@ impl PulsarAdmin {
     ) -> Result<std::collections::BTreeMap<&'static str, u64>, PulsarAdminError> {
         let namespace = names.pulsar_namespace();
         let mut backlog = std::collections::BTreeMap::new();
-        for topic in PULSAR_TOPICS {
+        for topic in Topic::ALL {
             let path = format!("/admin/v2/persistent/{namespace}/{topic}/stats");
             let Some(response) = self.call(Method::GET, &path, None, &[]).await? else {
                 continue;
@@ -141,7 +141,10 @@ impl PulsarAdmin {
                 .json()
                 .await
                 .map_err(|source| PulsarAdminError::Request { url, source })?;
-            backlog.insert(topic, stats.subscriptions.values().map(|s| s.msg_backlog).sum());
+            backlog.insert(
+                topic.name(),
+                stats.subscriptions.values().map(|s| s.msg_backlog).sum(),
+            );
         }
         Ok(backlog)
     }

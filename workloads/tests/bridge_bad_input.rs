@@ -8,7 +8,7 @@ use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::DeviceId;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::wire::DeadLetter;
 use wattcast_io::pulsar_admin::PulsarAdmin;
 use wattcast_pipeline::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
@@ -20,8 +20,8 @@ async fn refused_messages_are_dead_lettered_and_the_rest_flows_on() {
     let admin = PulsarAdmin::new(&services.pulsar).expect("a Pulsar admin client");
     common::reachable("Pulsar admin", admin.delete_experiment(&names).await);
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
-    let mut dead_letters = common::consumer(&names, "dead-letter").await;
-    let mut readings = common::consumer(&names, "readings").await;
+    let mut dead_letters = common::consumer(&names, Topic::DeadLetter).await;
+    let mut readings = common::consumer(&names, Topic::Readings).await;
 
     let stats = Arc::new(BridgeStats::default());
     let cancel = CancellationToken::new();

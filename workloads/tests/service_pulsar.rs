@@ -5,6 +5,7 @@ mod common;
 
 use futures::StreamExt;
 use pulsar::{Consumer, Pulsar, SubType, TokioExecutor};
+use wattcast_core::topics::Topic;
 
 /// A client of the test env's Pulsar, or a failure saying how to start it.
 async fn connect(services: &wattcast_io::services::Services) -> Pulsar<TokioExecutor> {
@@ -70,7 +71,7 @@ async fn the_admin_api_counts_what_a_subscription_has_not_acknowledged() {
     let admin = wattcast_io::pulsar_admin::PulsarAdmin::new(&services.pulsar).expect("an admin client");
     common::reachable("Pulsar admin", admin.create_experiment(&names).await);
     let client = connect(&services).await;
-    let topic = names.pulsar_topic("windows");
+    let topic = names.pulsar_topic(Topic::Windows);
     let mut consumer: Consumer<Vec<u8>, TokioExecutor> = common::within(
         60,
         "Pulsar",

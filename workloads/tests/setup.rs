@@ -8,7 +8,7 @@ mod common;
 use wattcast_core::DeviceId;
 use wattcast_core::artifacts::ModelArtifacts;
 use wattcast_core::artifacts::object_prefix;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_crds::PipelineExperiment;
 use wattcast_io::object_store::ObjectStore;
 use wattcast_io::pulsar_admin::PulsarAdmin;
@@ -77,7 +77,7 @@ spec:
     .json()
     .await
     .expect("a topic list");
-    for topic in ["readings", "windows", "late", "retrain", "models", "dead-letter"] {
+    for topic in Topic::ALL {
         assert!(
             topics.contains(&names.pulsar_topic(topic)),
             "{topic} missing from {topics:?}"

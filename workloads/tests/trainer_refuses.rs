@@ -8,6 +8,7 @@ mod common;
 use futures::StreamExt;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
+use wattcast_core::topics::Topic;
 use wattcast_core::wire::{DeadLetter, ModelAnnouncement};
 use wattcast_io::object_store::ObjectStore;
 use wattcast_io::store::Store;
@@ -23,7 +24,7 @@ async fn send_requests(names: &wattcast_core::topics::ExperimentNames, payloads:
     );
     let mut requests = pulsar
         .producer()
-        .with_topic(names.pulsar_topic("retrain"))
+        .with_topic(names.pulsar_topic(Topic::Retrain))
         .build()
         .await
         .expect("producer");
@@ -75,8 +76,8 @@ async fn unusable_requests_are_dead_lettered_and_good_ones_published() {
     let objects = ObjectStore::new(&services.s3, "wattcast-test-models");
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
 
-    let mut dead_letters = common::consumer(&names, "dead-letter").await;
-    let mut announcements = common::consumer(&names, "models").await;
+    let mut dead_letters = common::consumer(&names, Topic::DeadLetter).await;
+    let mut announcements = common::consumer(&names, Topic::Models).await;
     send_requests(
         &names,
         &[
@@ -156,7 +157,7 @@ async fn a_newer_request_supersedes_the_one_waiting_for_the_device() {
     store_readings(&store, 2, 300, None).await;
     let objects = ObjectStore::new(&services.s3, "wattcast-test-models");
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
-    let mut announcements = common::consumer(&names, "models").await;
+    let mut announcements = common::consumer(&names, Topic::Models).await;
     send_requests(
         &names,
         &[

@@ -13,7 +13,7 @@ use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::{MqttEndpoint, PulsarEndpoint};
@@ -99,7 +99,7 @@ pub async fn run_bridge(
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
-    let open_producer = |topic: &str| {
+    let open_producer = |topic: Topic| {
         let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
         async move {
             producer(&pulsar, topic)
@@ -108,11 +108,11 @@ pub async fn run_bridge(
         }
     };
     let mut producers = Producers {
-        readings: open_producer("readings").await?,
-        windows: compressed_producer(&pulsar, config.names.pulsar_topic("windows"))
+        readings: open_producer(Topic::Readings).await?,
+        windows: compressed_producer(&pulsar, config.names.pulsar_topic(Topic::Windows))
             .await
             .map_err(|error| BridgeError::Pulsar(error.to_string()))?,
-        dead_letter: open_producer("dead-letter").await?,
+        dead_letter: open_producer(Topic::DeadLetter).await?,
     };
 
     // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::imputation::{FilledPoint, ImputationMethod, impute};
 use wattcast_core::reading::DeviceId;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::PulsarEndpoint;
@@ -244,7 +244,7 @@ pub async fn run_coordinator(
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
-    let subscribe = |topic: &str| {
+    let subscribe = |topic: Topic| {
         let topic = config.names.pulsar_topic(topic);
         let pulsar = pulsar.clone();
         async move {
@@ -262,13 +262,13 @@ pub async fn run_coordinator(
                 .map_err(pulsar_error)
         }
     };
-    let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe("windows").await?;
-    let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe("late").await?;
+    let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe(Topic::Windows).await?;
+    let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe(Topic::Late).await?;
     // Every replica hears every announcement (its own exclusive subscription from now on);
     // models announced before it started are found in the `models` table.
     let mut announcements: Consumer<Vec<u8>, TokioExecutor> = pulsar
         .consumer()
-        .with_topic(config.names.pulsar_topic("models"))
+        .with_topic(config.names.pulsar_topic(Topic::Models))
         .with_subscription(format!("coordinator-{}-{}", std::process::id(), now_ms()))
         .with_subscription_type(SubType::Exclusive)
         .with_options(ConsumerOptions {
@@ -278,12 +278,12 @@ pub async fn run_coordinator(
         .build::<Vec<u8>>()
         .await
         .map_err(pulsar_error)?;
-    let open_producer = |topic: &str| {
+    let open_producer = |topic: Topic| {
         let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
         async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
     };
-    let mut retrain: Producer<TokioExecutor> = open_producer("retrain").await?;
-    let mut dead_letter: Producer<TokioExecutor> = open_producer("dead-letter").await?;
+    let mut retrain: Producer<TokioExecutor> = open_producer(Topic::Retrain).await?;
+    let mut dead_letter: Producer<TokioExecutor> = open_producer(Topic::DeadLetter).await?;
     config.readiness.set(true);
     // Per device: the event time up to which a retrain was last requested (restored from the
     // store at first sight, so a restart keeps the schedule).
@@ -313,7 +313,7 @@ pub async fn run_coordinator(
                         Ok(parsed) => usable.push(parsed),
                         Err(reason) => {
                             stats.dead_letters.inc();
-                            let letter = DeadLetter::new("coordinator", config.names.pulsar_topic("windows"), reason, &message.payload.data);
+                            let letter = DeadLetter::new("coordinator", config.names.pulsar_topic(Topic::Windows), reason, &message.payload.data);
                             send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
                         }
                     }
@@ -421,7 +421,7 @@ pub async fn run_coordinator(
                     }
                     Err(error) => {
                         stats.dead_letters.inc();
-                        let letter = DeadLetter::new("coordinator", config.names.pulsar_topic("late"), format!("malformed: {error}"), &message.payload.data);
+                        let letter = DeadLetter::new("coordinator", config.names.pulsar_topic(Topic::Late), format!("malformed: {error}"), &message.payload.data);
                         send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
                     }
                 }

@@ -18,7 +18,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::PulsarEndpoint;
@@ -137,7 +137,7 @@ pub async fn run_trainer(
     };
     let mut requests: Consumer<Vec<u8>, TokioExecutor> = pulsar
         .consumer()
-        .with_topic(config.names.pulsar_topic("retrain"))
+        .with_topic(config.names.pulsar_topic(Topic::Retrain))
         .with_subscription("trainer")
         // Each device's requests to one trainer, in order; several trainers share the devices.
         .with_subscription_type(SubType::KeyShared)
@@ -148,11 +148,12 @@ pub async fn run_trainer(
         .build()
         .await
         .map_err(pulsar_error)?;
-    let mut announcements: Producer<TokioExecutor> = producer(&pulsar, config.names.pulsar_topic("models"))
-        .await
-        .map_err(pulsar_error)?;
+    let mut announcements: Producer<TokioExecutor> =
+        producer(&pulsar, config.names.pulsar_topic(Topic::Models))
+            .await
+            .map_err(pulsar_error)?;
     let mut dead_letter: Producer<TokioExecutor> =
-        producer(&pulsar, config.names.pulsar_topic("dead-letter"))
+        producer(&pulsar, config.names.pulsar_topic(Topic::DeadLetter))
             .await
             .map_err(pulsar_error)?;
     retry("reaching the models bucket", &cancel, || {
@@ -222,7 +223,7 @@ pub async fn run_trainer(
                         stats.refused.inc();
                         let letter = DeadLetter::new(
                             "trainer",
-                            config.names.pulsar_topic("retrain"),
+                            config.names.pulsar_topic(Topic::Retrain),
                             reason,
                             &message.payload.data,
                         );

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::reading::DeviceId;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::windowing::{WindowConfig, WindowEngine, WindowEvent};
 use wattcast_core::wire::{
     DeadLetter, LateMessage, SensorPayload, Sequence, WindowMessage, parse_sensor_payload,
@@ -140,7 +140,7 @@ pub async fn run_windower(
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
-    let readings_topic = config.names.pulsar_topic("readings");
+    let readings_topic = config.names.pulsar_topic(Topic::Readings);
     let mut consumer: Consumer<Vec<u8>, TokioExecutor> = pulsar
         .consumer()
         .with_topic(&readings_topic)
@@ -154,16 +154,16 @@ pub async fn run_windower(
         .build()
         .await
         .map_err(pulsar_error)?;
-    let open_producer = |topic: &str| {
+    let open_producer = |topic: Topic| {
         let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
         async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
     };
     let mut outputs = Outputs {
-        windows: compressed_producer(&pulsar, config.names.pulsar_topic("windows"))
+        windows: compressed_producer(&pulsar, config.names.pulsar_topic(Topic::Windows))
             .await
             .map_err(pulsar_error)?,
-        late: open_producer("late").await?,
-        dead_letter: open_producer("dead-letter").await?,
+        late: open_producer(Topic::Late).await?,
+        dead_letter: open_producer(Topic::DeadLetter).await?,
     };
 
     config.readiness.set(true);

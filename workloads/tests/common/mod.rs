@@ -80,7 +80,7 @@ pub fn generated(
 /// An exclusive consumer of one of an experiment's topics, from its earliest message.
 pub async fn consumer(
     names: &wattcast_core::topics::ExperimentNames,
-    topic: &str,
+    topic: wattcast_core::topics::Topic,
 ) -> pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> {
     let pulsar = reachable(
         "Pulsar",

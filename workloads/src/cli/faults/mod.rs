@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use tally::{Tally, Truth};
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_crds::PipelineExperiment;
 use wattcast_io::services::{Services, find_test_env_file};
 use wattcast_io::store::Store;
@@ -561,7 +561,7 @@ async fn dead_letters(services: &Services, names: &ExperimentNames) -> Result<u6
     let pulsar = wattcast_pipeline::workload::pulsar_client(&services.pulsar).await?;
     let mut consumer: pulsar::Consumer<Vec<u8>, pulsar::TokioExecutor> = pulsar
         .consumer()
-        .with_topic(names.pulsar_topic("dead-letter"))
+        .with_topic(names.pulsar_topic(Topic::DeadLetter))
         .with_subscription("fault-matrix")
         .with_subscription_type(pulsar::SubType::Exclusive)
         .with_options(pulsar::ConsumerOptions {
