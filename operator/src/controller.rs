@@ -4,6 +4,7 @@
 
 use crate::apply::{AppliedMemo, Existing, FIELD_MANAGER, apply_stages, ensure_credentials, existing_names};
 use crate::cleanup::{CleanupError, CleanupReport, remove_side_effects};
+use crate::component::Component;
 use crate::endpoints::{EndpointsError, resolve};
 use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ExperimentRefError};
 use crate::images::Images;
@@ -372,7 +373,7 @@ fn sensors_finished_at(objects: &ClusterObjects) -> Option<chrono::DateTime<chro
             job.labels()
                 .get(crate::experiment_ref::COMPONENT_LABEL)
                 .map(String::as_str)
-                == Some("sensor")
+                == Some(Component::Sensor.name())
         })
         .and_then(|job| job.status.as_ref())
         .and_then(|status| status.completion_time.as_ref())
@@ -575,9 +576,9 @@ async fn failed_job_detail(
     conditions: &mut [ConditionUpdate],
 ) -> Option<(Reason, String)> {
     let (component, reason) = if observed.setup == JobState::Failed {
-        ("setup", Reason::SetupFailed)
+        (Component::Setup, Reason::SetupFailed)
     } else if observed.sensors == JobState::Failed {
-        ("sensor", Reason::SensorsFailed)
+        (Component::Sensor, Reason::SensorsFailed)
     } else {
         return None;
     };

@@ -3,6 +3,7 @@
 
 pub mod apply;
 pub mod cleanup;
+pub mod component;
 pub mod controller;
 pub mod endpoints;
 pub mod experiment_ref;

@@ -6,6 +6,7 @@
 //! the setup Job (topics, schema, bucket, initial models), then the long-running workloads, and
 //! only when they are ready the sensors — so no reading waits for a consumer.
 
+use crate::component::Component;
 use wattcast_crds::{CleanupPolicy, ConditionStatus, ConditionType, Phase, Reason};
 
 /// A Job as observed.
@@ -66,14 +67,11 @@ pub enum Stage {
 }
 
 impl Stage {
-    /// The stage of an object, from its component name (`app.kubernetes.io/component`).
+    /// The stage of an object, from its component name (`app.kubernetes.io/component`);
+    /// objects of no [`Component`] (the experiment file, credentials, NetworkPolicies) are
+    /// infrastructure.
     pub fn of_component(component: &str) -> Self {
-        match component {
-            "setup" => Self::Setup,
-            "sensor" => Self::Sensors,
-            "bridge" | "windower" | "coordinator" | "trainer" => Self::Workloads,
-            _ => Self::Infrastructure,
-        }
+        Component::from_name(component).map_or(Self::Infrastructure, Component::stage)
     }
 }
 

@@ -3,6 +3,7 @@
 
 use super::credentials::{self, COMPONENT as CREDENTIALS};
 use super::{DesiredObjects, security, specs};
+use crate::component::Component;
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
 use k8s_openapi::api::apps::v1::{
@@ -18,13 +19,13 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use std::collections::BTreeMap;
 
 /// Mosquitto's component name.
-pub const MOSQUITTO: &str = "mosquitto";
+pub const MOSQUITTO: &str = Component::Mosquitto.name();
 /// Pulsar's component name.
-pub const PULSAR: &str = "pulsar";
+pub const PULSAR: &str = Component::Pulsar.name();
 /// PostgreSQL's component name.
-pub const POSTGRES: &str = "postgres";
+pub const POSTGRES: &str = Component::Postgres.name();
 /// RustFS's component name.
-pub const RUSTFS: &str = "rustfs";
+pub const RUSTFS: &str = Component::Rustfs.name();
 /// The database the experiment's schema lives in.
 pub const DATABASE: &str = "wattcast";
 

@@ -3,6 +3,7 @@
 
 use super::locations::{CA_KEY, HostNames, SecretKey, locations};
 use super::{BuildError, DesiredObjects, security, specs};
+use crate::component::Component;
 use crate::experiment_ref::{ExperimentRef, Role};
 use crate::images::Images;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
@@ -37,14 +38,19 @@ const WORKLOAD_USER: i64 = 65532;
 
 /// The long-running workloads of the experiment's architecture; no trainer when models are
 /// never retrained.
-pub fn long_running(spec: &wattcast_crds::PipelineExperimentSpec) -> Vec<&'static str> {
-    let all: &[&str] = match spec.architecture {
-        Architecture::Streaming => &["bridge", "windower", "coordinator", "trainer"],
-        Architecture::Batching => &["bridge", "coordinator", "trainer"],
+pub fn long_running(spec: &wattcast_crds::PipelineExperimentSpec) -> Vec<Component> {
+    let all: &[Component] = match spec.architecture {
+        Architecture::Streaming => &[
+            Component::Bridge,
+            Component::Windower,
+            Component::Coordinator,
+            Component::Trainer,
+        ],
+        Architecture::Batching => &[Component::Bridge, Component::Coordinator, Component::Trainer],
     };
     all.iter()
         .copied()
-        .filter(|&component| component != "trainer" || spec.forecasting.retrain == Retrain::Every)
+        .filter(|&component| component != Component::Trainer || spec.forecasting.retrain == Retrain::Every)
         .collect()
 }
 
@@ -107,7 +113,7 @@ enum PodKind {
 fn pod_template(
     experiment: &ExperimentRef,
     images: &Images,
-    component: &str,
+    component: Component,
     kind: PodKind,
     resources: ResourceRequirements,
 ) -> PodTemplateSpec {
@@ -131,7 +137,7 @@ fn pod_template(
         .source
         .as_ref()
         .and_then(|source| source.config_map.as_ref())
-        .filter(|_| matches!(component, "setup" | "sensor"));
+        .filter(|_| matches!(component, Component::Setup | Component::Sensor));
     if let Some(map) = dataset_map {
         volumes.push(specs::config_map_volume(
             "dataset",
@@ -148,7 +154,7 @@ fn pod_template(
         .source
         .as_ref()
         .and_then(|source| source.config_map.as_ref())
-        .filter(|_| component == "setup");
+        .filter(|_| component == Component::Setup);
     if let Some(map) = model_map {
         volumes.push(specs::config_map_volume(
             "model",
@@ -160,7 +166,7 @@ fn pod_template(
     }
     let long_running = kind == PodKind::LongRunning;
     let container = Container {
-        name: component.to_owned(),
+        name: component.name().to_owned(),
         image: Some(images.wattcast.clone()),
         args: Some(args),
         env: Some(service_env(experiment)),
@@ -174,7 +180,7 @@ fn pod_template(
     };
     PodTemplateSpec {
         metadata: Some(ObjectMeta {
-            labels: Some(experiment.labels(component, Role::Workload)),
+            labels: Some(experiment.labels(component.name(), Role::Workload)),
             annotations: Some(BTreeMap::from([
                 ("prometheus.io/scrape".to_owned(), "true".to_owned()),
                 ("prometheus.io/port".to_owned(), METRICS_PORT.to_string()),
@@ -192,9 +198,9 @@ fn pod_template(
     }
 }
 
-fn workload_args(component: &str) -> Vec<String> {
+fn workload_args(component: Component) -> Vec<String> {
     vec![
-        component.to_owned(),
+        component.name().to_owned(),
         "--experiment".to_owned(),
         EXPERIMENT_FILE.to_owned(),
         "--metrics-addr".to_owned(),
@@ -251,7 +257,7 @@ pub fn add(
     let small = || specs::resources("100m", "64Mi", "256Mi");
     let training = || specs::resources("250m", "256Mi", "1Gi");
     objects.jobs.push(Job {
-        metadata: experiment.metadata("setup", Role::Workload),
+        metadata: experiment.metadata(Component::Setup.name(), Role::Workload),
         spec: Some(JobSpec {
             backoff_limit: Some(6),
             // A setup that refuses the experiment's input (a dataset that does not fit the
@@ -261,14 +267,20 @@ pub fn add(
                 rules: vec![PodFailurePolicyRule {
                     action: "FailJob".to_owned(),
                     on_exit_codes: Some(PodFailurePolicyOnExitCodesRequirement {
-                        container_name: Some("setup".to_owned()),
+                        container_name: Some(Component::Setup.name().to_owned()),
                         operator: "In".to_owned(),
                         values: vec![i32::from(EXIT_INVALID_INPUT)],
                     }),
                     ..PodFailurePolicyRule::default()
                 }],
             }),
-            template: pod_template(experiment, images, "setup", PodKind::RunToCompletion, training()),
+            template: pod_template(
+                experiment,
+                images,
+                Component::Setup,
+                PodKind::RunToCompletion,
+                training(),
+            ),
             ..JobSpec::default()
         }),
         ..Job::default()
@@ -278,7 +290,7 @@ pub fn add(
     // retried for its own share only (backoffLimitPerIndex).
     let pods = i32::try_from(experiment.spec.devices.sensor_pods()).unwrap_or(i32::MAX);
     objects.jobs.push(Job {
-        metadata: experiment.metadata("sensor", Role::Workload),
+        metadata: experiment.metadata(Component::Sensor.name(), Role::Workload),
         spec: Some(JobSpec {
             completion_mode: Some("Indexed".to_owned()),
             completions: Some(pods),
@@ -287,7 +299,7 @@ pub fn add(
             template: pod_template(
                 experiment,
                 images,
-                "sensor",
+                Component::Sensor,
                 PodKind::RunToCompletion,
                 sensor_resources(&experiment.spec.devices),
             ),
@@ -296,18 +308,18 @@ pub fn add(
         ..Job::default()
     });
     for component in long_running(&experiment.spec) {
-        let resources = if component == "trainer" {
+        let resources = if component == Component::Trainer {
             training()
         } else {
             small()
         };
         objects.deployments.push(Deployment {
-            metadata: experiment.metadata(component, Role::Workload),
+            metadata: experiment.metadata(component.name(), Role::Workload),
             spec: Some(DeploymentSpec {
                 replicas: owned_replicas(experiment, component)
                     .map(|replicas| i32::try_from(replicas).unwrap_or(i32::MAX)),
                 selector: LabelSelector {
-                    match_labels: Some(experiment.selector(component)),
+                    match_labels: Some(experiment.selector(component.name())),
                     ..LabelSelector::default()
                 },
                 template: pod_template(experiment, images, component, PodKind::LongRunning, resources),
@@ -324,10 +336,10 @@ pub fn add(
 /// windows back when they stop, so they may be scaled mid-run (`kubectl scale`, an autoscaler).
 /// Its Deployment starts at the API server's default of one replica, and the operator's
 /// server-side apply leaves the field to whoever scales it instead of putting it back.
-fn owned_replicas(experiment: &ExperimentRef, component: &str) -> Option<u32> {
+fn owned_replicas(experiment: &ExperimentRef, component: Component) -> Option<u32> {
     match component {
-        "windower" => None,
-        "trainer" => Some(experiment.spec.forecasting.trainers),
+        Component::Windower => None,
+        Component::Trainer => Some(experiment.spec.forecasting.trainers),
         _ => Some(1),
     }
 }
