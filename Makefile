@@ -110,12 +110,13 @@ soak: test-env release ## One hour at real time with 5,000 devices, a process pe
 	  --out $${OUT:-/tmp/wattcast-soak.json} --markdown $${MARKDOWN:-/tmp/wattcast-soak.md}
 
 .PHONY: crd
-crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) from the Rust types
+crd: ## Regenerate crds/pipelineexperiment.yaml (and the chart's copy) and docs/reference.md from the Rust types
 	$(CARGO) run -q -p wattcast-operator --bin crdgen > crds/pipelineexperiment.yaml
 	cp crds/pipelineexperiment.yaml charts/wattcast/crds/pipelineexperiment.yaml
+	$(CARGO) run -q -p wattcast-operator --bin crdgen -- reference > docs/reference.md
 
 .PHONY: crd-check
-crd-check: ## Fail if the committed CRD YAML is stale
+crd-check: ## Fail if the committed CRD YAML or docs/reference.md is stale
 	$(CARGO) test -q -p wattcast-crds --test crd_yaml_is_fresh
 
 .PHONY: release

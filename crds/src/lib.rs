@@ -3,11 +3,13 @@
 
 mod conditions;
 mod duration;
+mod reference;
 mod spec;
 mod status;
 
 pub use conditions::{ConditionType, Reason};
 pub use duration::{GoDuration, GoDurationError};
+pub use reference::{REFERENCE_PATH, reference_markdown};
 pub use spec::*;
 pub use status::*;
 

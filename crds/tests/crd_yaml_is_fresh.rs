@@ -30,3 +30,17 @@ fn the_charts_crd_is_the_committed_one() {
         chart.display()
     );
 }
+
+#[test]
+fn the_reference_page_is_the_generated_one() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let path = root.join(wattcast_crds::REFERENCE_PATH);
+    let committed = std::fs::read_to_string(&path)
+        .unwrap_or_else(|error| panic!("{}: {error}; run `make crd`", path.display()));
+    let generated = wattcast_crds::reference_markdown().unwrap();
+    assert!(
+        committed == generated,
+        "{} is stale: run `make crd` and commit the result",
+        path.display()
+    );
+}
