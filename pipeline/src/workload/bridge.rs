@@ -2,6 +2,7 @@
 //! the broker only after Pulsar confirmed the send; readings go to `readings`, batches to
 //! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
 
+use super::error::{BrokerError, pulsar_error};
 use super::{compressed_producer, now_ms, producer, pulsar_client, retry};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -76,11 +77,11 @@ impl BridgeStats {
 #[derive(Debug, thiserror::Error)]
 pub enum BridgeError {
     /// Pulsar refused a producer or a message could not be encoded.
-    #[error("Pulsar: {0}")]
-    Pulsar(String),
-    /// The MQTT client failed for good.
-    #[error("MQTT: {0}")]
-    Mqtt(String),
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The MQTT client refused the subscription.
+    #[error("MQTT")]
+    Mqtt(#[source] rumqttc::ClientError),
 }
 
 struct Producers {
@@ -104,14 +105,14 @@ pub async fn run_bridge(
         async move {
             producer(&pulsar, topic)
                 .await
-                .map_err(|error| BridgeError::Pulsar(error.to_string()))
+                .map_err(|error| BridgeError::Broker(pulsar_error(error)))
         }
     };
     let mut producers = Producers {
         readings: open_producer(Topic::Readings).await?,
         windows: compressed_producer(&pulsar, config.names.pulsar_topic(Topic::Windows))
             .await
-            .map_err(|error| BridgeError::Pulsar(error.to_string()))?,
+            .map_err(|error| BridgeError::Broker(pulsar_error(error)))?,
         dead_letter: open_producer(Topic::DeadLetter).await?,
     };
 
@@ -129,7 +130,7 @@ pub async fn run_bridge(
     client
         .subscribe(config.names.mqtt_subscription(), QoS::AtLeastOnce)
         .await
-        .map_err(|error| BridgeError::Mqtt(error.to_string()))?;
+        .map_err(BridgeError::Mqtt)?;
 
     let (to_acknowledge, confirmed) = tokio::sync::mpsc::unbounded_channel();
     let mut acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
@@ -294,7 +295,7 @@ async fn forward(
                 &publish.payload,
             );
             let payload =
-                serde_json::to_vec(&letter).map_err(|error| BridgeError::Pulsar(error.to_string()))?;
+                serde_json::to_vec(&letter).map_err(|error| BridgeError::Broker(pulsar_error(error)))?;
             producers
                 .dead_letter
                 .create_message()
@@ -304,5 +305,5 @@ async fn forward(
         }
     };
     send.map(Some)
-        .map_err(|error| BridgeError::Pulsar(error.to_string()))
+        .map_err(|error| BridgeError::Broker(pulsar_error(error)))
 }

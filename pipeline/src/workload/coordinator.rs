@@ -4,6 +4,7 @@
 //! retrain every `retrain_every` of event time; announced models are swapped in between
 //! windows, so none is dropped.
 
+use super::error::{BrokerError, pulsar_error};
 use super::forecasting::Forecasting;
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use futures::{FutureExt, StreamExt};
@@ -214,24 +215,6 @@ fn parse_window(
     Ok((window, filled))
 }
 
-/// Why the coordinator stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum CoordinatorError {
-    /// Pulsar failed.
-    #[error("Pulsar: {0}")]
-    Pulsar(String),
-}
-
-/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
-/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
-fn stream_ended() -> CoordinatorError {
-    CoordinatorError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
-}
-
-fn pulsar_error(error: impl std::fmt::Display) -> CoordinatorError {
-    CoordinatorError::Pulsar(error.to_string())
-}
-
 /// Runs until cancelled; forecasts when given `forecasting` (without it, or before a device has
 /// a model, windows are stored and not forecast).
 pub async fn run_coordinator(
@@ -240,7 +223,7 @@ pub async fn run_coordinator(
     mut forecasting: Option<Forecasting>,
     stats: Arc<CoordinatorStats>,
     cancel: CancellationToken,
-) -> Result<(), CoordinatorError> {
+) -> Result<(), BrokerError> {
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
@@ -293,7 +276,7 @@ pub async fn run_coordinator(
         tokio::select! {
             () = cancel.cancelled() => break,
             message = windows.next() => {
-                let Some(message) = message else { return Err(stream_ended()) };
+                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
                 let mut batch = vec![message.map_err(pulsar_error)?];
                 // Whatever has already arrived joins the batch, without waiting for more.
                 let mut ended = false;
@@ -392,11 +375,11 @@ pub async fn run_coordinator(
                     windows.ack(message).await.map_err(pulsar_error)?;
                 }
                 if ended {
-                    return Err(stream_ended());
+                    return Err(BrokerError::StreamEnded);
                 }
             }
             message = announcements.next() => {
-                let Some(message) = message else { return Err(stream_ended()) };
+                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
                 let message = message.map_err(pulsar_error)?;
                 match serde_json::from_slice::<ModelAnnouncement>(&message.payload.data) {
                     Ok(announcement) => {
@@ -409,7 +392,7 @@ pub async fn run_coordinator(
                 announcements.ack(&message).await.map_err(pulsar_error)?;
             }
             message = late.next() => {
-                let Some(message) = message else { return Err(stream_ended()) };
+                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
                 let message = message.map_err(pulsar_error)?;
                 match serde_json::from_slice::<LateMessage>(&message.payload.data) {
                     Ok(reading) => {

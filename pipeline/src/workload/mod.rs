@@ -3,6 +3,7 @@
 
 pub mod bridge;
 pub mod coordinator;
+pub mod error;
 pub mod forecasting;
 pub mod sensor;
 pub mod trainer;
@@ -114,14 +115,9 @@ async fn producer_with(
 pub async fn send_dead_letter(
     producer: &mut pulsar::Producer<TokioExecutor>,
     letter: &wattcast_core::wire::DeadLetter,
-) -> Result<(), String> {
-    let payload = serde_json::to_vec(letter).map_err(|error| error.to_string())?;
-    producer
-        .send_non_blocking(payload)
-        .await
-        .map_err(|error| error.to_string())?
-        .await
-        .map_err(|error| error.to_string())?;
+) -> Result<(), error::BrokerError> {
+    let payload = serde_json::to_vec(letter)?;
+    producer.send_non_blocking(payload).await?.await?;
     Ok(())
 }
 

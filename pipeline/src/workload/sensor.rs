@@ -91,9 +91,13 @@ pub struct SensorReport {
 /// Why a sensor stopped early.
 #[derive(Debug, thiserror::Error)]
 pub enum SensorError {
-    /// The broker connection failed for good.
-    #[error("MQTT: {0}")]
-    Mqtt(String),
+    /// A message could not be encoded.
+    #[error("encoding a message")]
+    Encode(#[source] serde_json::Error),
+    /// The task counting the broker's acknowledgements ended before every message was
+    /// acknowledged.
+    #[error("MQTT: the broker's acknowledgements stopped coming")]
+    AcknowledgementsEnded,
     /// Reading or recording the replay progress failed.
     #[error("replay progress: {0}")]
     Progress(#[source] StoreError),
@@ -194,9 +198,7 @@ pub async fn run_sensor(
                     at = &mut lost => break 'connection Some(at.unwrap_or_else(|_| Instant::now())),
                     () = tokio::time::sleep_until(started + step.due) => {}
                 }
-                let payload = schedule
-                    .payload(step, now_ms())
-                    .map_err(|error| SensorError::Mqtt(error.to_string()))?;
+                let payload = schedule.payload(step, now_ms()).map_err(SensorError::Encode)?;
                 lock(&in_order).push_back(next.index());
                 if client
                     .publish(schedule.topic(step), QoS::AtLeastOnce, false, payload)
@@ -212,7 +214,7 @@ pub async fn run_sensor(
                 () = cancel.cancelled() => return Err(SensorError::Cancelled { sent: total, total }),
                 at = &mut lost => Some(at.unwrap_or_else(|_| Instant::now())),
                 result = acked_rx.wait_for(|acked| *acked >= total) => {
-                    result.map_err(|_| SensorError::Mqtt("acknowledgements ended".to_owned()))?;
+                    result.map_err(|_| SensorError::AcknowledgementsEnded)?;
                     None
                 }
             }

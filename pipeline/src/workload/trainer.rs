@@ -3,6 +3,7 @@
 
 mod queue;
 
+use super::error::{BrokerError, pulsar_error};
 use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
 use crate::model_registry::ModelRegistry;
 use futures::StreamExt;
@@ -99,24 +100,6 @@ impl TrainerStats {
     }
 }
 
-/// Why the trainer stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum TrainerError {
-    /// Pulsar failed.
-    #[error("Pulsar: {0}")]
-    Pulsar(String),
-}
-
-/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
-/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
-fn stream_ended() -> TrainerError {
-    TrainerError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
-}
-
-fn pulsar_error(error: impl std::fmt::Display) -> TrainerError {
-    TrainerError::Pulsar(error.to_string())
-}
-
 /// What became of one request.
 enum Outcome {
     Published(ModelAnnouncement),
@@ -131,7 +114,7 @@ pub async fn run_trainer(
     registry: ModelRegistry,
     stats: Arc<TrainerStats>,
     cancel: CancellationToken,
-) -> Result<(), TrainerError> {
+) -> Result<(), BrokerError> {
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
@@ -187,7 +170,7 @@ pub async fn run_trainer(
             () = held.cancelled(), if !held.is_cancelled() => {}
             message = requests.next() => {
                 let Some(message) = message else {
-                    return Err(stream_ended());
+                    return Err(BrokerError::StreamEnded);
                 };
                 let message = message.map_err(pulsar_error)?;
                 match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {

@@ -7,6 +7,7 @@
 //! make a window stored twice change nothing. A Key_Shared subscription lets replicas split
 //! the devices, so each device's readings stay in order on one replica.
 
+use super::error::{BrokerError, pulsar_error};
 use super::{compressed_producer, now_ms, producer, pulsar_client, retry, send_dead_letter};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -107,24 +108,6 @@ impl WindowerStats {
     }
 }
 
-/// Why the windower stopped.
-#[derive(Debug, thiserror::Error)]
-pub enum WindowerError {
-    /// Pulsar failed.
-    #[error("Pulsar: {0}")]
-    Pulsar(String),
-}
-
-/// A consumer's stream ends only if the client gave up on the broker: an error, so the process
-/// exits non-zero and is restarted (a stop is a cancellation, never the end of a stream).
-fn stream_ended() -> WindowerError {
-    WindowerError::Pulsar("the consumer's stream ended (the client gave up on the broker)".to_owned())
-}
-
-fn pulsar_error(error: impl std::fmt::Display) -> WindowerError {
-    WindowerError::Pulsar(error.to_string())
-}
-
 struct Outputs {
     windows: Producer<TokioExecutor>,
     late: Producer<TokioExecutor>,
@@ -136,7 +119,7 @@ pub async fn run_windower(
     config: WindowerConfig,
     stats: Arc<WindowerStats>,
     cancel: CancellationToken,
-) -> Result<(), WindowerError> {
+) -> Result<(), BrokerError> {
     let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
         return Ok(());
     };
@@ -184,7 +167,7 @@ pub async fn run_windower(
         tokio::select! {
             () = cancel.cancelled() => break,
             Some((confirmed, ids)) = confirmations.next(), if !confirmations.is_empty() => {
-                confirmed.map_err(WindowerError::Pulsar)?;
+                confirmed?;
                 acks.confirmed(ids);
             }
             _ = idle_check.tick() => {
@@ -214,7 +197,7 @@ pub async fn run_windower(
                 }
             }
             message = consumer.next() => {
-                let Some(message) = message else { return Err(stream_ended()) };
+                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
                 let message = message.map_err(pulsar_error)?;
                 for id in acks.on_message() {
                     consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
@@ -400,7 +383,7 @@ impl AckQueue {
 }
 
 /// A publication's receipt, and the reading ids to acknowledge once it arrives.
-type Confirmation = Pin<Box<dyn Future<Output = (Result<(), String>, Vec<MessageIdData>)> + Send>>;
+type Confirmation = Pin<Box<dyn Future<Output = (Result<(), pulsar::Error>, Vec<MessageIdData>)> + Send>>;
 
 /// Publishes the windows and late readings in `events` without waiting for their receipts
 /// (those go to `confirmations` with the ids to acknowledge). `trailing` ids are acknowledged
@@ -413,7 +396,7 @@ async fn publish(
     trailing: Vec<MessageIdData>,
     confirmations: &mut FuturesUnordered<Confirmation>,
     stats: &WindowerStats,
-) -> Result<(), WindowerError> {
+) -> Result<(), BrokerError> {
     let mut published: Vec<(SendFuture, Vec<MessageIdData>)> = Vec::new();
     for event in events.drain(..) {
         let (producer, key, payload, ids) = match event {
@@ -460,7 +443,7 @@ async fn publish(
     }
     for (receipt, ids) in published {
         confirmations.push(Box::pin(async move {
-            (receipt.await.map(drop).map_err(|error| error.to_string()), ids)
+            (receipt.await.map(drop), ids)
         }));
     }
     Ok(())
