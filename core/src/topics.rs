@@ -141,6 +141,15 @@ mod tests {
     }
 
     #[test]
+    fn every_topic_has_its_own_name() {
+        let mut names: Vec<&str> = Topic::ALL.iter().map(|topic| topic.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), Topic::ALL.len());
+        assert_eq!(Topic::DeadLetter.to_string(), "dead-letter");
+    }
+
+    #[test]
     fn names_that_would_break_topics_or_sql_are_refused() {
         for bad in [
             "",

@@ -442,9 +442,7 @@ async fn publish(
         None => {}
     }
     for (receipt, ids) in published {
-        confirmations.push(Box::pin(async move {
-            (receipt.await.map(drop), ids)
-        }));
+        confirmations.push(Box::pin(async move { (receipt.await.map(drop), ids) }));
     }
     Ok(())
 }
