@@ -135,35 +135,15 @@ fn walk(schema: &Value, path: &str, required: bool, fields: &mut Vec<Field>, rul
         },
         description: text(&schema["description"]).to_owned(),
     });
-    for validation in schema["x-kubernetes-validations"]
-        .as_array()
-        .into_iter()
-        .flatten()
-    {
-        rules.push(Rule {
-            path: path.to_owned(),
-            rule: text(&validation["rule"]).to_owned(),
-            message: text(&validation["message"]).to_owned(),
-        });
-    }
+    add_rules(schema, path, rules);
     let (object, prefix) = match schema["type"].as_str() {
         Some("array") => (&schema["items"], format!("{path}[]")),
         _ => (schema, path.to_owned()),
     };
+    if !std::ptr::eq(object, schema) {
+        add_rules(object, &prefix, rules);
+    }
     let Some(properties) = object["properties"].as_object() else {
-        if !std::ptr::eq(object, schema) {
-            for validation in object["x-kubernetes-validations"]
-                .as_array()
-                .into_iter()
-                .flatten()
-            {
-                rules.push(Rule {
-                    path: prefix.clone(),
-                    rule: text(&validation["rule"]).to_owned(),
-                    message: text(&validation["message"]).to_owned(),
-                });
-            }
-        }
         return;
     };
     let required_fields: Vec<&str> = object["required"]
@@ -180,6 +160,21 @@ fn walk(schema: &Value, path: &str, required: bool, fields: &mut Vec<Field>, rul
             fields,
             rules,
         );
+    }
+}
+
+/// Adds the CEL rules `schema` carries, as checked on `path`.
+fn add_rules(schema: &Value, path: &str, rules: &mut Vec<Rule>) {
+    for validation in schema["x-kubernetes-validations"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
+        rules.push(Rule {
+            path: path.to_owned(),
+            rule: text(&validation["rule"]).to_owned(),
+            message: text(&validation["message"]).to_owned(),
+        });
     }
 }
 
