@@ -1,5 +1,7 @@
 //! The cost of the LSTM sequence operation on one half of a training batch of the original
 //! recipe (16 sequences × 60 steps × 25 units): forwards, and forwards plus backwards.
+// criterion_main! defines an undocumented `main`.
+#![allow(missing_docs)]
 
 use candle_core::{Device, Tensor, Var};
 use criterion::{Criterion, criterion_group, criterion_main};

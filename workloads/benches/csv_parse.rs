@@ -1,4 +1,6 @@
 //! CSV parse throughput for both layouts of the original project.
+// criterion_main! defines an undocumented `main`.
+#![allow(missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::path::Path;

@@ -1,5 +1,7 @@
 //! The model's two costs: training the original recipe on 600 readings (200 epochs, batch 32)
 //! and a 60-step recursive forecast with the exported ONNX model run by tract.
+// criterion_main! defines an undocumented `main`.
+#![allow(missing_docs)]
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -1,4 +1,6 @@
 //! Windowing throughput: 1,000 devices replaying missing-timestamp data in arrival order.
+// criterion_main! defines an undocumented `main`.
+#![allow(missing_docs)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use std::hint::black_box;
