@@ -32,23 +32,86 @@ pub enum SpecError {
     Windowing(#[from] WindowConfigError),
 }
 
+/// Why an experiment file cannot be read; each names the file.
+#[derive(Debug, thiserror::Error)]
+pub enum ExperimentFileError {
+    /// The file cannot be read.
+    #[error("reading {path}")]
+    Read {
+        /// The file.
+        path: String,
+        /// What happened.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not one `PipelineExperiment`.
+    #[error("{path}: not a PipelineExperiment")]
+    NotAnExperiment {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A document of a multi-document file is not YAML.
+    #[error("{path}: document {document} is not YAML")]
+    NotYaml {
+        /// The file.
+        path: String,
+        /// The document's position, from 1.
+        document: usize,
+        /// What is wrong.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// A document of kind `PipelineExperiment` (or of no kind) does not fit the resource.
+    #[error("{path}: document {document} is not a PipelineExperiment")]
+    DocumentNotAnExperiment {
+        /// The file.
+        path: String,
+        /// The document's position, from 1.
+        document: usize,
+        /// What is wrong.
+        #[source]
+        source: serde_yaml::Error,
+    },
+    /// No document of the file is a `PipelineExperiment`.
+    #[error("{path}: no PipelineExperiment in it")]
+    Empty {
+        /// The file.
+        path: String,
+    },
+}
+
+fn read_file(path: &std::path::Path) -> Result<String, ExperimentFileError> {
+    std::fs::read_to_string(path).map_err(|source| ExperimentFileError::Read {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
 /// Reads a `PipelineExperiment` from YAML, naming the file in errors.
-pub fn read_experiment(path: &std::path::Path) -> anyhow::Result<PipelineExperiment> {
-    use anyhow::Context;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-    serde_yaml::from_str(&text).with_context(|| format!("{}: not a PipelineExperiment", path.display()))
+pub fn read_experiment(path: &std::path::Path) -> Result<PipelineExperiment, ExperimentFileError> {
+    serde_yaml::from_str(&read_file(path)?).map_err(|source| ExperimentFileError::NotAnExperiment {
+        path: path.display().to_string(),
+        source,
+    })
 }
 
 /// Every `PipelineExperiment` of a (possibly multi-document) YAML file, in order; documents of
 /// other kinds are left out.
-pub fn read_experiments(path: &std::path::Path) -> anyhow::Result<Vec<PipelineExperiment>> {
-    use anyhow::Context;
+pub fn read_experiments(path: &std::path::Path) -> Result<Vec<PipelineExperiment>, ExperimentFileError> {
     use serde::Deserialize;
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text = read_file(path)?;
+    let name = || path.display().to_string();
     let mut experiments = Vec::new();
     for (index, document) in serde_yaml::Deserializer::from_str(&text).enumerate() {
-        let value = serde_yaml::Value::deserialize(document)
-            .with_context(|| format!("{}: document {} is not YAML", path.display(), index + 1))?;
+        let value =
+            serde_yaml::Value::deserialize(document).map_err(|source| ExperimentFileError::NotYaml {
+                path: name(),
+                document: index + 1,
+                source,
+            })?;
         // Other objects of the file (a ConfigMap holding the dataset) are for kubectl.
         let other_kind = value
             .get("kind")
@@ -57,20 +120,17 @@ pub fn read_experiments(path: &std::path::Path) -> anyhow::Result<Vec<PipelineEx
         if value.is_null() || other_kind {
             continue;
         }
-        let experiment: PipelineExperiment = serde_yaml::from_value(value).with_context(|| {
-            format!(
-                "{}: document {} is not a PipelineExperiment",
-                path.display(),
-                index + 1
-            )
-        })?;
+        let experiment: PipelineExperiment =
+            serde_yaml::from_value(value).map_err(|source| ExperimentFileError::DocumentNotAnExperiment {
+                path: name(),
+                document: index + 1,
+                source,
+            })?;
         experiments.push(experiment);
     }
-    anyhow::ensure!(
-        !experiments.is_empty(),
-        "{}: no PipelineExperiment in it",
-        path.display()
-    );
+    if experiments.is_empty() {
+        return Err(ExperimentFileError::Empty { path: name() });
+    }
     Ok(experiments)
 }
 
