@@ -35,16 +35,55 @@ in_node() { nsenter -t "$(holder_pid)" -m -n -- "$@"; }
 # in_node_net COMMAND...: runs COMMAND in the node's network namespace only (host files).
 in_node_net() { nsenter -t "$(holder_pid)" -n -- "$@"; }
 
-# start_daemon NAME BINARY ARGS...: starts a daemon in the node unless its pid is alive.
+# daemon_alive NAME: whether the daemon start_daemon NAME started is running.
+daemon_alive() { [[ -f $PIDS/$1 ]] && kill -0 "$(cat "$PIDS/$1")" 2>/dev/null; }
+
+# start_daemon NAME BINARY ARGS...: starts a daemon in the node unless its pid is alive. Its
+# command is kept so that wait_for_daemon can start it again; its log is appended to.
 start_daemon() {
   local name=$1; shift
-  local pidfile=$PIDS/$name
-  if [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
-    return 0
-  fi
-  nsenter -t "$(holder_pid)" -m -n -- "$@" >"$LOGS/$name.log" 2>&1 </dev/null &
-  echo $! >"$pidfile"
+  daemon_alive "$name" && return 0
+  printf '%s\0' "$@" >"$PIDS/$name.command"
+  printf '%s starting %s\n' "$(date -u +%FT%TZ)" "$name" >>"$LOGS/$name.log"
+  nsenter -t "$(holder_pid)" -m -n -- "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  echo $! >"$PIDS/$name"
   log "started $name (pid $!, log $LOGS/$name.log)"
+}
+
+# wait_for_daemon TIMEOUT "NAME [NEEDED...]" CHECK...: waits until CHECK passes. NAME, or a daemon
+# it needs, that exits first is started again (each at most twice, as a supervisor would), and the
+# end of its log is printed each time.
+wait_for_daemon() {
+  local timeout=$1 names=$2; shift 2
+  local deadline=$(( $(date +%s) + timeout )) name command
+  local -A restarts=()
+  until "$@" >/dev/null 2>&1; do
+    for name in $names; do
+      daemon_alive "$name" && continue
+      log "$name exited; the end of $LOGS/$name.log:"
+      print_log_tail "$name"
+      (( ${restarts[$name]:-0} < 2 )) || return 1
+      restarts[$name]=$(( ${restarts[$name]:-0} + 1 ))
+      mapfile -d '' -t command <"$PIDS/$name.command"
+      start_daemon "$name" "${command[@]}"
+    done
+    (( $(date +%s) < deadline )) || return 1
+    sleep 1
+  done
+  log "${names%% *} is ready ($(elapsed)s)"
+}
+
+# print_log_tail NAME: the last lines of a daemon's log, on stderr (CI keeps only the output).
+print_log_tail() { tail -n "${2:-25}" "$LOGS/$1.log" 2>/dev/null | sed "s/^/  [$1] /" >&2 || true; }
+
+# node_failed MESSAGE NAME...: says which of the named daemons run, prints their logs' ends, dies.
+node_failed() {
+  local message=$1 name; shift
+  for name in "$@"; do
+    if daemon_alive "$name"; then log "$name is running (pid $(cat "$PIDS/$name"))"; else log "$name is not running"; fi
+    print_log_tail "$name" 40
+  done
+  die "$message; the logs are in $LOGS"
 }
 
 # The namespaces, the node's addresses and routes, and the kubelet's kernel settings.
@@ -220,8 +259,10 @@ start_control_plane() {
     --service-account-key-file "$PKI/service-account.pub" --service-account-signing-key-file "$PKI/service-account.key" \
     --service-account-issuer https://kubernetes.default.svc.cluster.local \
     --kubelet-preferred-address-types InternalIP
-  wait_until 120 kube-apiserver in_node_net "$KUBE_ASSETS/kubectl" --kubeconfig "$PKI/admin.kubeconfig" get --raw /readyz \
-    || die "kube-apiserver did not become ready; see $LOGS/kube-apiserver.log"
+  wait_for_daemon 60 etcd in_node_net curl -fsS http://127.0.0.1:2379/health \
+    || node_failed "etcd did not become healthy" etcd
+  wait_for_daemon 120 "kube-apiserver etcd" in_node_net "$KUBE_ASSETS/kubectl" --kubeconfig "$PKI/admin.kubeconfig" get --raw /readyz \
+    || node_failed "kube-apiserver did not become ready" etcd kube-apiserver
   start_daemon kube-controller-manager "$KUBE_ASSETS/kube-controller-manager" \
     --kubeconfig "$PKI/controller-manager.kubeconfig" --authentication-kubeconfig "$PKI/controller-manager.kubeconfig" \
     --authorization-kubeconfig "$PKI/controller-manager.kubeconfig" --bind-address 127.0.0.1 \
@@ -235,8 +276,8 @@ start_control_plane() {
 
 start_node_agents() {
   start_daemon containerd "$NODE_BIN/containerd" --config "$CONF/containerd.toml"
-  wait_until 60 containerd in_node "$NODE_BIN/ctr" --address "$CONTAINERD_SOCKET" version \
-    || die "containerd did not start; see $LOGS/containerd.log"
+  wait_for_daemon 60 containerd in_node "$NODE_BIN/ctr" --address "$CONTAINERD_SOCKET" version \
+    || node_failed "containerd did not start" containerd
   start_daemon kubelet "$KUBE_ASSETS/kubelet" --config "$CONF/kubelet.yaml" \
     --kubeconfig "$PKI/kubelet.kubeconfig" --root-dir "$NODE_DIR/kubelet" \
     --hostname-override "$NODE_NAME" --node-ip "$NODE_IP"
@@ -256,18 +297,18 @@ start_cluster_services() {
   start_daemon local-path-provisioner "$NODE_BIN/local-path-provisioner" start \
     --kubeconfig "$PKI/local-path.kubeconfig" --namespace local-path-storage \
     --helper-image "$BASE_IMAGE" --service-account-name local-path-provisioner
-  wait_until 60 coredns in_node_net curl -fsS http://127.0.0.1:8181/ready \
-    || die "CoreDNS did not become ready; see $LOGS/coredns.log"
-  wait_until 60 kube-router in_node_net curl -fsS http://127.0.0.1:20244/healthz \
-    || die "kube-router did not become healthy; see $LOGS/kube-router.log"
+  wait_for_daemon 60 coredns in_node_net curl -fsS http://127.0.0.1:8181/ready \
+    || node_failed "CoreDNS did not become ready" coredns kube-apiserver
+  wait_for_daemon 60 kube-router in_node_net curl -fsS http://127.0.0.1:20244/healthz \
+    || node_failed "kube-router did not become healthy" kube-router kube-apiserver
 }
 
 wait_for_node() {
   # `kubectl wait` fails with NotFound until the kubelet has registered the Node.
   wait_until 120 "node registration" kubectl_node get node "$NODE_NAME" \
-    || die "the kubelet did not register; see $LOGS/kubelet.log"
+    || node_failed "the kubelet did not register" kubelet containerd kube-apiserver
   kubectl_node wait --for=condition=Ready "node/$NODE_NAME" --timeout=120s >/dev/null \
-    || die "the node did not become Ready; see $LOGS/kubelet.log and $LOGS/containerd.log"
+    || node_failed "the node did not become Ready" kubelet containerd
   log "node $NODE_NAME is Ready ($(elapsed)s)"
 }
 
@@ -316,7 +357,7 @@ stop_named() {
     kill -9 "$pid" 2>/dev/null || true
     log "stopped $name (pid $pid)"
   fi
-  rm -f "$pidfile"
+  rm -f "$pidfile" "$pidfile.command"
 }
 
 remove_node_files() {
