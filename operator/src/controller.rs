@@ -5,15 +5,15 @@
 use crate::apply::{AppliedMemo, Existing, FIELD_MANAGER, apply_stages, ensure_credentials, existing_names};
 use crate::cleanup::{CleanupError, CleanupReport, remove_side_effects};
 use crate::component::Component;
-use crate::endpoints::{EndpointsError, resolve};
+use crate::endpoints::EndpointsError;
 use crate::experiment_ref::{EXPERIMENT_LABEL, ExperimentRef, ExperimentRefError};
 use crate::images::Images;
 use crate::lifecycle::{JobState, Observed, decide};
-use crate::measurements::{Measurements, measure};
 use crate::metrics::Metrics;
 use crate::observe::{ClusterObjects, blocking_reasons, failure_message, observe};
 use crate::resources::{BuildError, desired_objects};
 use crate::status::{ConditionUpdate, Severity, StatusInput, next_status, transition_event};
+use crate::store_reader::{MeasurementSource, PostgresMeasurements};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::Job;
@@ -29,11 +29,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wattcast_core::topics::ExperimentNames;
 use wattcast_crds::{
     ConditionStatus, ConditionType, Phase, PipelineExperiment, PipelineExperimentStatus, Reason,
 };
-use wattcast_io::store::Store;
 
 /// The finalizer the operator puts on every experiment.
 pub const FINALIZER: &str = "wattcast.io/cleanup";
@@ -102,10 +100,30 @@ impl Default for Settings {
     }
 }
 
+/// What the pipeline has stored so far: while any of it grows, data is still in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct StoredCounts {
+    readings: u64,
+    late_readings: u64,
+    windows: u64,
+    forecasts: u64,
+}
+
+impl From<&wattcast_crds::Progress> for StoredCounts {
+    fn from(progress: &wattcast_crds::Progress) -> Self {
+        Self {
+            readings: progress.readings_stored,
+            late_readings: progress.late_readings,
+            windows: progress.windows_emitted,
+            forecasts: progress.forecasts,
+        }
+    }
+}
+
 /// When the store's counts last changed, per experiment (by uid).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Stillness {
-    counts: [u64; 4],
+    counts: StoredCounts,
     since: Instant,
 }
 
@@ -115,8 +133,6 @@ struct Stillness {
 struct Remembered {
     /// What was applied and deleted.
     applied: AppliedMemo,
-    /// A pool on the experiment's PostgreSQL, with the credentials read once.
-    store: Option<Store>,
     /// When the results (percentiles, accuracy) were last computed.
     results_at: Option<Instant>,
 }
@@ -179,6 +195,8 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     /// Timings.
     pub settings: Settings,
+    /// Where the experiments' progress and results are read.
+    measurements: Box<dyn MeasurementSource>,
     stillness: Mutex<HashMap<String, Stillness>>,
     failures: Mutex<HashMap<String, u32>>,
     remembered: Mutex<HashMap<String, Remembered>>,
@@ -204,6 +222,7 @@ impl Context {
             images,
             metrics,
             settings,
+            measurements: Box::new(PostgresMeasurements::default()),
             stillness: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             remembered: Mutex::new(HashMap::new()),
@@ -211,8 +230,15 @@ impl Context {
         }
     }
 
+    /// This context reading measurements from `source` instead of each experiment's PostgreSQL
+    /// (reconcile tests without services).
+    pub fn with_measurements(mut self, source: impl MeasurementSource + 'static) -> Self {
+        self.measurements = Box::new(source);
+        self
+    }
+
     /// Whether `counts` have not changed for `settle` (records them when they have).
-    fn still_for(&self, uid: &str, counts: [u64; 4], settle: Duration) -> bool {
+    fn still_for(&self, uid: &str, counts: StoredCounts, settle: Duration) -> bool {
         let now = Instant::now();
         let Ok(mut map) = self.stillness.lock() else {
             return false;
@@ -246,15 +272,10 @@ impl Context {
         if let Ok(mut map) = self.stillness.lock() {
             map.remove(uid);
         }
-        let store = self
-            .remembered
-            .lock()
-            .ok()
-            .and_then(|mut map| map.remove(uid))
-            .and_then(|remembered| remembered.store);
-        if let Some(store) = store {
-            tokio::spawn(async move { store.pool().close().await });
+        if let Ok(mut map) = self.remembered.lock() {
+            map.remove(uid);
         }
+        self.measurements.forget(uid);
     }
 
     /// Takes what is kept for `uid` (a reconcile of one experiment runs alone; it is put back
@@ -327,43 +348,6 @@ async fn list_objects(client: &Client, experiment: &ExperimentRef) -> Result<Clu
     })
 }
 
-/// Reads the experiment's store through its kept pool (connecting once); the full results
-/// only when `full`. None (logged) when it cannot be reached yet.
-async fn read_store(
-    client: &Client,
-    experiment: &ExperimentRef,
-    remembered: &mut Remembered,
-    full: bool,
-) -> Option<Measurements> {
-    if remembered.store.is_none() {
-        let endpoints = match resolve(client, experiment).await {
-            Ok(endpoints) => endpoints,
-            Err(error) => {
-                tracing::info!(%error, experiment = %experiment.name, "cannot read the store yet");
-                return None;
-            }
-        };
-        let names = ExperimentNames::new(&experiment.name).ok()?;
-        match Store::connect(&endpoints.postgres, &names.postgres_schema(), 1).await {
-            Ok(store) => remembered.store = Some(store),
-            Err(error) => {
-                tracing::info!(%error, experiment = %experiment.name, "cannot reach the experiment's PostgreSQL");
-                return None;
-            }
-        }
-    }
-    let store = remembered.store.as_ref()?;
-    match measure(store, full).await {
-        Ok(measured) => Some(measured),
-        Err(error) => {
-            tracing::info!(%error, experiment = %experiment.name, "cannot read the experiment's results yet");
-            // Connect afresh next time (the service may have moved, or its credentials changed).
-            remembered.store = None;
-            None
-        }
-    }
-}
-
 /// When the sensors' Job finished, from its status.
 fn sensors_finished_at(objects: &ClusterObjects) -> Option<chrono::DateTime<chrono::Utc>> {
     objects
@@ -400,7 +384,7 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
             .results_at
             .is_none_or(|at| at.elapsed() >= RESULTS_EVERY);
     let measured = if observed.setup == JobState::Succeeded && !previous.phase.is_terminal() {
-        read_store(&ctx.client, &experiment, &mut remembered, full).await
+        ctx.measurements.read(&ctx.client, &experiment, full).await
     } else {
         None
     };
@@ -413,10 +397,9 @@ async fn apply(resource: Arc<PipelineExperiment>, ctx: &Context) -> Result<Actio
             .as_ref()
             .is_some_and(|m| m.all_arrived(experiment.spec.devices.count));
         let still = measured.as_ref().is_some_and(|m| {
-            let p = &m.progress;
             ctx.still_for(
                 &experiment.uid,
-                [p.readings_stored, p.late_readings, p.windows_emitted, p.forecasts],
+                StoredCounts::from(&m.progress),
                 ctx.settings.settle,
             )
         });

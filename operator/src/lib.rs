@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod observe;
 pub mod resources;
 pub mod status;
+pub mod store_reader;
