@@ -196,11 +196,11 @@ pub fn generate_options(spec: &PipelineExperimentSpec) -> Result<GenerateOptions
     Ok(GenerateOptions {
         scenario,
         devices: spec.devices.count,
-        minutes: (duration.as_secs() / 60) as u32,
+        minutes: u32::try_from(duration.as_secs() / 60).unwrap_or(u32::MAX),
         seed: spec.dataset.seed,
         start: DEFAULT_START,
         jitter_ms: spec.dataset.jitter.as_ref().map_or(0, |jitter| {
-            jitter.get().as_millis().min(u128::from(u32::MAX)) as u32
+            u32::try_from(jitter.get().as_millis()).unwrap_or(u32::MAX)
         }),
         pattern: GapPattern::default(),
     })

@@ -55,15 +55,17 @@ pub fn impute(window: &Window, method: ImputationMethod) -> Result<Vec<FilledPoi
     let expected = window.expected as usize;
     let mut measured: Vec<Option<f64>> = vec![None; expected];
     for reading in &window.readings {
-        let offset = reading.event_time - window.start;
-        if offset < 0 || offset >= expected as i64 || reading.event_time >= window.end {
+        let slot = usize::try_from(reading.event_time - window.start)
+            .ok()
+            .filter(|&slot| slot < expected);
+        let Some(slot) = slot.filter(|_| reading.event_time < window.end) else {
             return Err(ImputeError::OutsideWindow {
                 event_time: reading.event_time,
                 start: window.start,
                 end: window.end,
             });
-        }
-        measured[offset as usize] = Some(reading.power_w);
+        };
+        measured[slot] = Some(reading.power_w);
     }
     let present: Vec<(usize, f64)> = measured
         .iter()

@@ -88,7 +88,7 @@ fn summarise(events: Vec<WindowEvent>, stats: EngineStats, expected: u32) -> Pre
                 windows.push(WindowLine {
                     device: window.device,
                     window_start: window.start,
-                    received: window.readings.len() as u32,
+                    received: u32::try_from(window.readings.len()).unwrap_or(u32::MAX),
                     expected: window.expected,
                     late: 0,
                 });

@@ -33,7 +33,8 @@ impl Window {
 
     /// How many expected seconds have no reading.
     pub fn missing(&self) -> u32 {
-        self.expected.saturating_sub(self.readings.len() as u32)
+        self.expected
+            .saturating_sub(u32::try_from(self.readings.len()).unwrap_or(u32::MAX))
     }
 
     /// Fraction of the expected readings that are present, in `[0, 1]`.

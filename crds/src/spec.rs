@@ -464,6 +464,10 @@ pub enum CleanupPolicy {
     Keep,
 }
 
+#[allow(
+    clippy::expect_used,
+    reason = "called only with the literal defaults below, which parse"
+)]
 fn duration(text: &str) -> GoDuration {
     text.parse().expect("built-in default durations are valid")
 }

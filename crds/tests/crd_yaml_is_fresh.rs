@@ -1,5 +1,11 @@
 //! The committed CRD YAML (and the chart's copy) and the reference page must be what the Rust
 //! types generate.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 /// Fails unless the file at `relative` (to the repository root) is exactly `generated`.
 fn assert_committed(relative: &str, generated: &str) {

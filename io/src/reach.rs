@@ -147,7 +147,7 @@ pub fn wait_until_reachable(targets: &[Target], patience: Duration) -> Result<()
         if pending.is_empty() {
             if announced {
                 tracing::info!(
-                    waited_ms = started.elapsed().as_millis() as u64,
+                    waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
                     "every service reachable"
                 );
             }

@@ -96,6 +96,10 @@ pub fn root_store(ca: Option<&CaBundle>) -> RootCertStore {
 /// The rustls configuration of a TLS client: server certificates verified against
 /// [`root_store`], host names checked, no client certificate. The crypto provider is named
 /// (aws-lc-rs), so it works whichever providers the process has compiled in.
+#[allow(
+    clippy::expect_used,
+    reason = "aws-lc-rs supports rustls's default protocol versions"
+)]
 pub fn client_config(ca: Option<&CaBundle>) -> rustls::ClientConfig {
     rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
         .with_safe_default_protocol_versions()

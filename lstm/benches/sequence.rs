@@ -1,5 +1,11 @@
 //! The cost of the LSTM sequence operation on one half of a training batch of the original
 //! recipe (16 sequences × 60 steps × 25 units): forwards, and forwards plus backwards.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 // criterion_main! defines an undocumented `main`.
 #![allow(missing_docs)]
 

@@ -274,7 +274,10 @@ impl Forecaster {
                 value,
             });
         }
-        let mut window: Vec<f32> = recent.iter().map(|&v| self.scaler.scale(v) as f32).collect();
+        let mut window: Vec<f32> = recent
+            .iter()
+            .map(|&v| crate::to_model_precision(self.scaler.scale(v)))
+            .collect();
         if let Some(native) = &self.native {
             let scaled = native.forecast_scaled(&window, horizon);
             return Ok(scaled

@@ -27,3 +27,10 @@ pub use wattcast_core::artifacts::{ModelArtifacts, ModelVersion, TrainMetrics};
 pub use wattcast_core::recipe::Recipe;
 pub use wattcast_core::scaler::MinMaxScaler;
 pub use weights::LstmWeights;
+
+/// A value at the network's precision: the LSTM computes in `f32`, its inputs are scaled to
+/// [0, 1] and its weights are small, so narrowing loses only digits beyond `f32`'s.
+#[allow(clippy::cast_possible_truncation, reason = "narrowing to f32 is the point")]
+pub(crate) fn to_model_precision(value: f64) -> f32 {
+    value as f32
+}

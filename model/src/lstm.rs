@@ -28,7 +28,7 @@ impl LstmNetwork {
         let glorot = |fan_in: usize, fan_out: usize, rng: &mut ChaCha8Rng| -> Vec<f32> {
             let limit = (6.0 / (fan_in + fan_out) as f64).sqrt();
             (0..fan_in * fan_out)
-                .map(|_| rng.random_range(-limit..limit) as f32)
+                .map(|_| crate::to_model_precision(rng.random_range(-limit..limit)))
                 .collect()
         };
         let input = glorot(1, 4 * h, rng);
@@ -124,7 +124,11 @@ fn orthogonal_rows(rows: usize, cols: usize, rng: &mut ChaCha8Rng) -> Vec<f32> {
             basis.push(v.into_iter().map(|x| x / norm).collect());
         }
     }
-    basis.into_iter().flatten().map(|x| x as f32).collect()
+    basis
+        .into_iter()
+        .flatten()
+        .map(crate::to_model_precision)
+        .collect()
 }
 
 #[cfg(test)]

@@ -121,7 +121,10 @@ pub fn train(series: &[f64], recipe: &Recipe) -> Result<TrainedModel, TrainError
     let started = Instant::now();
     let split = series.len() / 2;
     let scaler = MinMaxScaler::fit(&series[..split]).ok_or(TrainError::Recipe("empty training half"))?;
-    let scaled: Vec<f32> = series.iter().map(|&v| scaler.scale(v) as f32).collect();
+    let scaled: Vec<f32> = series
+        .iter()
+        .map(|&v| crate::to_model_precision(scaler.scale(v)))
+        .collect();
     let training = Samples::new(&scaled, recipe.look_back..split, recipe.look_back);
     let testing = Samples::new(&scaled, split + recipe.look_back..series.len(), recipe.look_back);
 
@@ -137,7 +140,7 @@ pub fn train(series: &[f64], recipe: &Recipe) -> Result<TrainedModel, TrainError
     let mut optimiser = AdamW::new(network.variables(), params)?;
     let inputs = training.inputs_tensor(&device)?;
     let targets = training.targets_tensor(&device)?;
-    let mut order: Vec<u32> = (0..training.len() as u32).collect();
+    let mut order: Vec<u32> = (0..u32::try_from(training.len()).unwrap_or(u32::MAX)).collect();
     let keep = 1.0 - recipe.dropout;
     let mut final_loss = f64::NAN;
     for _ in 0..recipe.epochs {
@@ -241,7 +244,7 @@ fn batch_gradients(
         gradients.insert(&variable, combined);
     }
     let loss = f64::from(first_loss) * first_weight + f64::from(second_loss) * second_weight;
-    Ok((loss as f32, gradients))
+    Ok((crate::to_model_precision(loss), gradients))
 }
 
 fn check_recipe(recipe: &Recipe) -> Result<(), TrainError> {

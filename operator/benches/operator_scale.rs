@@ -5,6 +5,12 @@
 //! requests per experiment (writes and reads, from the API server's own
 //! `apiserver_request_total`), PostgreSQL transactions, and the operator's RSS.
 //! Environment: BENCH_EXPERIMENTS (100), BENCH_WINDOW_SECONDS (60), BENCH_OUT (a JSON file).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 #[path = "../tests/common/mod.rs"]
 mod common;

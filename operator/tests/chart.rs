@@ -1,6 +1,12 @@
 //! The Helm chart: lint-clean, its rendering accepted by a real API server (server-side dry-run,
 //! with non-default values), installable with the helm binary into envtest, and its dashboard
 //! querying only metrics the workloads and the operator export.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -7,6 +7,12 @@
 //! experiment with a Warning Event. The controller runs as the chart's ServiceAccount
 //! (impersonated), so the chart's RBAC is proven to allow everything it does — leader election
 //! included.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! The API server itself refuses bad PipelineExperiment specs (schema and CEL rules), each with
 //! a message that says what is wrong.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

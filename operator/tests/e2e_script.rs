@@ -2,6 +2,12 @@
 //! by helm and the controller running: no kubelet runs here, so the experiment stays in
 //! `Provisioning`, and the script must time out, print its diagnostics and exit 1 — and on the
 //! way prove its kubectl calls work against a real API server.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,5 +1,11 @@
 //! A real kube-apiserver (envtest, binaries built by test-env/up) installs the
 //! PipelineExperiment CRD, serves Namespaces, and enforces the CRD's schema and CEL rules.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

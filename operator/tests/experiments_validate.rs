@@ -2,6 +2,12 @@
 //! API server accepts: each document is created, as written, in a real API server (envtest)
 //! that enforces the CRD's schema and CEL rules (with the ConfigMaps some files carry for their
 //! datasets).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

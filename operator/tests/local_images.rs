@@ -1,6 +1,12 @@
 //! The local node's test images stand in for the official ones without changing a pod spec: the
 //! objects the operator builds with the images `deploy/local-cluster.sh` makes (the values it
 //! gives the chart) differ from those built with the chart's defaults in image names only.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use serde_json::Value;
 use std::path::Path;

@@ -3,6 +3,12 @@
 //! the phase and conditions, Events, nothing when nothing changed, and the finalizer's removal.
 //! The envtest tests (`controller.rs`) run the same controller against a real API server and
 //! real services; these run in `make test-unit`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod fixtures;
 

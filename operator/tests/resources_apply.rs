@@ -1,6 +1,12 @@
 //! Every object the operator builds for an experiment is accepted by a real API server
 //! (envtest): server-side applied as the operator will apply it, every pod template validated by
 //! the API server itself, owned by the experiment, and a second apply changes nothing.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -5,6 +5,12 @@
 //! the checks the operator and the setup Job make later — objects built, the windowing, the
 //! dataset, the initial model's data, every service variable a pod gets parsed by the
 //! workloads — must pass. An admitted spec never fails later on a rule admission could check.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -86,7 +86,7 @@ impl ModelRegistry {
         created_ms: i64,
     ) -> Result<ModelRecord, RegistryError> {
         let trained = Trained {
-            readings: model.metrics.readings as i32,
+            readings: i32::try_from(model.metrics.readings).unwrap_or(i32::MAX),
             train_seconds: model.metrics.train_seconds,
             test_rmse: Some(model.metrics.test_rmse).filter(|v| v.is_finite()),
             test_mae: Some(model.metrics.test_mae).filter(|v| v.is_finite()),

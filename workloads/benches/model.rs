@@ -1,5 +1,11 @@
 //! The model's two costs: training the original recipe on 600 readings (200 epochs, batch 32)
 //! and a 60-step recursive forecast with the exported ONNX model run by tract.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 // criterion_main! defines an undocumented `main`.
 #![allow(missing_docs)]
 

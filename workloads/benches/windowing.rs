@@ -1,4 +1,10 @@
 //! Windowing throughput: 1,000 devices replaying missing-timestamp data in arrival order.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 // criterion_main! defines an undocumented `main`.
 #![allow(missing_docs)]
 

@@ -1,5 +1,11 @@
 //! The bridge on the real services: refused sensor messages go to `dead-letter` with their
 //! reason and are counted; good messages around them still reach `readings`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

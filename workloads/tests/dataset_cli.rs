@@ -1,4 +1,10 @@
 //! The `wattcast dataset` commands, run as the binary a user runs.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use serde_json::Value;
 use std::path::Path;

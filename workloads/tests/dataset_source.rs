@@ -2,6 +2,12 @@
 //! `../shared/reference`, 40 minutes each) replayed by `wattcast local` from an S3 object, every
 //! reading stored under the experiment's device its file id maps to; and a file that does not fit
 //! the spec refused naming file, device and count before anything is changed.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

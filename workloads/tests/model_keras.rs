@@ -5,6 +5,12 @@
 //! (`tools/keras/recipe.py export`, pinned tensorflow-cpu 2.15.1 and tf2onnx 1.17.0): the original
 //! recipe trained in Keras on a reference device, exported, and Keras's own recursive 60-step
 //! forecast recorded for a history from `data/samples`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use std::path::{Path, PathBuf};
 use wattcast_core::artifacts::ModelArtifacts;

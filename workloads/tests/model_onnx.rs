@@ -2,6 +2,12 @@
 //! evaluator computes what tract computes and is used only when it does; the forecaster accepts
 //! models meeting the contract (explicit zero states, Squeeze, a transposed Gemm; real Keras
 //! exports are tested in `model_keras.rs`) and refuses the rest with a clear message.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use candle_core::{Device, Tensor};
 use prost::Message;

@@ -1,5 +1,11 @@
 //! Training on the original project's real data (devices 2–4 of `../shared/reference`): the
 //! LSTM's one-step test RMSE beats the persistence baseline, and the export forecasts.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

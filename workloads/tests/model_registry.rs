@@ -1,6 +1,12 @@
 //! Models on the real object store and PostgreSQL: publish and load; the coordinator's
 //! forecasting swaps in announced models and keeps its last one when a new one is missing,
 //! corrupt or of the wrong shape.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -3,6 +3,12 @@
 //! CSV datasets of both layouts, experiment YAML, model files and scalers. None may panic;
 //! each refusal says what was wrong. Cases that once failed are kept by proptest in
 //! `proptest-regressions/` and run first.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use proptest::prelude::*;
 use std::path::Path;

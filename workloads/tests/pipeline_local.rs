@@ -1,5 +1,11 @@
 //! `wattcast local` on the real services: every reading sent is stored exactly once (or stored
 //! as late), and the windows match what the offline preview computes for the same data.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! PostgreSQL stopped for a few seconds in the middle of a run: the coordinator retries, and
 //! every reading is still stored exactly once. Its own test binary, because it stops the
 //! database other tests would use.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

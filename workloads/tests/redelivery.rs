@@ -1,5 +1,11 @@
 //! The workloads as separate processes on the real services: the windower and the coordinator
 //! are killed (SIGKILL) mid-run and restarted; no reading is lost and none is stored twice.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

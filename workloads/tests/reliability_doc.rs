@@ -1,5 +1,11 @@
 //! docs/reliability.md's fault table is what the harness renders from the committed JSON of its
 //! last run: the published numbers are the measured ones (`make reliability-table`).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use std::path::Path;
 use std::process::Command;

@@ -2,6 +2,12 @@
 //! and 5 s on jittered missing-timestamp data, Batching on in-order data) run through the real
 //! pipeline on the test services; the report compares them with the numbers their runs printed
 //! and draws every plot they allow. A report on an experiment that never ran is refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! Retraining in the running pipeline: the coordinator asks, the trainer trains on the latest
 //! stored readings and publishes, and the coordinator swaps the new model in without dropping a
 //! window.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

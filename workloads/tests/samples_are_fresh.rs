@@ -1,4 +1,10 @@
 //! The committed sample datasets are exactly what the generator makes from their manifests.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use std::path::Path;
 use wattcast_core::dataset::generate::{Manifest, generate, manifest_path};

@@ -1,6 +1,12 @@
 //! A sensor stopped mid-replay and started again resumes after what the broker acknowledged
 //! (its progress recorded in the experiment's store): every reading is sent, none twice once
 //! the progress was recorded, and each carries its sequence number.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! Mosquitto is real: publish/subscribe with the generated user; a wrong password is refused.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! PostgreSQL is real: a round trip through sqlx with password authentication.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

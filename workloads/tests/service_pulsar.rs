@@ -1,5 +1,11 @@
 //! Pulsar is real: produce and consume a message with the `pulsar` crate, and read a topic's
 //! backlog through the admin API.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,4 +1,10 @@
 //! The S3 server is real: put, get and list objects with aws-sdk-s3 (path-style, custom endpoint).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

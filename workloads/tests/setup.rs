@@ -2,6 +2,12 @@
 //! device; a second run (a retried setup Job) trains nothing again; the user's own model (a
 //! real Keras export, from a directory or the object store) becomes every device's initial
 //! model, and one that breaks the contract is refused before anything is made.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -1,6 +1,12 @@
 //! Storing the windows that arrived together in one transaction leaves PostgreSQL exactly as
 //! storing them one by one does, including a window delivered twice in the same batch and a
 //! redelivery that replaces an imputed second with its measured reading.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

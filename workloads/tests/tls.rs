@@ -2,6 +2,12 @@
 //! PostgreSQL ssl=on, Pulsar 6651/8443, S3 behind socat on 9443): each connects with the test
 //! env's CA and is refused with a CA that did not sign the server's certificate; and a whole
 //! `wattcast local` run over TLS stores every reading.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -2,6 +2,12 @@
 //! malformed JSON) goes to `dead-letter` with the reason and is counted, a good request after
 //! them is trained, published and announced, and a device's newer request supersedes the one
 //! waiting in line.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 mod common;
 

@@ -8,6 +8,12 @@
 //! watermark; a finished bounded source emits the maximum watermark. Readings print as `t`
 //! (power = t) or `t=power`; windows as `W<device>[start,end):readings`; late readings as
 //! `L<device>@t(w<start>)`.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use std::time::Duration;
 use wattcast_core::windowing::{WatermarkStrategy, WindowConfig, WindowEngine, WindowEvent};

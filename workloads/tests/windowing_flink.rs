@@ -4,6 +4,12 @@
 //!
 //! Needs the test env (`make test-env` resolves Flink and compiles the job; `WATTCAST_FLINK_WINDOWS`
 //! in `test-env/.env` is the command that runs it).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;

@@ -1,4 +1,10 @@
 //! Property tests of the windowing engine against a declarative model of Flink's semantics.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::cast_possible_truncation,
+    reason = "tests and benchmarks: a panic is the failure message"
+)]
 
 use proptest::prelude::*;
 use std::collections::{BTreeMap, HashMap};

@@ -50,6 +50,10 @@ pub struct DeviceSignal {
 
 impl DeviceSignal {
     /// A signal following the profile.
+    #[allow(
+        clippy::expect_used,
+        reason = "a normal distribution of deviation 1 is always valid"
+    )]
     pub fn new(profile: DeviceProfile) -> Self {
         let noise = Normal::new(0.0, profile.noise_w)
             .unwrap_or_else(|_| Normal::new(0.0, 1.0).expect("a unit normal distribution is always valid"));
@@ -76,7 +80,12 @@ impl DeviceSignal {
             } else {
                 self.profile.mean_quiet_s
             };
-            self.remaining_s = rng.random_range(mean * 0.3..mean * 1.7).round().max(1.0) as u32;
+            #[allow(
+                clippy::cast_possible_truncation,
+                reason = "`as` saturates; a burst or quiet spell lasts minutes"
+            )]
+            let seconds = rng.random_range(mean * 0.3..mean * 1.7).round().max(1.0) as u32;
+            self.remaining_s = seconds;
         }
         self.remaining_s -= 1;
         self.drift_w = 0.995 * self.drift_w + rng.random_range(-1.0..1.0);

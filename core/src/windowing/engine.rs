@@ -85,7 +85,7 @@ impl WindowConfig {
 
     /// How many readings a complete window holds (one per second).
     pub fn expected(&self) -> u32 {
-        self.size_s as u32
+        u32::try_from(self.size_s).unwrap_or(u32::MAX)
     }
 
     /// The start of the window holding `event_time` (epoch seconds).
@@ -243,7 +243,15 @@ impl WindowEngine {
             return;
         }
 
-        let window = open_window(&mut state.open, start, config.size_s as usize);
+        let window = open_window(
+            &mut state.open,
+            start,
+            usize::try_from(config.size_s).unwrap_or_default(),
+        );
+        #[allow(
+            clippy::cast_possible_truncation,
+            reason = "in [0, size): start is the event time's window start"
+        )]
         let slot = (reading.event_time - start) as usize;
         if window.slots[slot].replace(reading).is_some() {
             stats.duplicates += 1;

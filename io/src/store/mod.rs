@@ -321,7 +321,7 @@ impl WindowRow {
             device: window.device.0 as i32,
             window_start: window.start,
             window_end: window.end,
-            received: window.readings.len() as i32,
+            received: i32::try_from(window.readings.len()).unwrap_or(i32::MAX),
             expected: window.expected as i32,
             emitted_ms: message.emitted_ms,
             power_w: filled.iter().map(|point| point.power_w).collect(),

@@ -174,7 +174,7 @@ pub async fn run_bridge(
             Ok(_) => {}
             Err(error) => {
                 config.readiness.set(false);
-                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "bridge MQTT connection failed; reconnecting");
+                tracing::warn!(%error, retry_in_ms = super::millis(backoff), "bridge MQTT connection failed; reconnecting");
                 tokio::select! {
                     () = cancel.cancelled() => break,
                     () = tokio::time::sleep(backoff) => {}

@@ -19,7 +19,12 @@ use wattcast_io::services::{MqttEndpoint, PulsarEndpoint, Transport};
 pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as i64)
+        .map_or(0, millis)
+}
+
+/// A duration in whole milliseconds (saturating: no duration here comes near 292 million years).
+pub fn millis(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Connects to Pulsar; over `pulsar+ssl://` the broker's certificate must chain to the
@@ -134,7 +139,7 @@ where
         match attempt().await {
             Ok(value) => return Some(value),
             Err(error) => {
-                tracing::warn!(%error, retry_in_ms = delay.as_millis() as u64, "{what} failed");
+                tracing::warn!(%error, retry_in_ms = millis(delay), "{what} failed");
                 tokio::select! {
                     () = cancel.cancelled() => return None,
                     () = tokio::time::sleep(delay) => {}

@@ -184,7 +184,12 @@ pub async fn run_trainer(
                 }
                 stats.waiting.set(queue.len() as i64);
             }
-            outcome = async { training.as_mut().map(|(_, run)| run.as_mut()).expect("guarded").await }, if training.is_some() => {
+            outcome = async {
+                match training.as_mut() {
+                    Some((_, run)) => run.as_mut().await,
+                    None => std::future::pending().await,
+                }
+            }, if training.is_some() => {
                 let Some((message, _)) = training.take() else { continue };
                 match outcome {
                     Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer

@@ -8,7 +8,7 @@
 //! the devices, so each device's readings stay in order on one replica.
 
 use super::error::{BrokerError, pulsar_error};
-use super::{compressed_producer, now_ms, producer, pulsar_client, retry, send_dead_letter};
+use super::{compressed_producer, millis, now_ms, producer, pulsar_client, retry, send_dead_letter};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
@@ -173,8 +173,8 @@ pub async fn run_windower(
             _ = idle_check.tick() => {
                 let now = now_ms();
                 engine.flush_idle(now, &mut events);
-                fired.forget_before(now - COPY_MEMORY.as_millis() as i64);
-                let quiet_since = now - HAND_OVER_AFTER.as_millis() as i64;
+                fired.forget_before(now - millis(COPY_MEMORY));
+                let quiet_since = now - millis(HAND_OVER_AFTER);
                 for device in engine.quiet_since(quiet_since) {
                     // Quiet with open windows: most likely Key_Shared gave the device to another
                     // replica, which waits until this one lets go of its unacknowledged

@@ -171,6 +171,10 @@ pub async fn load(store: &Store, name: &str) -> Result<ExperimentData, StoreErro
         .as_ref()
         .map_or(1.0, |run| run.spec.replay.speedup)
         .max(f64::MIN_POSITIVE);
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "`as` saturates; a speed-up above 1 only shrinks it"
+    )]
     let bucket_ms = ((60_000.0 / speedup) as i64).max(1_000);
     let devices_vs_latency: Vec<(i64, f64)> = sqlx::query_as(
         "SELECT count(DISTINCT device), percentile_cont(0.95) WITHIN GROUP (ORDER BY stored_ms - published_ms)

@@ -253,7 +253,7 @@ pub fn figures(experiments: &[ExperimentData]) -> Vec<Figure> {
     });
     let bounds: std::collections::BTreeSet<u64> = sweep
         .iter()
-        .filter_map(|e| e.watermark_bound_s().map(|b| b as u64))
+        .filter_map(|e| e.watermark_bound_s().map(whole_seconds))
         .collect();
     if bounds.len() > 1 {
         let points = |value: &dyn Fn(&ExperimentData) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -322,6 +322,15 @@ pub fn figures(experiments: &[ExperimentData]) -> Vec<Figure> {
         );
     }
     figures
+}
+
+/// A watermark bound in whole seconds, to tell a sweep's bounds apart.
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "`as` saturates; bounds are seconds to minutes"
+)]
+fn whole_seconds(bound_s: f64) -> u64 {
+    bound_s as u64
 }
 
 fn escape(text: &str) -> String {

@@ -321,6 +321,7 @@ impl Cursor<'_> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation, reason = "small test indices")]
 mod tests {
     use super::*;
     use proptest::prelude::*;
