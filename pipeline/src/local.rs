@@ -4,27 +4,30 @@
 //! sent has been stored (or counted late) and every window forecast, then a summary.
 
 use crate::model_registry::ModelRegistry;
+use crate::setup::SetupError;
+use crate::workload::bridge::BridgeError;
 use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
+use crate::workload::error::BrokerError;
 use crate::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
+use crate::workload::sensor::SensorError;
 use crate::workload::sensor::{SensorConfig, SensorMode, run_sensor};
 use crate::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
-use anyhow::{Context, bail};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
-use wattcast_core::experiment;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::experiment::{self, SpecError};
+use wattcast_core::topics::{ExperimentNames, InvalidExperimentName};
 use wattcast_crds::{Architecture, PipelineExperiment, Retrain};
-use wattcast_io::dataset_source::DataSource;
-use wattcast_io::object_store::ObjectStore;
+use wattcast_io::dataset_source::{DataSource, DataSourceError};
+use wattcast_io::object_store::{ObjectStore, ObjectStoreError};
 use wattcast_io::observe::Readiness;
-use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::pulsar_admin::{PulsarAdmin, PulsarAdminError};
 use wattcast_io::services::Services;
-use wattcast_io::store::Store;
 use wattcast_io::store::summary::{Accuracy, BaselineComparison, ModelAge, Percentiles};
+use wattcast_io::store::{Store, StoreError};
 use wattcast_model::Recipe;
 
 /// How `wattcast local` runs.
@@ -127,28 +130,137 @@ pub struct LocalSummary {
     pub usage: Option<crate::process_usage::ProcessUsage>,
 }
 
+/// Why a local run failed: the step, and its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum LocalError {
+    /// The experiment's spec does not fit.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Its name cannot name topics and a schema.
+    #[error(transparent)]
+    Name(#[from] InvalidExperimentName),
+    /// Its dataset cannot be read or does not fit the spec.
+    #[error(transparent)]
+    Dataset(#[from] DataSourceError),
+    /// Its own model or its initial models failed.
+    #[error(transparent)]
+    Setup(#[from] SetupError),
+    /// Pulsar's admin endpoint is unusable.
+    #[error(transparent)]
+    PulsarAdmin(#[from] PulsarAdminError),
+    /// Deleting the experiment's Pulsar namespace failed.
+    #[error("resetting the Pulsar namespace")]
+    ResetPulsar(#[source] PulsarAdminError),
+    /// Creating the Pulsar namespace and topics failed.
+    #[error("creating the Pulsar namespace and topics")]
+    Topics(#[source] PulsarAdminError),
+    /// PostgreSQL cannot be reached.
+    #[error("connecting to PostgreSQL")]
+    Connect(#[source] StoreError),
+    /// Dropping the experiment's schema failed.
+    #[error("resetting the schema")]
+    ResetSchema(#[source] StoreError),
+    /// Recording the run failed.
+    #[error("recording the run")]
+    RecordRun(#[source] StoreError),
+    /// Recording what the sensors sent failed.
+    #[error("recording what the sensors sent")]
+    RecordSent(#[source] StoreError),
+    /// Recording the run's end failed.
+    #[error("recording the run's end")]
+    RecordEnd(#[source] StoreError),
+    /// Another store operation failed (it says which).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Creating the models bucket failed.
+    #[error("creating the models bucket")]
+    Bucket(#[source] ObjectStoreError),
+    /// Removing an earlier run's models failed.
+    #[error("removing the experiment's old models")]
+    OldModels(#[source] ObjectStoreError),
+    /// A workload (named) failed.
+    #[error("{0}")]
+    Workload(&'static str, #[source] WorkloadError),
+    /// A workload's task panicked.
+    #[error("a workload panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+    /// The bridge never subscribed.
+    #[error("the bridge did not subscribe to MQTT within 60 s")]
+    BridgeNotSubscribed,
+    /// A consumer never started consuming.
+    #[error("the windower, coordinator or trainer did not start consuming within 60 s")]
+    NotConsuming,
+    /// A workload ended before the sensors had sent everything.
+    #[error("a workload stopped while the sensors were sending")]
+    StoppedEarly,
+    /// Not every reading arrived in time.
+    #[error(
+        "not drained after {timeout:?}: {arrived} of {sent} readings stored (dead letters: {dead_letters})"
+    )]
+    NotDrained {
+        /// How long it waited.
+        timeout: Duration,
+        /// Readings stored or stored as late.
+        arrived: u64,
+        /// Readings sent.
+        sent: u64,
+        /// Messages the bridge dead-lettered.
+        dead_letters: u64,
+    },
+}
+
+impl LocalError {
+    /// Whether the experiment's input is at fault (its spec, name, dataset or model), so
+    /// running it again cannot help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Spec(_) | Self::Name(_) => true,
+            Self::Dataset(error) => error.is_permanent(),
+            Self::Setup(error) => error.is_permanent(),
+            _ => false,
+        }
+    }
+}
+
+/// Why one of the workloads failed.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    /// The bridge.
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+    /// The windower, coordinator or trainer.
+    #[error(transparent)]
+    Broker(#[from] BrokerError),
+    /// The sensors.
+    #[error(transparent)]
+    Sensor(#[from] SensorError),
+}
+
 /// Gives `experiment` a fresh start: its Pulsar namespace and topics recreated, its schema
 /// dropped and migrated, and the run recorded. Returns a store on the schema.
-pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Services) -> anyhow::Result<Store> {
+pub async fn reset_experiment(
+    experiment: &PipelineExperiment,
+    services: &Services,
+) -> Result<Store, LocalError> {
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
     let admin = PulsarAdmin::new(&services.pulsar)?;
     admin
         .delete_experiment(&names)
         .await
-        .context("resetting the Pulsar namespace")?;
+        .map_err(LocalError::ResetPulsar)?;
     admin
         .create_experiment(&names)
         .await
-        .context("creating the Pulsar namespace and topics")?;
+        .map_err(LocalError::Topics)?;
     let store = Store::connect(&services.postgres, &names.postgres_schema(), 8)
         .await
-        .context("connecting to PostgreSQL")?;
-    store.drop_schema().await.context("resetting the schema")?;
+        .map_err(LocalError::Connect)?;
+    store.drop_schema().await.map_err(LocalError::ResetSchema)?;
     store.migrate().await?;
     store
         .record_run(names.experiment(), &experiment.spec, crate::workload::now_ms())
         .await
-        .context("recording the run")?;
+        .map_err(LocalError::RecordRun)?;
     Ok(store)
 }
 
@@ -157,7 +269,7 @@ pub async fn reset_experiment(experiment: &PipelineExperiment, services: &Servic
 pub async fn run_local(
     experiment: &PipelineExperiment,
     options: LocalOptions,
-) -> anyhow::Result<LocalSummary> {
+) -> Result<LocalSummary, LocalError> {
     let started = Instant::now();
     // What this run costs, apart from earlier runs of the same process.
     crate::process_usage::reset_peak();
@@ -173,14 +285,11 @@ pub async fn run_local(
 
     let store = reset_experiment(experiment, services).await?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
-    objects
-        .ensure_bucket()
-        .await
-        .context("creating the models bucket")?;
+    objects.ensure_bucket().await.map_err(LocalError::Bucket)?;
     objects
         .delete_prefix(&format!("{}/", names.experiment()))
         .await
-        .context("removing the experiment's old models")?;
+        .map_err(LocalError::OldModels)?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
     let recipe = Recipe::from_spec(&spec.forecasting);
     match (&own_model, options.initial_models) {
@@ -217,7 +326,7 @@ pub async fn run_local(
         async move {
             run_bridge(config, stats, ready_tx, cancel)
                 .await
-                .context("bridge")
+                .map_err(|error| LocalError::Workload("bridge", WorkloadError::Bridge(error)))
         }
     });
     if spec.architecture == Architecture::Streaming {
@@ -229,7 +338,11 @@ pub async fn run_local(
             readiness: windower_ready.clone(),
         };
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
-        tasks.spawn(async move { run_windower(config, stats, cancel).await.context("windower") });
+        tasks.spawn(async move {
+            run_windower(config, stats, cancel)
+                .await
+                .map_err(|error| LocalError::Workload("windower", error.into()))
+        });
     }
     let coordinator = CoordinatorConfig::from_spec(
         names.clone(),
@@ -247,7 +360,7 @@ pub async fn run_local(
         tasks.spawn(async move {
             run_coordinator(coordinator, store, Some(forecasting), stats, cancel)
                 .await
-                .context("coordinator")
+                .map_err(|error| LocalError::Workload("coordinator", error.into()))
         });
     }
     let trainer_ready = Arc::new(Readiness::default());
@@ -277,7 +390,7 @@ pub async fn run_local(
         tasks.spawn(async move {
             run_trainer(config, store, registry, stats, cancel)
                 .await
-                .context("trainer")
+                .map_err(|error| LocalError::Workload("trainer", error.into()))
         });
     }
 
@@ -287,15 +400,15 @@ pub async fn run_local(
     ) {
         cancel.cancel();
         while let Some(result) = tasks.join_next().await {
-            result.context("a workload panicked")??;
+            result.map_err(LocalError::Panicked)??;
         }
-        bail!("the bridge did not subscribe to MQTT within 60 s");
+        return Err(LocalError::BridgeNotSubscribed);
     }
     let deadline = Instant::now() + Duration::from_secs(60);
     while !(windower_ready.is_ready() && coordinator_ready.is_ready() && trainer_ready.is_ready()) {
         if Instant::now() > deadline {
             cancel.cancel();
-            bail!("the windower, coordinator or trainer did not start consuming within 60 s");
+            return Err(LocalError::NotConsuming);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -322,14 +435,14 @@ pub async fn run_local(
         tokio::pin!(sensor_run);
         loop {
             tokio::select! {
-                report = &mut sensor_run => break report.context("sensor")?,
+                report = &mut sensor_run => break report.map_err(|error| LocalError::Workload("sensor", WorkloadError::Sensor(error)))?,
                 _ = tokio::time::sleep(Duration::from_millis(500)) => {
                     show(&progress, "sending", &bridge_stats, &coordinator_stats, &forecast_stats);
                 }
                 Some(result) = tasks.join_next() => {
                     cancel.cancel();
-                    result.context("a workload panicked")??;
-                    bail!("a workload stopped while the sensors were sending");
+                    result.map_err(LocalError::Panicked)??;
+                    return Err(LocalError::StoppedEarly);
                 }
             }
         }
@@ -341,7 +454,7 @@ pub async fn run_local(
     store
         .record_sensor_reports(&report.readings_sent, finished_ms)
         .await
-        .context("recording what the sensors sent")?;
+        .map_err(LocalError::RecordSent)?;
 
     // Drained when every reading sent is stored, or stored as late.
     let deadline = Instant::now() + options.drain_timeout;
@@ -362,11 +475,12 @@ pub async fn run_local(
         }
         if Instant::now() > deadline {
             cancel.cancel();
-            bail!(
-                "not drained after {:?}: {arrived} of {readings_sent} readings stored (dead letters: {})",
-                options.drain_timeout,
-                bridge_stats.dead_letters.get()
-            );
+            return Err(LocalError::NotDrained {
+                timeout: options.drain_timeout,
+                arrived,
+                sent: readings_sent,
+                dead_letters: bridge_stats.dead_letters.get(),
+            });
         }
         show(
             &progress,
@@ -379,7 +493,7 @@ pub async fn run_local(
     }
     cancel.cancel();
     while let Some(result) = tasks.join_next().await {
-        result.context("a workload panicked")??;
+        result.map_err(LocalError::Panicked)??;
     }
     if let Some(progress) = progress {
         progress.finish_and_clear();
@@ -395,7 +509,7 @@ pub async fn run_local(
             usage.map(|u| u.peak_rss_bytes),
         )
         .await
-        .context("recording the run's end")?;
+        .map_err(LocalError::RecordEnd)?;
     let stored = store.summary().await?;
     Ok(LocalSummary {
         experiment: names.experiment().to_owned(),

@@ -6,18 +6,98 @@
 use crate::model_registry::ModelRegistry;
 use crate::model_source::{CheckedModel, ModelSource};
 use crate::workload::now_ms;
-use anyhow::Context;
 use std::path::Path;
 use wattcast_core::DeviceId;
 use wattcast_core::experiment;
-use wattcast_core::topics::ExperimentNames;
+use wattcast_core::experiment::SpecError;
+use wattcast_core::topics::{ExperimentNames, InvalidExperimentName};
 use wattcast_crds::PipelineExperiment;
-use wattcast_io::dataset_source::DataSource;
-use wattcast_io::object_store::ObjectStore;
-use wattcast_io::pulsar_admin::PulsarAdmin;
+use wattcast_io::dataset_source::{DataSource, DataSourceError};
+use wattcast_io::object_store::{ObjectStore, ObjectStoreError};
+use wattcast_io::pulsar_admin::{PulsarAdmin, PulsarAdminError};
 use wattcast_io::services::Services;
-use wattcast_io::store::Store;
-use wattcast_model::{ModelVersion, Recipe, train};
+use wattcast_io::store::{Store, StoreError};
+use wattcast_model::{ModelVersion, Recipe, TrainError, train};
+
+/// Why setting an experiment up failed: the step, and its cause.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The experiment's spec does not fit.
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    /// Its name cannot name topics and a schema.
+    #[error(transparent)]
+    Name(#[from] InvalidExperimentName),
+    /// Its dataset cannot be read or does not fit the spec.
+    #[error(transparent)]
+    Dataset(#[from] DataSourceError),
+    /// Its own model cannot be read or does not fit the contract.
+    #[error(transparent)]
+    OwnModel(#[from] crate::model_source::ModelSourceError),
+    /// Pulsar's admin endpoint is unusable.
+    #[error(transparent)]
+    PulsarAdmin(#[from] PulsarAdminError),
+    /// Creating the Pulsar namespace and topics failed.
+    #[error("creating the Pulsar namespace and topics")]
+    Topics(#[source] PulsarAdminError),
+    /// PostgreSQL cannot be reached.
+    #[error("connecting to PostgreSQL")]
+    Connect(#[source] StoreError),
+    /// Recording the run failed.
+    #[error("recording the run")]
+    RecordRun(#[source] StoreError),
+    /// Another store operation failed (it says which).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Creating the models bucket failed.
+    #[error("creating the models bucket")]
+    Bucket(#[source] ObjectStoreError),
+    /// Publishing the user's own model as a device's initial model failed.
+    #[error("publishing device {device}'s initial model ({origin})")]
+    PublishOwn {
+        /// The device.
+        device: DeviceId,
+        /// Where the model came from.
+        origin: String,
+        /// Why.
+        #[source]
+        source: crate::model_registry::RegistryError,
+    },
+    /// Training a device's initial model failed.
+    #[error("training device {device}'s initial model")]
+    Train {
+        /// The device.
+        device: DeviceId,
+        /// Why.
+        #[source]
+        source: TrainError,
+    },
+    /// Publishing a trained initial model failed.
+    #[error("publishing device {device}'s initial model")]
+    Publish {
+        /// The device.
+        device: DeviceId,
+        /// Why.
+        #[source]
+        source: crate::model_registry::RegistryError,
+    },
+    /// A training task panicked.
+    #[error("training panicked")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
+impl SetupError {
+    /// Whether the experiment's input is at fault (its spec, name, dataset or model), so
+    /// retrying cannot help.
+    pub fn is_permanent(&self) -> bool {
+        match self {
+            Self::Spec(_) | Self::Name(_) => true,
+            Self::Dataset(error) => error.is_permanent(),
+            Self::OwnModel(error) => error.is_permanent(),
+            _ => false,
+        }
+    }
+}
 
 /// What the user passed in place of the spec's ConfigMap sources (the setup pod's mounts).
 #[derive(Debug, Clone, Copy, Default)]
@@ -37,7 +117,7 @@ pub async fn set_up(
     services: &Services,
     bucket: &str,
     mounted: Mounted<'_>,
-) -> anyhow::Result<usize> {
+) -> Result<usize, SetupError> {
     let spec = &experiment.spec;
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
     let data = DataSource::of(spec, mounted.dataset)?
@@ -47,20 +127,17 @@ pub async fn set_up(
     PulsarAdmin::new(&services.pulsar)?
         .create_experiment(&names)
         .await
-        .context("creating the Pulsar namespace and topics")?;
+        .map_err(SetupError::Topics)?;
     let store = Store::connect(&services.postgres, &names.postgres_schema(), 2)
         .await
-        .context("connecting to PostgreSQL")?;
+        .map_err(SetupError::Connect)?;
     store.migrate().await?;
     store
         .record_run(names.experiment(), spec, now_ms())
         .await
-        .context("recording the run")?;
+        .map_err(SetupError::RecordRun)?;
     let objects = ObjectStore::new(&services.s3, bucket);
-    objects
-        .ensure_bucket()
-        .await
-        .context("creating the models bucket")?;
+    objects.ensure_bucket().await.map_err(SetupError::Bucket)?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
     let mut devices = Vec::new();
     for (device, readings) in data {
@@ -81,7 +158,7 @@ pub async fn own_model(
     spec: &wattcast_crds::PipelineExperimentSpec,
     model_dir: Option<&Path>,
     services: &Services,
-) -> anyhow::Result<Option<CheckedModel>> {
+) -> Result<Option<CheckedModel>, SetupError> {
     let Some(source) = ModelSource::of(spec, model_dir)? else {
         return Ok(None);
     };
@@ -97,12 +174,16 @@ pub async fn publish_own_model(
     registry: &ModelRegistry,
     model: &CheckedModel,
     devices: &[(DeviceId, Vec<wattcast_core::Reading>)],
-) -> anyhow::Result<()> {
+) -> Result<(), SetupError> {
     for (device, _) in devices {
         registry
             .publish_own(*device, ModelVersion::Initial, &model.artifacts, now_ms())
             .await
-            .with_context(|| format!("publishing device {device}'s initial model ({})", model.origin))?;
+            .map_err(|source| SetupError::PublishOwn {
+                device: *device,
+                origin: model.origin.to_string(),
+                source,
+            })?;
     }
     Ok(())
 }
@@ -113,7 +194,7 @@ pub async fn train_initial_models(
     registry: &ModelRegistry,
     recipe: &Recipe,
     devices: &[(DeviceId, Vec<wattcast_core::Reading>)],
-) -> anyhow::Result<()> {
+) -> Result<(), SetupError> {
     let mut training = tokio::task::JoinSet::new();
     let mut pending = devices.iter();
     loop {
@@ -131,13 +212,48 @@ pub async fn train_initial_models(
         let Some(result) = training.join_next().await else {
             break;
         };
-        let (device, model) = result.context("training panicked")?;
-        let model = model.with_context(|| format!("training device {device}'s initial model"))?;
+        let (device, model) = result.map_err(SetupError::Panicked)?;
+        let model = model.map_err(|source| SetupError::Train { device, source })?;
         registry
             .publish(device, ModelVersion::Initial, &model, now_ms())
             .await
-            .with_context(|| format!("publishing device {device}'s initial model"))?;
+            .map_err(|source| SetupError::Publish { device, source })?;
         tracing::info!(%device, test_rmse = model.metrics.test_rmse, seconds = model.metrics.train_seconds, "initial model");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    #[test]
+    fn a_step_says_what_failed_and_keeps_its_cause() {
+        let error = SetupError::Train {
+            device: DeviceId(3),
+            source: TrainError::TooFewReadings {
+                got: 10,
+                need: 122,
+                look_back: 60,
+            },
+        };
+        assert_eq!(error.to_string(), "training device 3's initial model");
+        let cause = error.source().expect("the cause is kept");
+        assert!(
+            cause.to_string().starts_with("10 readings are too few"),
+            "{cause}"
+        );
+        assert!(
+            !error.is_permanent(),
+            "training may succeed on a retry's fresh data"
+        );
+    }
+
+    #[test]
+    fn the_experiments_own_input_is_permanent_and_says_itself() {
+        let error = SetupError::from(SpecError::Unnamed);
+        assert!(error.is_permanent());
+        assert_eq!(error.to_string(), "the experiment has no metadata.name");
+    }
 }

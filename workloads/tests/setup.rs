@@ -20,8 +20,7 @@ use wattcast_io::object_store::ObjectStore;
 use wattcast_io::pulsar_admin::PulsarAdmin;
 use wattcast_io::store::Store;
 use wattcast_model::ModelVersion;
-use wattcast_pipeline::model_source::ModelSourceError;
-use wattcast_pipeline::setup::{Mounted, set_up};
+use wattcast_pipeline::setup::{Mounted, SetupError, set_up};
 
 const BUCKET: &str = "wattcast-test-models";
 
@@ -203,13 +202,13 @@ async fn an_own_model_that_breaks_the_contract_is_refused_before_anything_is_mad
     let error = set_up(&experiment, &services, BUCKET, mounted)
         .await
         .expect_err("a 60-step model in a 30-step experiment");
-    let refusal = error
-        .chain()
-        .find_map(|cause| cause.downcast_ref::<ModelSourceError>())
-        .expect("a model source error");
+    let SetupError::OwnModel(refusal) = &error else {
+        panic!("a model source error, not {error:?}")
+    };
     assert!(refusal.is_permanent());
+    assert!(error.is_permanent());
     assert_eq!(
-        format!("{error:#}"),
+        format!("{:#}", anyhow::Error::from(error)),
         format!(
             "spec.forecasting.model.source ({}) does not fit the model contract: model shape: input is [N, 60, 1], expected [N, 30, 1]",
             dir.display()

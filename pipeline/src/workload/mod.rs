@@ -17,9 +17,7 @@ use wattcast_io::services::{MqttEndpoint, PulsarEndpoint, Transport};
 
 /// Wall-clock time in epoch milliseconds (publish, emit and store stamps).
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, millis)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, millis)
 }
 
 /// A duration in whole milliseconds (saturating: no duration here comes near 292 million years).

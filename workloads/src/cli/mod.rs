@@ -133,5 +133,11 @@ fn refuses_input(error: &anyhow::Error) -> bool {
             || cause
                 .downcast_ref::<wattcast_core::experiment::SpecError>()
                 .is_some()
+            || cause
+                .downcast_ref::<wattcast_pipeline::setup::SetupError>()
+                .is_some_and(wattcast_pipeline::setup::SetupError::is_permanent)
+            || cause
+                .downcast_ref::<wattcast_pipeline::local::LocalError>()
+                .is_some_and(wattcast_pipeline::local::LocalError::is_permanent)
     })
 }

@@ -151,7 +151,7 @@ async fn run_in_process(
     let this = [("wattcast", std::process::id())];
     loop {
         tokio::select! {
-            summary = &mut run => return summary,
+            summary = &mut run => return Ok(summary?),
             () = tokio::time::sleep(std::time::Duration::from_millis(250)) => {
                 sampler.tick(started.elapsed(), &this).await?;
             }
