@@ -80,6 +80,9 @@ fn options(dataset: Option<PathBuf>) -> LocalOptions {
 async fn an_s3_dataset_is_replayed_end_to_end_by_wattcast_local() {
     let services = common::services();
     let name = common::unique("own-data");
+    let _cleanup = common::Cleanup::experiment(
+        &wattcast_core::topics::ExperimentNames::new(&name).expect("a valid name"),
+    );
     let key = format!("{name}/devices.csv");
     let datasets = ObjectStore::new(&services.s3, "wattcast-datasets");
     common::reachable("S3", datasets.ensure_bucket().await);

@@ -39,7 +39,7 @@ fn quick_model(seed: u64, look_back: usize) -> TrainedModel {
     .expect("trains")
 }
 
-async fn setup(name: &str) -> (String, Store, ModelRegistry) {
+async fn setup(name: &str) -> (String, Store, ModelRegistry, common::Cleanup) {
     let services = common::services();
     let experiment = common::unique(name);
     let names = ExperimentNames::new(&experiment).expect("valid name");
@@ -59,7 +59,8 @@ async fn setup(name: &str) -> (String, Store, ModelRegistry) {
         common::within(30, "S3", objects.ensure_bucket()).await,
     );
     let registry = ModelRegistry::new(&experiment, objects, store.clone());
-    (experiment, store, registry)
+    let cleanup = common::Cleanup::schema(names.postgres_schema());
+    (experiment, store, registry, cleanup)
 }
 
 /// Stores two minutes of readings before `origin` so there is history to forecast from.
@@ -79,7 +80,7 @@ async fn versions(store: &Store) -> Vec<(i64, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn published_models_load_and_round_trip() {
-    let (experiment, store, registry) = setup("registry").await;
+    let (experiment, store, registry, _cleanup) = setup("registry").await;
     let model = quick_model(1, 60);
     let record = registry
         .publish(DEVICE, ModelVersion::Initial, &model, 1)
@@ -139,7 +140,7 @@ async fn published_models_load_and_round_trip() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forecasting_swaps_models_and_keeps_the_last_good_one() {
-    let (experiment, store, registry) = setup("swap").await;
+    let (experiment, store, registry, _cleanup) = setup("swap").await;
     let stats = std::sync::Arc::new(ForecastStats::default());
     let settings = ForecastSettings {
         look_back: 60,
@@ -244,7 +245,7 @@ async fn forecasting_swaps_models_and_keeps_the_last_good_one() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_batch_of_windows_looks_up_its_devices_models_at_once() {
-    let (experiment, store, registry) = setup("batchcheck").await;
+    let (experiment, store, registry, _cleanup) = setup("batchcheck").await;
     let other = DeviceId(2);
     let origin = 1_765_152_000;
     store_history(&store, origin).await;
@@ -292,7 +293,7 @@ async fn a_batch_of_windows_looks_up_its_devices_models_at_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_object_names_its_key() {
-    let (experiment, store, registry) = setup("missing").await;
+    let (experiment, store, registry, _cleanup) = setup("missing").await;
     let prefix = object_prefix(&experiment, DEVICE, ModelVersion::Initial);
     let error = registry
         .load("initial", &prefix, 60)
@@ -307,7 +308,7 @@ async fn a_missing_object_names_its_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_keras_export_in_the_object_store_loads_on_the_fast_path() {
-    let (experiment, store, registry) = setup("keras").await;
+    let (experiment, store, registry, _cleanup) = setup("keras").await;
     let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keras-lstm");
     let keras = ModelArtifacts::read_dir(&fixture).expect("the Keras fixture (make keras-model)");
     assert!(

@@ -78,6 +78,15 @@ async fn a_report_compares_real_runs_with_their_numbers_and_plots() {
         ),
         experiment(&format!("rep-b-{suffix}"), "Batching", "InOrder", "0s"),
     ];
+    let _cleanup: Vec<common::Cleanup> = runs
+        .iter()
+        .map(|run| {
+            let name = run.metadata.name.as_deref().expect("a named experiment");
+            common::Cleanup::experiment(
+                &wattcast_core::topics::ExperimentNames::new(name).expect("a valid name"),
+            )
+        })
+        .collect();
     let mut summaries = Vec::new();
     for experiment in &runs {
         summaries.push(run(experiment).await);

@@ -98,6 +98,7 @@ fn config(
 async fn a_restarted_sensor_resumes_after_what_the_broker_acknowledged() {
     let name = common::unique("resume");
     let (names, store) = common::fresh_experiment(&name).await;
+    let _cleanup = common::Cleanup::experiment(&names);
     let (_listener, received) = listen(&names).await;
     let progress = ReplayProgress {
         store: store.clone(),

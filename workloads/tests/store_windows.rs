@@ -38,14 +38,16 @@ fn window(device: u32, start: i64, seconds: &[i64]) -> WindowMessage {
     }
 }
 
-async fn empty_store(name: &str) -> Store {
+/// A migrated schema of its own, dropped when the returned guard goes.
+async fn empty_store(name: &str) -> (Store, common::Cleanup) {
     let schema = common::unique(name).replace('-', "_");
+    let cleanup = common::Cleanup::schema(&schema);
     let store = common::reachable(
         "PostgreSQL",
         Store::connect(&common::services().postgres, &schema, 2).await,
     );
     store.migrate().await.expect("the schema migrated");
-    store
+    (store, cleanup)
 }
 
 /// Fills `message` (mean imputation, as the coordinator) and stores it at `stored_ms`.
@@ -98,14 +100,14 @@ async fn a_batch_stores_what_storing_one_by_one_stores() {
         .map(|(m, f)| (m, f.as_slice()))
         .collect();
 
-    let one_by_one = empty_store("windows-one-by-one").await;
+    let (one_by_one, _one_by_one_cleanup) = empty_store("windows-one-by-one").await;
     for (message, filled) in &items {
         one_by_one
             .store_window(message, filled, 42)
             .await
             .expect("stores a window");
     }
-    let batched = empty_store("windows-batched").await;
+    let (batched, _batched_cleanup) = empty_store("windows-batched").await;
     batched.store_windows(&items, 42).await.expect("stores the batch");
     // Delivered again as a whole batch: nothing changes.
     batched
@@ -138,7 +140,7 @@ async fn a_batch_stores_what_storing_one_by_one_stores() {
 
 #[tokio::test]
 async fn the_window_latency_splits_into_ingest_and_store() {
-    let store = empty_store("windows-latency-split").await;
+    let (store, _store_cleanup) = empty_store("windows-latency-split").await;
     let all: Vec<i64> = (0..10).collect();
     // Last readings published at 9,000 ms (device 1) and 9,000 ms (device 2).
     let mut first = window(1, 0, &all);
@@ -158,7 +160,7 @@ async fn the_window_latency_splits_into_ingest_and_store() {
 
 #[tokio::test]
 async fn the_window_latency_is_given_per_minute_of_storing() {
-    let store = empty_store("windows-latency-minutes").await;
+    let (store, _store_cleanup) = empty_store("windows-latency-minutes").await;
     let all: Vec<i64> = (0..10).collect();
     // Every last reading is published at 9,000 ms; two windows are stored in the minute that
     // starts at 0 ms, one in the minute that starts at 60,000 ms.
@@ -179,7 +181,7 @@ async fn the_window_latency_is_given_per_minute_of_storing() {
 
 #[tokio::test]
 async fn a_measured_second_that_replaces_a_filler_carries_its_own_publish_and_store_times() {
-    let store = empty_store("windows-restored").await;
+    let (store, _store_cleanup) = empty_store("windows-restored").await;
     let first = window(1, 0, &[0, 1, 3, 4, 5, 6, 7, 8, 9]);
     let again = window(1, 0, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
     for (message, stored_ms) in [(&first, 42), (&again, 50)] {
@@ -212,7 +214,7 @@ async fn a_measured_second_that_replaces_a_filler_carries_its_own_publish_and_st
 
 #[tokio::test]
 async fn the_look_back_reads_the_latest_seconds_across_windows_and_gaps() {
-    let store = empty_store("windows-look-back").await;
+    let (store, _store_cleanup) = empty_store("windows-look-back").await;
     let all: Vec<i64> = (0..10).collect();
     // Device 1 has windows at 0, 10 and 30 (none at 20); device 2 one at 40.
     for message in [
@@ -260,6 +262,7 @@ async fn the_look_back_reads_the_latest_seconds_across_windows_and_gaps() {
 #[tokio::test]
 async fn migrating_a_store_with_reading_rows_keeps_every_second() {
     let schema = common::unique("windows-migrated").replace('-', "_");
+    let _cleanup = common::Cleanup::schema(&schema);
     let store = common::reachable(
         "PostgreSQL",
         Store::connect(&common::services().postgres, &schema, 1).await,
@@ -325,7 +328,7 @@ async fn migrating_a_store_with_reading_rows_keeps_every_second() {
 /// the forecast window's last measured reading, the window mean its measured readings' mean.
 #[tokio::test]
 async fn baselines_score_persistence_and_the_window_mean_on_the_forecast_seconds() {
-    let store = empty_store("baselines").await;
+    let (store, _store_cleanup) = empty_store("baselines").await;
     // Window [0, 10) lacks its last second; [10, 20) is complete (watts 100 + offset).
     store_filled(&store, &window(1, 0, &[0, 1, 2, 3, 4, 5, 6, 7, 8]), 1).await;
     store_filled(&store, &window(1, 10, &[0, 1, 2, 3, 4, 5, 6, 7, 8, 9]), 2).await;
@@ -370,7 +373,7 @@ async fn baselines_score_persistence_and_the_window_mean_on_the_forecast_seconds
 
 #[tokio::test]
 async fn a_sensor_pod_reports_all_its_devices_at_once_and_a_retry_replaces_the_report() {
-    let store = empty_store("sensor-reports").await;
+    let (store, _store_cleanup) = empty_store("sensor-reports").await;
     let first: std::collections::BTreeMap<DeviceId, u64> = (1..=250)
         .map(|device| (DeviceId(device), u64::from(device)))
         .collect();
@@ -391,7 +394,7 @@ async fn a_sensor_pod_reports_all_its_devices_at_once_and_a_retry_replaces_the_r
 
 #[tokio::test]
 async fn the_model_age_is_measured_once_per_forecast_from_its_models_data_end() {
-    let store = empty_store("model-age").await;
+    let (store, _store_cleanup) = empty_store("model-age").await;
     assert_eq!(store.model_age().await.unwrap(), None, "no forecast yet");
     // The initial model has no data range (setup trains it on the dataset's first readings);
     // its forecasts are not measured.
@@ -435,7 +438,7 @@ async fn the_model_age_is_measured_once_per_forecast_from_its_models_data_end() 
 
 #[tokio::test]
 async fn the_retrain_clock_survives_in_the_store() {
-    let store = empty_store("retrain-clock").await;
+    let (store, _store_cleanup) = empty_store("retrain-clock").await;
     let device = DeviceId(3);
     assert_eq!(
         store.retrain_clock(device).await.expect("query"),

@@ -162,6 +162,7 @@ async fn pulsar_over_tls_with_the_ca_and_refused_with_another() {
 #[tokio::test]
 async fn pulsar_admin_over_https_with_the_ca_and_refused_with_another() {
     let names = ExperimentNames::new(&common::unique("tls-admin")).unwrap();
+    let _cleanup = common::Cleanup::experiment(&names);
     let admin = PulsarAdmin::new(&tls_services(TestEnvCa::Signer).pulsar).expect("an admin client");
     common::reachable(
         "Pulsar admin over https",

@@ -163,3 +163,79 @@ pub async fn store_measured(store: &wattcast_io::store::Store, device: u32, from
         .collect();
     store.store_windows(&items, 0).await.expect("readings stored");
 }
+
+/// Removes what a test made on the shared services — a PostgreSQL schema, an experiment's
+/// schema and Pulsar namespace — when it goes out of scope, so runs do not pile them up. A
+/// failed test keeps them for inspection and says so. The removal runs on a runtime of its own
+/// with fresh connections (a `Drop` cannot await, and the test's runtime may be shutting down).
+#[must_use = "bind it to a named variable (`_cleanup`): `_` drops it at once"]
+pub struct Cleanup {
+    schema: Option<String>,
+    pulsar: Option<wattcast_core::topics::ExperimentNames>,
+}
+
+impl Cleanup {
+    /// Drops `schema` at the end.
+    pub fn schema(schema: impl Into<String>) -> Self {
+        Self {
+            schema: Some(schema.into()),
+            pulsar: None,
+        }
+    }
+
+    /// Drops the experiment's schema and deletes its Pulsar namespace at the end.
+    pub fn experiment(names: &wattcast_core::topics::ExperimentNames) -> Self {
+        Self {
+            schema: Some(names.postgres_schema()),
+            pulsar: Some(names.clone()),
+        }
+    }
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let (schema, pulsar) = (self.schema.take(), self.pulsar.take());
+        if std::thread::panicking() {
+            eprintln!(
+                "the test failed: kept schema {schema:?} and Pulsar namespace {:?} for inspection",
+                pulsar.as_ref().map(|names| names.pulsar_namespace())
+            );
+            return;
+        }
+        let services = services();
+        let removal = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the cleanup");
+            runtime.block_on(async move {
+                if let Some(schema) = schema {
+                    let dropped =
+                        match wattcast_io::store::Store::connect(&services.postgres, &schema, 1).await {
+                            Ok(store) => store.drop_schema().await.map_err(|error| error.to_string()),
+                            Err(error) => Err(error.to_string()),
+                        };
+                    if let Err(error) = dropped {
+                        eprintln!("could not drop the test's schema {schema}: {error}");
+                    }
+                }
+                if let Some(names) = pulsar {
+                    let deleted = match wattcast_io::pulsar_admin::PulsarAdmin::new(&services.pulsar) {
+                        Ok(admin) => admin
+                            .delete_experiment(&names)
+                            .await
+                            .map_err(|error| error.to_string()),
+                        Err(error) => Err(error.to_string()),
+                    };
+                    if let Err(error) = deleted {
+                        eprintln!(
+                            "could not delete the test's Pulsar namespace {}: {error}",
+                            names.pulsar_namespace()
+                        );
+                    }
+                }
+            });
+        });
+        let _ = removal.join();
+    }
+}
