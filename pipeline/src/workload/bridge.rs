@@ -3,7 +3,8 @@
 //! `windows` (keyed by device), refused messages to `dead-letter` with the reason.
 
 use super::error::{BrokerError, pulsar_error};
-use super::{compressed_producer, now_ms, producer, pulsar_client, retry};
+use super::now_ms;
+use super::session::BrokerSession;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
@@ -15,7 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::topics::{ExperimentNames, Topic};
-use wattcast_core::wire::{DeadLetter, Refused, SensorPayload, parse_batch, parse_sensor_payload};
+use wattcast_core::wire::{Refused, SensorPayload, parse_batch, parse_sensor_payload};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::{MqttEndpoint, PulsarEndpoint};
 
@@ -87,7 +88,8 @@ pub enum BridgeError {
 struct Producers {
     readings: Producer<TokioExecutor>,
     windows: Producer<TokioExecutor>,
-    dead_letter: Producer<TokioExecutor>,
+    /// Holds the dead-letter producer.
+    session: BrokerSession,
 }
 
 /// Runs until cancelled; `ready` fires once the MQTT subscription is in place.
@@ -97,23 +99,14 @@ pub async fn run_bridge(
     ready: tokio::sync::oneshot::Sender<()>,
     cancel: CancellationToken,
 ) -> Result<(), BridgeError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+    let Some(session) = BrokerSession::connect("bridge", &config.names, &config.pulsar, &cancel).await?
+    else {
         return Ok(());
     };
-    let open_producer = |topic: Topic| {
-        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
-        async move {
-            producer(&pulsar, topic)
-                .await
-                .map_err(|error| BridgeError::Broker(pulsar_error(error)))
-        }
-    };
     let mut producers = Producers {
-        readings: open_producer(Topic::Readings).await?,
-        windows: compressed_producer(&pulsar, config.names.pulsar_topic(Topic::Windows))
-            .await
-            .map_err(|error| BridgeError::Broker(pulsar_error(error)))?,
-        dead_letter: open_producer(Topic::DeadLetter).await?,
+        readings: session.producer(Topic::Readings).await?,
+        windows: session.compressed_producer(Topic::Windows).await?,
+        session,
     };
 
     // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,
@@ -288,20 +281,12 @@ async fn forward(
         Err(reason) => {
             stats.dead_letters.inc();
             tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
-            let letter = DeadLetter::new(
-                "bridge",
-                publish.topic.clone(),
-                reason.to_string(),
-                &publish.payload,
-            );
-            let payload =
-                serde_json::to_vec(&letter).map_err(|error| BridgeError::Broker(pulsar_error(error)))?;
-            producers
-                .dead_letter
-                .create_message()
-                .with_content(payload)
-                .send_non_blocking()
-                .await
+            return Ok(Some(
+                producers
+                    .session
+                    .send_dead_letter(publish.topic.clone(), reason.to_string(), &publish.payload)
+                    .await?,
+            ));
         }
     };
     send.map(Some)

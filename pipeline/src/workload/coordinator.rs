@@ -6,20 +6,20 @@
 
 use super::error::{BrokerError, pulsar_error};
 use super::forecasting::Forecasting;
-use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
+use super::session::{BrokerSession, Subscription};
+use super::{now_ms, retry};
 use futures::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use pulsar::consumer::InitialPosition;
-use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use pulsar::{Consumer, Producer, TokioExecutor};
 use std::collections::HashMap;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::imputation::{FilledPoint, ImputationMethod, impute};
 use wattcast_core::reading::DeviceId;
 use wattcast_core::topics::{ExperimentNames, Topic};
-use wattcast_core::wire::{DeadLetter, LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
+use wattcast_core::wire::{LateMessage, ModelAnnouncement, RetrainRequest, WindowMessage};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::PulsarEndpoint;
 use wattcast_io::store::Store;
@@ -224,49 +224,20 @@ pub async fn run_coordinator(
     stats: Arc<CoordinatorStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+    let Some(mut session) =
+        BrokerSession::connect("coordinator", &config.names, &config.pulsar, &cancel).await?
+    else {
         return Ok(());
     };
-    let subscribe = |topic: Topic| {
-        let topic = config.names.pulsar_topic(topic);
-        let pulsar = pulsar.clone();
-        async move {
-            pulsar
-                .consumer()
-                .with_topic(topic)
-                .with_subscription("coordinator")
-                .with_subscription_type(SubType::KeyShared)
-                .with_options(ConsumerOptions {
-                    initial_position: InitialPosition::Earliest,
-                    ..ConsumerOptions::default()
-                })
-                .build::<Vec<u8>>()
-                .await
-                .map_err(pulsar_error)
-        }
-    };
-    let mut windows: Consumer<Vec<u8>, TokioExecutor> = subscribe(Topic::Windows).await?;
-    let mut late: Consumer<Vec<u8>, TokioExecutor> = subscribe(Topic::Late).await?;
-    // Every replica hears every announcement (its own exclusive subscription from now on);
-    // models announced before it started are found in the `models` table.
-    let mut announcements: Consumer<Vec<u8>, TokioExecutor> = pulsar
-        .consumer()
-        .with_topic(config.names.pulsar_topic(Topic::Models))
-        .with_subscription(format!("coordinator-{}-{}", std::process::id(), now_ms()))
-        .with_subscription_type(SubType::Exclusive)
-        .with_options(ConsumerOptions {
-            initial_position: InitialPosition::Latest,
-            ..ConsumerOptions::default()
-        })
-        .build::<Vec<u8>>()
-        .await
-        .map_err(pulsar_error)?;
-    let open_producer = |topic: Topic| {
-        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
-        async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
-    };
-    let mut retrain: Producer<TokioExecutor> = open_producer(Topic::Retrain).await?;
-    let mut dead_letter: Producer<TokioExecutor> = open_producer(Topic::DeadLetter).await?;
+    let mut windows: Consumer<Vec<u8>, TokioExecutor> =
+        session.subscribe(Topic::Windows, Subscription::Shared).await?;
+    let mut late: Consumer<Vec<u8>, TokioExecutor> =
+        session.subscribe(Topic::Late, Subscription::Shared).await?;
+    // Every replica hears every announcement (its own subscription from now on); models
+    // announced before it started are found in the `models` table.
+    let mut announcements: Consumer<Vec<u8>, TokioExecutor> =
+        session.subscribe(Topic::Models, Subscription::Private).await?;
+    let mut retrain: Producer<TokioExecutor> = session.producer(Topic::Retrain).await?;
     config.readiness.set(true);
     // Per device: the event time up to which a retrain was last requested (restored from the
     // store at first sight, so a restart keeps the schedule).
@@ -296,8 +267,7 @@ pub async fn run_coordinator(
                         Ok(parsed) => usable.push(parsed),
                         Err(reason) => {
                             stats.dead_letters.inc();
-                            let letter = DeadLetter::new("coordinator", config.names.pulsar_topic(Topic::Windows), reason, &message.payload.data);
-                            send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                            session.dead_letter(config.names.pulsar_topic(Topic::Windows), reason, &message.payload.data).await?;
                         }
                     }
                 }
@@ -404,8 +374,7 @@ pub async fn run_coordinator(
                     }
                     Err(error) => {
                         stats.dead_letters.inc();
-                        let letter = DeadLetter::new("coordinator", config.names.pulsar_topic(Topic::Late), format!("malformed: {error}"), &message.payload.data);
-                        send_dead_letter(&mut dead_letter, &letter).await.map_err(pulsar_error)?;
+                        session.dead_letter(config.names.pulsar_topic(Topic::Late), format!("malformed: {error}"), &message.payload.data).await?;
                     }
                 }
                 late.ack(&message).await.map_err(pulsar_error)?;

@@ -6,6 +6,7 @@ pub mod coordinator;
 pub mod error;
 pub mod forecasting;
 pub mod sensor;
+pub mod session;
 pub mod trainer;
 pub mod windower;
 
@@ -76,7 +77,8 @@ pub fn mqtt_options(mqtt: &MqttEndpoint, client_id: impl Into<String>) -> rumqtt
     options
 }
 
-/// A producer for one of the experiment's topics. A full send queue makes sends wait
+/// A producer for one of the experiment's topics (workloads get theirs from a
+/// [`session::BrokerSession`]). A full send queue makes sends wait
 /// (backpressure reaches the MQTT broker and the consumers) instead of failing.
 pub async fn producer(
     pulsar: &Pulsar<TokioExecutor>,
@@ -89,7 +91,7 @@ pub async fn producer(
 /// window is 60 readings of JSON, about five times smaller compressed, and every device's window
 /// is published in the same second, so this is what Pulsar writes, stores and reads back in
 /// that second. Consumers decompress transparently.
-pub async fn compressed_producer(
+async fn compressed_producer(
     pulsar: &Pulsar<TokioExecutor>,
     topic: String,
 ) -> Result<pulsar::Producer<TokioExecutor>, pulsar::Error> {
@@ -112,16 +114,6 @@ async fn producer_with(
         })
         .build()
         .await
-}
-
-/// Publishes a dead letter and waits until Pulsar confirmed it.
-pub async fn send_dead_letter(
-    producer: &mut pulsar::Producer<TokioExecutor>,
-    letter: &wattcast_core::wire::DeadLetter,
-) -> Result<(), error::BrokerError> {
-    let payload = serde_json::to_vec(letter)?;
-    producer.send_non_blocking(payload).await?.await?;
-    Ok(())
 }
 
 /// Retries `attempt` with exponential backoff (100 ms doubling to 10 s) until it succeeds or

@@ -4,23 +4,23 @@
 mod queue;
 
 use super::error::{BrokerError, pulsar_error};
-use super::{now_ms, producer, pulsar_client, retry, send_dead_letter};
+use super::session::{BrokerSession, Subscription};
+use super::{now_ms, retry};
 use crate::model_registry::ModelRegistry;
 use futures::StreamExt;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
-use pulsar::consumer::InitialPosition;
 use pulsar::consumer::Message;
-use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use pulsar::{Consumer, Producer, TokioExecutor};
 use queue::{Next, RequestQueue};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::topics::{ExperimentNames, Topic};
-use wattcast_core::wire::{DeadLetter, ModelAnnouncement, RetrainRequest};
+use wattcast_core::wire::{ModelAnnouncement, RetrainRequest};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::PulsarEndpoint;
 use wattcast_io::store::Store;
@@ -115,30 +115,14 @@ pub async fn run_trainer(
     stats: Arc<TrainerStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+    let Some(mut session) = BrokerSession::connect("trainer", &config.names, &config.pulsar, &cancel).await?
+    else {
         return Ok(());
     };
-    let mut requests: Consumer<Vec<u8>, TokioExecutor> = pulsar
-        .consumer()
-        .with_topic(config.names.pulsar_topic(Topic::Retrain))
-        .with_subscription("trainer")
-        // Each device's requests to one trainer, in order; several trainers share the devices.
-        .with_subscription_type(SubType::KeyShared)
-        .with_options(ConsumerOptions {
-            initial_position: InitialPosition::Earliest,
-            ..ConsumerOptions::default()
-        })
-        .build()
-        .await
-        .map_err(pulsar_error)?;
-    let mut announcements: Producer<TokioExecutor> =
-        producer(&pulsar, config.names.pulsar_topic(Topic::Models))
-            .await
-            .map_err(pulsar_error)?;
-    let mut dead_letter: Producer<TokioExecutor> =
-        producer(&pulsar, config.names.pulsar_topic(Topic::DeadLetter))
-            .await
-            .map_err(pulsar_error)?;
+    // Each device's requests to one trainer, in order; several trainers share the devices.
+    let mut requests: Consumer<Vec<u8>, TokioExecutor> =
+        session.subscribe(Topic::Retrain, Subscription::Shared).await?;
+    let mut announcements: Producer<TokioExecutor> = session.producer(Topic::Models).await?;
     retry("reaching the models bucket", &cancel, || {
         registry.objects().ensure_bucket()
     })
@@ -209,15 +193,9 @@ pub async fn run_trainer(
                     Outcome::Refused(reason) => {
                         tracing::warn!(%reason, "retrain request refused");
                         stats.refused.inc();
-                        let letter = DeadLetter::new(
-                            "trainer",
-                            config.names.pulsar_topic(Topic::Retrain),
-                            reason,
-                            &message.payload.data,
-                        );
-                        send_dead_letter(&mut dead_letter, &letter)
-                            .await
-                            .map_err(pulsar_error)?;
+                        session
+                            .dead_letter(config.names.pulsar_topic(Topic::Retrain), reason, &message.payload.data)
+                            .await?;
                     }
                 }
                 requests.ack(&message).await.map_err(pulsar_error)?;

@@ -8,15 +8,16 @@
 //! the devices, so each device's readings stay in order on one replica.
 
 use super::error::{BrokerError, pulsar_error};
-use super::{compressed_producer, millis, now_ms, producer, pulsar_client, retry, send_dead_letter};
+use super::millis;
+use super::now_ms;
+use super::session::{BrokerSession, Subscription};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
-use pulsar::consumer::InitialPosition;
 use pulsar::producer::SendFuture;
 use pulsar::proto::MessageIdData;
-use pulsar::{Consumer, ConsumerOptions, Producer, SubType, TokioExecutor};
+use pulsar::{Consumer, Producer, TokioExecutor};
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
@@ -26,9 +27,7 @@ use tokio_util::sync::CancellationToken;
 use wattcast_core::reading::DeviceId;
 use wattcast_core::topics::{ExperimentNames, Topic};
 use wattcast_core::windowing::{WindowConfig, WindowEngine, WindowEvent};
-use wattcast_core::wire::{
-    DeadLetter, LateMessage, SensorPayload, Sequence, WindowMessage, parse_sensor_payload,
-};
+use wattcast_core::wire::{LateMessage, SensorPayload, Sequence, WindowMessage, parse_sensor_payload};
 use wattcast_io::observe::Readiness;
 use wattcast_io::services::PulsarEndpoint;
 
@@ -111,7 +110,6 @@ impl WindowerStats {
 struct Outputs {
     windows: Producer<TokioExecutor>,
     late: Producer<TokioExecutor>,
-    dead_letter: Producer<TokioExecutor>,
 }
 
 /// Runs until cancelled.
@@ -120,33 +118,17 @@ pub async fn run_windower(
     stats: Arc<WindowerStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(pulsar) = retry("connecting to Pulsar", &cancel, || pulsar_client(&config.pulsar)).await else {
+    let Some(mut session) =
+        BrokerSession::connect("windower", &config.names, &config.pulsar, &cancel).await?
+    else {
         return Ok(());
     };
     let readings_topic = config.names.pulsar_topic(Topic::Readings);
-    let mut consumer: Consumer<Vec<u8>, TokioExecutor> = pulsar
-        .consumer()
-        .with_topic(&readings_topic)
-        .with_subscription("windower")
-        .with_subscription_type(SubType::KeyShared)
-        .with_consumer_name(format!("windower-{}", std::process::id()))
-        .with_options(ConsumerOptions {
-            initial_position: InitialPosition::Earliest,
-            ..ConsumerOptions::default()
-        })
-        .build()
-        .await
-        .map_err(pulsar_error)?;
-    let open_producer = |topic: Topic| {
-        let (pulsar, topic) = (pulsar.clone(), config.names.pulsar_topic(topic));
-        async move { producer(&pulsar, topic).await.map_err(pulsar_error) }
-    };
+    let mut consumer: Consumer<Vec<u8>, TokioExecutor> =
+        session.subscribe(Topic::Readings, Subscription::Shared).await?;
     let mut outputs = Outputs {
-        windows: compressed_producer(&pulsar, config.names.pulsar_topic(Topic::Windows))
-            .await
-            .map_err(pulsar_error)?,
-        late: open_producer(Topic::Late).await?,
-        dead_letter: open_producer(Topic::DeadLetter).await?,
+        windows: session.compressed_producer(Topic::Windows).await?,
+        late: session.producer(Topic::Late).await?,
     };
 
     config.readiness.set(true);
@@ -234,8 +216,7 @@ pub async fn run_windower(
                     }
                     Err(reason) => {
                         stats.dead_letters.inc();
-                        let letter = DeadLetter::new("windower", readings_topic.clone(), reason.to_string(), &message.payload.data);
-                        send_dead_letter(&mut outputs.dead_letter, &letter).await.map_err(pulsar_error)?;
+                        session.dead_letter(readings_topic.clone(), reason.to_string(), &message.payload.data).await?;
                         consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
                     }
                 }
