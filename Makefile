@@ -21,10 +21,10 @@ test: test-env lint crd-check ## Start the test services, then run every test (l
 	$(CARGO) test --workspace --no-fail-fast
 
 .PHONY: test-unit
-test-unit: ## The tests that need no services (unit, property, windowing conformance, CLI, ONNX, CRD types, reconcile on a fake API server): no test env, about a minute warm
+test-unit: ## The tests that need no services (unit, property, windowing conformance, CLI, ONNX, CRD types, reconcile on a fake API server, docs links): no test env, about a minute warm
 	$(CARGO) test --workspace --no-fail-fast --lib --bins --test windowing_properties \
 	  --test windowing_conformance --test dataset_cli --test model_onnx --test model_keras --test samples_are_fresh \
-	  --test local_images --test parsers_fuzz --test reliability_doc --test reconcile
+	  --test local_images --test parsers_fuzz --test reliability_doc --test reconcile --test docs_links
 
 .PHONY: test-faults
 test-faults: test-env release ## The fault matrix (local mode): each fault injected mid-run into real processes and services; fails if a reading is lost or duplicated (about 12 minutes)

@@ -5,7 +5,7 @@
 # The infrastructure images are local test images standing in for the official ones the chart
 # uses (eclipse-mosquitto, postgres, apachepulsar/pulsar, rustfs/rustfs): each honours the part of
 # its official image's interface the operator relies on (command, env, paths, user ids, ports), so
-# the operator makes the same pod specs for both; see docs/testing.md.
+# the operator makes the same pod specs for both; see docs/contributing/testing.md.
 # shellcheck shell=bash
 # shellcheck disable=SC2034 # variables set here are used by the scripts that source this file
 

@@ -212,7 +212,7 @@ pub struct Services {
 #[derive(Debug, thiserror::Error)]
 pub enum ServicesError {
     /// A variable is neither in the environment nor in the `.env` file.
-    #[error("{name} ({what}) is not set{}; start the test services with `make test-env` (or set the WATTCAST_* variables, see docs/testing.md)", .env_file.as_ref().map(|p| format!(" and {} does not define it", p.display())).unwrap_or_default())]
+    #[error("{name} ({what}) is not set{}; start the test services with `make test-env` (or set the WATTCAST_* variables, see docs/contributing/testing.md)", .env_file.as_ref().map(|p| format!(" and {} does not define it", p.display())).unwrap_or_default())]
     Missing {
         /// The variable.
         name: &'static str,

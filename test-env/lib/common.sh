@@ -16,7 +16,7 @@ TEST_ENV_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENV_FILE=$TEST_ENV_DIR/.env
 SECRETS_FILE=$RUN_DIR/secrets.env
 
-# Pinned versions (see docs/testing.md for why these).
+# Pinned versions (see docs/contributing/testing.md for why these).
 PULSAR_VERSION=4.0.7
 S3S_FS_VERSION=0.14.1
 KUBERNETES_VERSION=1.36.3
@@ -46,7 +46,7 @@ warn_if_disk_nearly_full() {
   fi
 }
 
-# Seconds since the script started, for the timing lines in docs/testing.md.
+# Seconds since the script started, for the timing lines in docs/contributing/testing.md.
 elapsed() { echo $(( $(date +%s) - ${TEST_ENV_STARTED:-$(date +%s)} )); }
 
 # wait_until SECONDS DESCRIPTION COMMAND...: retries COMMAND every second.

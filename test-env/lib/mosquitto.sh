@@ -12,7 +12,7 @@ start_mosquitto() {
   fi
   # Started before it had a TLS listener, or with older certificates: start it again.
   stop_mosquitto
-  port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another MQTT broker; stop it or point the tests at it (docs/testing.md)"
+  port_open "$MQTT_PORT" && die "port $MQTT_PORT is taken by another MQTT broker; stop it or point the tests at it (docs/contributing/testing.md)"
   mkdir -p "$MOSQUITTO_DIR"
   # A fresh store each start, as for Pulsar; the fault matrix restarts a crashed broker on its
   # store (MOSQUITTO_KEEP_DATA=1, test-env/fault).

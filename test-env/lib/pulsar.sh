@@ -30,7 +30,7 @@ start_pulsar() {
     return 0
   fi
   stop_pidfile pulsar "$pidfile"
-  port_open "$PULSAR_PORT" && die "port $PULSAR_PORT is taken by another process; stop it or point the tests at your Pulsar (docs/testing.md)"
+  port_open "$PULSAR_PORT" && die "port $PULSAR_PORT is taken by another process; stop it or point the tests at your Pulsar (docs/contributing/testing.md)"
   port_open "$PULSAR_BOOKIE_PORT" && die "port $PULSAR_BOOKIE_PORT (Pulsar's embedded bookie) is taken by another process"
   install_pulsar
   # A fresh data directory each start: tests keep nothing in Pulsar between runs, and a broker

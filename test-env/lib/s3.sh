@@ -20,7 +20,7 @@ start_s3() {
     log "s3 already running"
     return 0
   fi
-  port_open "$S3_PORT" && die "port $S3_PORT is taken by another process; stop it or point the tests at your S3 (docs/testing.md)"
+  port_open "$S3_PORT" && die "port $S3_PORT is taken by another process; stop it or point the tests at your S3 (docs/contributing/testing.md)"
   install_s3s_fs
   mkdir -p "$S3_DIR/data"
   (

@@ -64,7 +64,7 @@ start_s3_tls() {
     return 0
   fi
   stop_pidfile "s3 TLS proxy" "$S3_TLS_PIDFILE"
-  port_open "$S3_TLS_PORT" && die "port $S3_TLS_PORT is taken by another process; stop it (docs/testing.md)"
+  port_open "$S3_TLS_PORT" && die "port $S3_TLS_PORT is taken by another process; stop it (docs/contributing/testing.md)"
   mkdir -p "$RUN_DIR/s3"
   (
     nohup socat "OPENSSL-LISTEN:$S3_TLS_PORT,bind=127.0.0.1,reuseaddr,fork,cert=$TLS_DIR/server.crt,key=$TLS_DIR/server.key,verify=0" \
