@@ -68,7 +68,8 @@ bench-lstm: ## Criterion benchmark of training's LSTM sequence operation alone (
 # The Keras side of the model comparisons: the original recipe in pinned tensorflow-cpu + tf2onnx.
 KERAS_VENV := $(HOME)/.cache/wattcast/keras-venv
 KERAS_PYTHON := $(KERAS_VENV)/bin/python
-REFERENCE := ../shared/reference/thesis-data
+# The original project's reference CSVs (not in this repository; see docs/contributing/testing.md).
+REFERENCE ?= $(or $(WATTCAST_THESIS_DATA),../shared/reference/thesis-data)
 
 $(KERAS_PYTHON): tools/keras/requirements.txt
 	python3 -m venv $(KERAS_VENV)

@@ -217,19 +217,14 @@ async fn the_longest_admitted_name_fits_every_object() {
     server.destroy().await.unwrap();
 }
 
-/// Devices 2–4 of the original project (`../shared/reference`), 40 minutes each, in one CSV.
+/// Devices 2–4 of the original project's reference data, 40 minutes each, in one CSV.
 fn reference_devices_csv() -> String {
     let mut csv = String::new();
     for device in 2..=4 {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-            "../../shared/reference/thesis-data/device_{device}_batch_data_2025-12-08.csv"
-        ));
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (the reference data lives in ../shared/reference)",
-                path.display()
-            )
-        });
+        let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let path = wattcast_core::dataset::thesis_data::thesis_device_csv(&repo, device)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let skip = usize::from(!csv.is_empty());
         for line in text.lines().skip(skip) {
             csv.push_str(line);

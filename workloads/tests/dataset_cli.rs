@@ -193,14 +193,11 @@ fn a_bad_row_is_reported_with_file_line_and_field() {
 
 #[test]
 fn the_reference_data_of_the_original_project_windows_completely() {
-    let file =
+    let repo =
         Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
-            .join("../../shared/reference/thesis-data/device_3_batch_data_2025-12-08.csv");
-    assert!(
-        file.exists(),
-        "{} is missing: the reference data lives in ../shared/reference",
-        file.display()
-    );
+            .join("..");
+    let file = wattcast_core::dataset::thesis_data::thesis_device_csv(&repo, 3)
+        .unwrap_or_else(|error| panic!("{error}"));
     let lines = json_lines(&wattcast(&[
         "dataset",
         "window",

@@ -21,9 +21,9 @@ use wattcast_io::store::Store;
 use wattcast_pipeline::local::{LocalOptions, run_local};
 
 fn reference(device: u32) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!(
-        "../../shared/reference/thesis-data/device_{device}_batch_data_2025-12-08.csv"
-    ))
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    wattcast_core::dataset::thesis_data::thesis_device_csv(&repo, device)
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 /// Devices 2, 3 and 4 in one CSV, as a user would put them into one ConfigMap key or object.

@@ -16,15 +16,9 @@ use wattcast_model::{Forecaster, Recipe, train};
 
 fn reference_csv(device: u32) -> PathBuf {
     let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
-    let path = PathBuf::from(manifest).join(format!(
-        "../../shared/reference/thesis-data/device_{device}_batch_data_2025-12-08.csv"
-    ));
-    assert!(
-        path.exists(),
-        "{} is missing: the reference data lives in ../shared/reference",
-        path.display()
-    );
-    path
+    let repo = PathBuf::from(manifest).join("..");
+    wattcast_core::dataset::thesis_data::thesis_device_csv(&repo, device)
+        .unwrap_or_else(|error| panic!("{error}"))
 }
 
 fn first_readings(device: u32, n: usize) -> Vec<f64> {

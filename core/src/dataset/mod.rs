@@ -5,6 +5,7 @@ pub mod generate;
 pub mod reader;
 pub mod signal;
 pub mod stats;
+pub mod thesis_data;
 pub mod timestamp;
 pub mod writer;
 

@@ -334,11 +334,12 @@ mod tests {
 
     #[test]
     fn reads_the_reference_data_of_the_original_project() {
-        let path =
+        let repo =
             Path::new(&std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR for tests"))
-                .join("../../shared/reference/thesis-data/device_2_batch_data_2025-12-08.csv");
-        let dataset = read_dataset(&path, BadRowPolicy::FailFast)
-            .unwrap_or_else(|error| panic!("{error} (the reference data lives in ../shared/reference)"));
+                .join("..");
+        let path = crate::dataset::thesis_data::thesis_device_csv(&repo, 2)
+            .unwrap_or_else(|error| panic!("{error}"));
+        let dataset = read_dataset(&path, BadRowPolicy::FailFast).unwrap_or_else(|error| panic!("{error}"));
         assert_eq!(dataset.readings.len(), 2400);
         assert!(dataset.readings.iter().all(|r| r.device == DeviceId(2)));
         assert_eq!(dataset.readings[0].event_time, 1_765_152_000);
