@@ -25,10 +25,37 @@ struct DeviceSchedule {
     start: Duration,
     speedup: f64,
     /// File order (Streaming), or sorted by event time with one reading per second (Batching).
-    readings: Vec<Reading>,
+    readings: Vec<Sample>,
     /// Batching: each minute's first reading in `readings` and its due time (empty when Streaming).
     minutes: Vec<(usize, Duration)>,
     mode: SensorMode,
+}
+
+/// A reading as a device's schedule holds it for the whole replay: its device is the schedule's
+/// and its publish stamp is set when it is sent, so only these two are kept — 16 bytes, where a
+/// [`Reading`] takes 40.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Sample {
+    event_time: i64,
+    power_w: f64,
+}
+
+impl Sample {
+    fn of(reading: &Reading) -> Self {
+        Self {
+            event_time: reading.event_time,
+            power_w: reading.power_w,
+        }
+    }
+
+    fn reading(self, device: DeviceId, published_ms: i64) -> Reading {
+        Reading {
+            device,
+            event_time: self.event_time,
+            power_w: self.power_w,
+            published_ms: Some(published_ms),
+        }
+    }
 }
 
 /// One publication: when, whose (the device's index in the sensor), and which of the device's.
@@ -68,16 +95,21 @@ impl Schedule {
                 // Devices are not synchronised: each sends at its own phase within the second.
                 let phase = Duration::from_secs_f64(index as f64 / count / speedup);
                 let start = ramp_up.unwrap_or_default().mul_f64(index as f64).div_f64(speedup) + phase;
-                let (topic, minutes) = match mode {
-                    SensorMode::Streaming => (names.mqtt_readings(device), Vec::new()),
+                let topic = match mode {
+                    SensorMode::Streaming => names.mqtt_readings(device),
                     SensorMode::Batching => {
                         readings.sort_by_key(|reading| reading.event_time);
                         readings.dedup_by_key(|reading| reading.event_time);
-                        (names.mqtt_batches(device), minutes_of(&readings, start, speedup))
+                        names.mqtt_batches(device)
                     }
                 };
-                // Held for the whole replay: no spare capacity from how the data was built.
-                readings.shrink_to_fit();
+                // Held for the whole replay: compact, and no spare capacity from how the data
+                // was built (the readings as loaded are freed device by device).
+                let readings: Vec<Sample> = readings.iter().map(Sample::of).collect();
+                let minutes = match mode {
+                    SensorMode::Streaming => Vec::new(),
+                    SensorMode::Batching => minutes_of(&readings, start, speedup),
+                };
                 DeviceSchedule {
                     device,
                     topic,
@@ -190,8 +222,7 @@ impl Schedule {
         }
         match device.mode {
             SensorMode::Streaming => {
-                let mut reading = device.readings[step.step];
-                reading.published_ms = Some(published_ms);
+                let reading = device.readings[step.step].reading(device.device, published_ms);
                 serde_json::to_vec(&SequencedReading {
                     reading: &reading,
                     seq: Sequence(step.step as u64),
@@ -258,10 +289,7 @@ impl DeviceSchedule {
             end: start + 60,
             readings: self.readings[first..end]
                 .iter()
-                .map(|reading| Reading {
-                    published_ms: Some(published_ms),
-                    ..*reading
-                })
+                .map(|sample| sample.reading(self.device, published_ms))
                 .collect(),
             expected: 60,
             late: 0,
@@ -271,8 +299,8 @@ impl DeviceSchedule {
 
 /// Each minute of sorted `readings`: its first reading and when it is due (once it has been
 /// replayed, counted from the device's first minute).
-fn minutes_of(readings: &[Reading], start: Duration, speedup: f64) -> Vec<(usize, Duration)> {
-    let minute_of = |reading: &Reading| reading.event_time.div_euclid(60) * 60;
+fn minutes_of(readings: &[Sample], start: Duration, speedup: f64) -> Vec<(usize, Duration)> {
+    let minute_of = |reading: &Sample| reading.event_time.div_euclid(60) * 60;
     let Some(first) = readings.first().map(minute_of) else {
         return Vec::new();
     };
@@ -324,6 +352,30 @@ impl Cursor<'_> {
 #[allow(clippy::cast_possible_truncation, reason = "small test indices")]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_reading_takes_16_bytes_and_comes_back_whole() {
+        assert_eq!(std::mem::size_of::<Sample>(), 16);
+        assert_eq!(
+            std::mem::size_of::<Reading>(),
+            40,
+            "what the schedule no longer holds"
+        );
+        let reading = Reading {
+            device: DeviceId(7),
+            event_time: 1_765_152_003,
+            power_w: 695.3,
+            published_ms: None,
+        };
+        let back = Sample::of(&reading).reading(DeviceId(7), 12);
+        assert_eq!(
+            back,
+            Reading {
+                published_ms: Some(12),
+                ..reading
+            }
+        );
+    }
     use proptest::prelude::*;
 
     fn readings(device: u32, times: &[i64]) -> (DeviceId, Vec<Reading>) {
