@@ -133,36 +133,16 @@ pub struct LocalSummary {
 /// Why a local run failed: the step, and its cause.
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
-    /// The experiment's spec does not fit.
-    #[error(transparent)]
-    Spec(#[from] SpecError),
-    /// Its name cannot name topics and a schema.
-    #[error(transparent)]
-    Name(#[from] InvalidExperimentName),
-    /// Its dataset cannot be read or does not fit the spec.
-    #[error(transparent)]
-    Dataset(#[from] DataSourceError),
-    /// Its own model or its initial models failed.
+    /// What set-up would refuse or fail at: the spec, the name, the dataset, the user's own
+    /// model, the Pulsar namespace, PostgreSQL, the bucket, the initial models.
     #[error(transparent)]
     Setup(#[from] SetupError),
-    /// Pulsar's admin endpoint is unusable.
-    #[error(transparent)]
-    PulsarAdmin(#[from] PulsarAdminError),
     /// Deleting the experiment's Pulsar namespace failed.
     #[error("resetting the Pulsar namespace")]
     ResetPulsar(#[source] PulsarAdminError),
-    /// Creating the Pulsar namespace and topics failed.
-    #[error("creating the Pulsar namespace and topics")]
-    Topics(#[source] PulsarAdminError),
-    /// PostgreSQL cannot be reached.
-    #[error("connecting to PostgreSQL")]
-    Connect(#[source] StoreError),
     /// Dropping the experiment's schema failed.
     #[error("resetting the schema")]
     ResetSchema(#[source] StoreError),
-    /// Recording the run failed.
-    #[error("recording the run")]
-    RecordRun(#[source] StoreError),
     /// Recording what the sensors sent failed.
     #[error("recording what the sensors sent")]
     RecordSent(#[source] StoreError),
@@ -172,9 +152,6 @@ pub enum LocalError {
     /// Another store operation failed (it says which).
     #[error(transparent)]
     Store(#[from] StoreError),
-    /// Creating the models bucket failed.
-    #[error("creating the models bucket")]
-    Bucket(#[source] ObjectStoreError),
     /// Removing an earlier run's models failed.
     #[error("removing the experiment's old models")]
     OldModels(#[source] ObjectStoreError),
@@ -213,14 +190,26 @@ impl LocalError {
     /// Whether the experiment's input is at fault (its spec, name, dataset or model), so
     /// running it again cannot help.
     pub fn is_permanent(&self) -> bool {
-        match self {
-            Self::Spec(_) | Self::Name(_) => true,
-            Self::Dataset(error) => error.is_permanent(),
-            Self::Setup(error) => error.is_permanent(),
-            _ => false,
-        }
+        matches!(self, Self::Setup(error) if error.is_permanent())
     }
 }
+
+/// The errors set-up names, met by a local run before set-up's own steps.
+macro_rules! through_setup {
+    ($($error:ty),*) => {$(
+        impl From<$error> for LocalError {
+            fn from(error: $error) -> Self {
+                Self::Setup(error.into())
+            }
+        }
+    )*};
+}
+through_setup!(
+    SpecError,
+    InvalidExperimentName,
+    DataSourceError,
+    PulsarAdminError
+);
 
 /// Why one of the workloads failed.
 #[derive(Debug, thiserror::Error)]
@@ -251,16 +240,16 @@ pub async fn reset_experiment(
     admin
         .create_experiment(&names)
         .await
-        .map_err(LocalError::Topics)?;
+        .map_err(SetupError::Topics)?;
     let store = Store::connect(&services.postgres, &names.postgres_schema(), 8)
         .await
-        .map_err(LocalError::Connect)?;
+        .map_err(SetupError::Connect)?;
     store.drop_schema().await.map_err(LocalError::ResetSchema)?;
     store.migrate().await?;
     store
         .record_run(names.experiment(), &experiment.spec, crate::workload::now_ms())
         .await
-        .map_err(LocalError::RecordRun)?;
+        .map_err(SetupError::RecordRun)?;
     Ok(store)
 }
 
@@ -285,7 +274,7 @@ pub async fn run_local(
 
     let store = reset_experiment(experiment, services).await?;
     let objects = ObjectStore::new(&services.s3, &options.models_bucket);
-    objects.ensure_bucket().await.map_err(LocalError::Bucket)?;
+    objects.ensure_bucket().await.map_err(SetupError::Bucket)?;
     objects
         .delete_prefix(&format!("{}/", names.experiment()))
         .await
@@ -567,5 +556,27 @@ fn show(
             coordinator.late.get(),
             bridge.dead_letters.get(),
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_experiments_own_input_is_permanent_and_said_as_set_up_says_it() {
+        let error = LocalError::from(SpecError::Unnamed);
+        assert!(error.is_permanent());
+        assert_eq!(error.to_string(), "the experiment has no metadata.name");
+        let error = LocalError::from(SetupError::Train {
+            device: wattcast_core::DeviceId(3),
+            source: wattcast_model::TrainError::TooFewReadings {
+                got: 10,
+                need: 122,
+                look_back: 60,
+            },
+        });
+        assert!(!error.is_permanent(), "training may succeed on a retry's data");
+        assert_eq!(error.to_string(), "training device 3's initial model");
     }
 }
