@@ -223,3 +223,78 @@ async fn an_own_model_that_breaks_the_contract_is_refused_before_anything_is_mad
     .expect("query");
     assert!(!schema_exists, "nothing is created before the model is checked");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_setup_command_stops_on_sigterm_while_it_trains() {
+    // 200 devices at the recipe's 200 epochs: minutes of training, so the signal comes mid-way.
+    let name = common::unique("setup-stop");
+    let names = ExperimentNames::new(&name).expect("valid name");
+    let _cleanup = common::Cleanup::experiment(&names);
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let file = dir.path().join("experiment.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "apiVersion: wattcast.io/v1alpha1
+kind: PipelineExperiment
+metadata: {{ name: {name} }}
+spec:
+  architecture: Streaming
+  devices: {{ count: 200 }}
+  dataset: {{ scenario: InOrder, duration: 12m }}
+"
+        ),
+    )
+    .expect("the experiment file");
+    let mut setup = tokio::process::Command::new(env!("CARGO_BIN_EXE_wattcast"))
+        .args([
+            "setup",
+            "--experiment",
+            file.to_str().expect("a UTF-8 path"),
+            "--metrics-addr",
+            "127.0.0.1:0",
+        ])
+        .env("WATTCAST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("wattcast setup starts");
+
+    // Signalled once it has made its first model.
+    let services = common::services();
+    let models = |store: Store| async move {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM models")
+            .fetch_one(store.pool())
+            .await
+            .unwrap_or(0)
+    };
+    let store = common::within(120, "PostgreSQL", async {
+        loop {
+            if let Ok(store) = Store::connect(&services.postgres, &names.postgres_schema(), 1).await
+                && models(store.clone()).await > 0
+            {
+                return store;
+            }
+            assert!(
+                setup.try_wait().expect("the process").is_none(),
+                "setup ended before training"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    let pid = setup.id().expect("a running process").to_string();
+    let signalled = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .expect("kill runs");
+    assert!(signalled.success());
+
+    let status = tokio::time::timeout(std::time::Duration::from_secs(60), setup.wait())
+        .await
+        .expect("setup stops on SIGTERM instead of training on")
+        .expect("its exit status");
+    assert!(!status.success(), "stopped before it was done, so not a success");
+    let made = models(store).await;
+    assert!(made < 200, "it stopped training: {made} of 200 models made");
+}

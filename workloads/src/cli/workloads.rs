@@ -116,7 +116,7 @@ where
     F: std::future::Future<Output = Result<()>>,
 {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         cancel_on_signals(loaded.cancel.clone());
         let server = tokio::spawn(serve(
             common.metrics_addr,
@@ -131,7 +131,11 @@ where
             .context("metrics server panicked")?
             .context("metrics server")?;
         result
-    })
+    });
+    // Blocking work still under way (set-up's trainings, after a signal) must not hold the exit:
+    // dropping the runtime would wait for it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    result
 }
 
 pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
@@ -385,14 +389,23 @@ pub fn run_setup_command(args: SetupArgs) -> Result<()> {
     await_services(targets)?;
     let experiment = loaded.experiment.clone();
     let bucket = common.bucket.clone();
+    let cancel = loaded.cancel.clone();
     loaded.readiness.set(true);
     run_with_server(&common, loaded, async move {
         let mounted = wattcast_pipeline::setup::Mounted {
             dataset: dataset.as_deref(),
             model_dir: model_dir.as_deref(),
         };
-        let trained = wattcast_pipeline::setup::set_up(&experiment, &services, &bucket, mounted).await?;
-        tracing::info!(initial_models = trained, "experiment set up");
-        Ok(())
+        // A signal stops it at once: set-up is idempotent, so a retry goes on from what is done
+        // (the trainings under way are abandoned with the process).
+        tokio::select! {
+            result = wattcast_pipeline::setup::set_up(&experiment, &services, &bucket, mounted) => {
+                tracing::info!(initial_models = result?, "experiment set up");
+                Ok(())
+            }
+            () = cancel.cancelled() => {
+                anyhow::bail!("stopped by a signal before the experiment was set up; a retry goes on from what is done")
+            }
+        }
     })
 }
