@@ -4,7 +4,7 @@
 //! sent has been stored (or counted late) and every window forecast, then a summary.
 
 use crate::model_registry::ModelRegistry;
-use crate::setup::SetupError;
+use crate::setup::{SetupError, Start, prepare_services};
 use crate::workload::bridge::BridgeError;
 use crate::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
@@ -24,7 +24,7 @@ use wattcast_crds::{Architecture, PipelineExperiment, Retrain};
 use wattcast_io::dataset_source::{DataSource, DataSourceError};
 use wattcast_io::object_store::{ObjectStore, ObjectStoreError};
 use wattcast_io::observe::Readiness;
-use wattcast_io::pulsar_admin::{PulsarAdmin, PulsarAdminError};
+use wattcast_io::pulsar_admin::PulsarAdminError;
 use wattcast_io::services::Services;
 use wattcast_io::store::summary::{Accuracy, BaselineComparison, ModelAge, Percentiles};
 use wattcast_io::store::{Store, StoreError};
@@ -137,12 +137,6 @@ pub enum LocalError {
     /// model, the Pulsar namespace, PostgreSQL, the bucket, the initial models.
     #[error(transparent)]
     Setup(#[from] SetupError),
-    /// Deleting the experiment's Pulsar namespace failed.
-    #[error("resetting the Pulsar namespace")]
-    ResetPulsar(#[source] PulsarAdminError),
-    /// Dropping the experiment's schema failed.
-    #[error("resetting the schema")]
-    ResetSchema(#[source] StoreError),
     /// Recording what the sensors sent failed.
     #[error("recording what the sensors sent")]
     RecordSent(#[source] StoreError),
@@ -232,25 +226,7 @@ pub async fn reset_experiment(
     services: &Services,
 ) -> Result<Store, LocalError> {
     let names = ExperimentNames::new(experiment::name(experiment)?)?;
-    let admin = PulsarAdmin::new(&services.pulsar)?;
-    admin
-        .delete_experiment(&names)
-        .await
-        .map_err(LocalError::ResetPulsar)?;
-    admin
-        .create_experiment(&names)
-        .await
-        .map_err(SetupError::Topics)?;
-    let store = Store::connect(&services.postgres, &names.postgres_schema(), 8)
-        .await
-        .map_err(SetupError::Connect)?;
-    store.drop_schema().await.map_err(LocalError::ResetSchema)?;
-    store.migrate().await?;
-    store
-        .record_run(names.experiment(), &experiment.spec, crate::workload::now_ms())
-        .await
-        .map_err(SetupError::RecordRun)?;
-    Ok(store)
+    Ok(prepare_services(&names, &experiment.spec, services, 8, Start::Fresh).await?)
 }
 
 /// Runs the experiment end to end and returns its summary. The experiment's Pulsar namespace

@@ -37,9 +37,15 @@ pub enum SetupError {
     /// Pulsar's admin endpoint is unusable.
     #[error(transparent)]
     PulsarAdmin(#[from] PulsarAdminError),
+    /// Deleting the experiment's Pulsar namespace failed.
+    #[error("resetting the Pulsar namespace")]
+    ResetPulsar(#[source] PulsarAdminError),
     /// Creating the Pulsar namespace and topics failed.
     #[error("creating the Pulsar namespace and topics")]
     Topics(#[source] PulsarAdminError),
+    /// Dropping the experiment's schema failed.
+    #[error("resetting the schema")]
+    ResetSchema(#[source] StoreError),
     /// PostgreSQL cannot be reached.
     #[error("connecting to PostgreSQL")]
     Connect(#[source] StoreError),
@@ -124,18 +130,7 @@ pub async fn set_up(
         .load(spec, Some(&services.s3))
         .await?;
     let own_model = own_model(spec, mounted.model_dir, services).await?;
-    PulsarAdmin::new(&services.pulsar)?
-        .create_experiment(&names)
-        .await
-        .map_err(SetupError::Topics)?;
-    let store = Store::connect(&services.postgres, &names.postgres_schema(), 2)
-        .await
-        .map_err(SetupError::Connect)?;
-    store.migrate().await?;
-    store
-        .record_run(names.experiment(), spec, now_ms())
-        .await
-        .map_err(SetupError::RecordRun)?;
+    let store = prepare_services(&names, spec, services, 2, Start::Kept).await?;
     let objects = ObjectStore::new(&services.s3, bucket);
     objects.ensure_bucket().await.map_err(SetupError::Bucket)?;
     let registry = ModelRegistry::new(names.experiment(), objects, store.clone());
@@ -150,6 +145,47 @@ pub async fn set_up(
         None => train_initial_models(&registry, &Recipe::from_spec(&spec.forecasting), &devices).await?,
     }
     Ok(devices.len())
+}
+
+/// Whether [`prepare_services`] keeps what an earlier run of the experiment left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// Keep it (set-up is idempotent: a retried Job goes on from what is there).
+    Kept,
+    /// Delete the Pulsar namespace and drop the schema first (`wattcast local`: each run
+    /// starts clean).
+    Fresh,
+}
+
+/// The experiment's Pulsar namespace and topics, and its schema migrated with the run recorded;
+/// returns a store of `connections` connections on the schema.
+pub async fn prepare_services(
+    names: &ExperimentNames,
+    spec: &wattcast_crds::PipelineExperimentSpec,
+    services: &Services,
+    connections: u32,
+    start: Start,
+) -> Result<Store, SetupError> {
+    let admin = PulsarAdmin::new(&services.pulsar)?;
+    if start == Start::Fresh {
+        admin
+            .delete_experiment(names)
+            .await
+            .map_err(SetupError::ResetPulsar)?;
+    }
+    admin.create_experiment(names).await.map_err(SetupError::Topics)?;
+    let store = Store::connect(&services.postgres, &names.postgres_schema(), connections)
+        .await
+        .map_err(SetupError::Connect)?;
+    if start == Start::Fresh {
+        store.drop_schema().await.map_err(SetupError::ResetSchema)?;
+    }
+    store.migrate().await?;
+    store
+        .record_run(names.experiment(), spec, now_ms())
+        .await
+        .map_err(SetupError::RecordRun)?;
+    Ok(store)
 }
 
 /// The user's own model, read and checked against the contract, if the spec (or `model_dir`)
