@@ -5,7 +5,7 @@
 //! # Layout
 //!
 //! - [`workload`]: the five workloads, each an async task that runs as its own process (pod)
-//!   or beside the others.
+//!   or beside the others; [`workload::runner`], the loop the four Pulsar workloads share.
 //! - [`setup`]: an experiment's topics, schema, bucket and initial models.
 //! - [`model_registry`], [`model_source`]: models in the object store and the store, and a
 //!   model the user brings.

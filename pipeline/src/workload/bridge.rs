@@ -4,6 +4,7 @@
 
 use super::error::{BrokerError, pulsar_error};
 use super::now_ms;
+use super::runner::{self, Context, Flow, Placement, Running, Workload};
 use super::session::BrokerSession;
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
@@ -11,7 +12,7 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
 use pulsar::producer::SendFuture;
 use pulsar::{Producer, TokioExecutor};
-use rumqttc::{AsyncClient, Event, Packet, Publish, QoS};
+use rumqttc::{AsyncClient, Event, EventLoop, Packet, Publish, QoS};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -85,11 +86,30 @@ pub enum BridgeError {
     Mqtt(#[source] rumqttc::ClientError),
 }
 
-struct Producers {
+/// The bridge before it runs.
+struct Bridge {
+    config: BridgeConfig,
+    stats: Arc<BridgeStats>,
+    ready: tokio::sync::oneshot::Sender<()>,
+}
+
+/// The running bridge: its producers, its MQTT client and what it waits on.
+struct RunningBridge {
+    config: BridgeConfig,
+    stats: Arc<BridgeStats>,
+    /// Fired at the first subscription acknowledged.
+    ready: Option<tokio::sync::oneshot::Sender<()>>,
     readings: Producer<TokioExecutor>,
     windows: Producer<TokioExecutor>,
-    /// Holds the dead-letter producer.
-    session: BrokerSession,
+    client: AsyncClient,
+    events: EventLoop,
+    /// Pulsar's receipts on their way to the acknowledging task, with the messages they confirm.
+    to_acknowledge: tokio::sync::mpsc::UnboundedSender<(Option<SendFuture>, Publish)>,
+    acknowledger: tokio::task::JoinHandle<()>,
+    /// Whether the first subscription was acknowledged (the first ConnAck needs no resubscribe).
+    subscribed_once: bool,
+    /// How long to wait before the next reconnection.
+    backoff: Duration,
 }
 
 /// Runs until cancelled; `ready` fires once the MQTT subscription is in place.
@@ -99,53 +119,72 @@ pub async fn run_bridge(
     ready: tokio::sync::oneshot::Sender<()>,
     cancel: CancellationToken,
 ) -> Result<(), BridgeError> {
-    let Some(session) = BrokerSession::connect("bridge", &config.names, &config.pulsar, &cancel).await?
-    else {
-        return Ok(());
-    };
-    let mut producers = Producers {
-        readings: session.producer(Topic::Readings).await?,
-        windows: session.compressed_producer(Topic::Windows).await?,
-        session,
-    };
+    let placement = Placement::of(&config.names, &config.pulsar, &config.readiness);
+    runner::run(Bridge { config, stats, ready }, placement, cancel).await
+}
 
-    // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for it,
-    // and messages it received but did not acknowledge are delivered again.
-    let mut options = super::mqtt_options(
-        &config.mqtt,
-        format!("wattcast-bridge-{}", config.names.experiment()),
-    );
-    options.set_clean_session(false);
-    options.set_manual_acks(true);
-    options.set_keep_alive(Duration::from_secs(15));
-    options.set_inflight(1000);
-    let (client, mut events) = AsyncClient::new(options, 1000);
-    client
-        .subscribe(config.names.mqtt_subscription(), QoS::AtLeastOnce)
-        .await
-        .map_err(BridgeError::Mqtt)?;
+impl Workload for Bridge {
+    const NAME: &'static str = "bridge";
+    const READY_WHEN_STARTED: bool = false;
+    type Running = RunningBridge;
 
-    let (to_acknowledge, confirmed) = tokio::sync::mpsc::unbounded_channel();
-    let mut acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
+    async fn start(self, cx: &mut Context) -> Result<RunningBridge, BridgeError> {
+        let Self { config, stats, ready } = self;
+        let readings = cx.session.producer(Topic::Readings).await?;
+        let windows = cx.session.compressed_producer(Topic::Windows).await?;
+        // A persistent session: while the bridge is away, the broker keeps QoS 1 messages for
+        // it, and messages it received but did not acknowledge are delivered again.
+        let mut options = super::mqtt_options(
+            &config.mqtt,
+            format!("wattcast-bridge-{}", config.names.experiment()),
+        );
+        options.set_clean_session(false);
+        options.set_manual_acks(true);
+        options.set_keep_alive(Duration::from_secs(15));
+        options.set_inflight(1000);
+        let (client, events) = AsyncClient::new(options, 1000);
+        client
+            .subscribe(config.names.mqtt_subscription(), QoS::AtLeastOnce)
+            .await
+            .map_err(BridgeError::Mqtt)?;
+        let (to_acknowledge, confirmed) = tokio::sync::mpsc::unbounded_channel();
+        let acknowledger = tokio::spawn(acknowledge(client.clone(), confirmed));
+        Ok(RunningBridge {
+            config,
+            stats,
+            ready: Some(ready),
+            readings,
+            windows,
+            client,
+            events,
+            to_acknowledge,
+            acknowledger,
+            subscribed_once: false,
+            backoff: Duration::from_millis(100),
+        })
+    }
+}
 
-    let mut ready = Some(ready);
-    // Whether the first subscription was acknowledged (the first ConnAck needs no resubscribe).
-    let mut subscribed_once = false;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let event = tokio::select! {
-            () = cancel.cancelled() => break,
-            event = events.poll() => event,
-        };
+impl Running for RunningBridge {
+    type Event = Result<Event, rumqttc::ConnectionError>;
+    type Error = BridgeError;
+
+    async fn next_event(&mut self) -> Result<Self::Event, BridgeError> {
+        Ok(self.events.poll().await)
+    }
+
+    async fn on_event(&mut self, event: Self::Event, cx: &mut Context) -> Result<Flow, BridgeError> {
         match event {
             // A broker that lost the session (restarted without it) lost the subscription too:
             // subscribe again, or everything sent from now on would be dropped for want of a
             // subscriber. Not ready until the broker acknowledges it.
-            Ok(Event::Incoming(Packet::ConnAck(connack))) if !connack.session_present && subscribed_once => {
+            Ok(Event::Incoming(Packet::ConnAck(connack)))
+                if !connack.session_present && self.subscribed_once =>
+            {
                 tracing::warn!("the MQTT broker lost the bridge's session; subscribing again");
-                config.readiness.set(false);
+                cx.readiness.set(false);
                 // From a task: the request queue this loop drains may be full.
-                let (client, topic) = (client.clone(), config.names.mqtt_subscription());
+                let (client, topic) = (self.client.clone(), self.config.names.mqtt_subscription());
                 tokio::spawn(async move {
                     if let Err(error) = client.subscribe(topic, QoS::AtLeastOnce).await {
                         tracing::warn!(%error, "subscribing again failed");
@@ -153,46 +192,57 @@ pub async fn run_bridge(
                 });
             }
             Ok(Event::Incoming(Packet::SubAck(_))) => {
-                subscribed_once = true;
-                config.readiness.set(true);
-                if let Some(ready) = ready.take() {
+                self.subscribed_once = true;
+                cx.readiness.set(true);
+                if let Some(ready) = self.ready.take() {
                     let _ = ready.send(());
                 }
-                backoff = Duration::from_millis(100);
+                self.backoff = Duration::from_millis(100);
             }
             Ok(Event::Incoming(Packet::Publish(publish))) => {
-                let receipt = forward(&config, &mut producers, &stats, &publish).await?;
-                let _ = to_acknowledge.send((receipt, publish));
+                let receipt = self.forward(&mut cx.session, &publish).await?;
+                let _ = self.to_acknowledge.send((receipt, publish));
             }
             Ok(_) => {}
             Err(error) => {
-                config.readiness.set(false);
-                tracing::warn!(%error, retry_in_ms = super::millis(backoff), "bridge MQTT connection failed; reconnecting");
+                cx.readiness.set(false);
+                tracing::warn!(%error, retry_in_ms = super::millis(self.backoff), "bridge MQTT connection failed; reconnecting");
                 tokio::select! {
-                    () = cancel.cancelled() => break,
-                    () = tokio::time::sleep(backoff) => {}
+                    () = cx.cancel.cancelled() => return Ok(Flow::Stop),
+                    () = tokio::time::sleep(self.backoff) => {}
                 }
                 // At most a second apart: while the bridge is away, what sensors send queues in
                 // the broker, and a broker restored from its store may deliver a long queue out
                 // of order.
-                backoff = (backoff * 2).min(Duration::from_secs(1));
+                self.backoff = (self.backoff * 2).min(Duration::from_secs(1));
             }
         }
+        Ok(Flow::Continue)
     }
-    // Graceful stop: what Pulsar confirms now is acknowledged to the broker before leaving
-    // (the event loop must keep running to send the acknowledgements).
-    drop(to_acknowledge);
-    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
-        loop {
-            tokio::select! {
-                _ = &mut acknowledger => break,
-                event = events.poll() => if event.is_err() { break },
+
+    /// What Pulsar confirms now is acknowledged to the broker before leaving (the event loop
+    /// must keep running to send the acknowledgements).
+    async fn stop(self, _cx: &mut Context) -> Result<(), BridgeError> {
+        let Self {
+            to_acknowledge,
+            mut acknowledger,
+            mut events,
+            client,
+            ..
+        } = self;
+        drop(to_acknowledge);
+        let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+            loop {
+                tokio::select! {
+                    _ = &mut acknowledger => break,
+                    event = events.poll() => if event.is_err() { break },
+                }
             }
-        }
-    });
-    let _ = drained.await;
-    let _ = client.disconnect().await;
-    Ok(())
+        });
+        let _ = drained.await;
+        let _ = client.disconnect().await;
+        Ok(())
+    }
 }
 
 /// How long a stopping bridge waits for Pulsar's outstanding receipts.
@@ -237,58 +287,61 @@ async fn acknowledge(
 
 /// Sends one MQTT message to its Pulsar topic; the returned future resolves when Pulsar
 /// confirms (`None`: nothing to forward, acknowledge at once).
-async fn forward(
-    config: &BridgeConfig,
-    producers: &mut Producers,
-    stats: &BridgeStats,
-    publish: &Publish,
-) -> Result<Option<SendFuture>, BridgeError> {
-    let kind = publish.topic.rsplit('/').nth(1).unwrap_or_default();
-    let routed = match kind {
-        "readings" => parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
-            SensorPayload::Reading(reading, _) => {
-                stats.readings.inc();
-                (&mut producers.readings, reading.device)
+impl RunningBridge {
+    async fn forward(
+        &mut self,
+        session: &mut BrokerSession,
+        publish: &Publish,
+    ) -> Result<Option<SendFuture>, BridgeError> {
+        let (config, stats) = (&self.config, &self.stats);
+        let kind = publish.topic.rsplit('/').nth(1).unwrap_or_default();
+        let routed = match kind {
+            "readings" => {
+                parse_sensor_payload(&publish.payload, config.devices).map(|payload| match payload {
+                    SensorPayload::Reading(reading, _) => {
+                        stats.readings.inc();
+                        (&mut self.readings, reading.device)
+                    }
+                    SensorPayload::EndOfStream(end) => {
+                        stats.end_markers.inc();
+                        (&mut self.readings, end.sensor_id)
+                    }
+                })
             }
-            SensorPayload::EndOfStream(end) => {
-                stats.end_markers.inc();
-                (&mut producers.readings, end.sensor_id)
+            "batches" => match parse_sensor_payload(&publish.payload, config.devices) {
+                // Batching has no windower: the marker only documents the sensor's count.
+                Ok(SensorPayload::EndOfStream(_)) => {
+                    stats.end_markers.inc();
+                    return Ok(None);
+                }
+                _ => parse_batch(&publish.payload, config.devices).map(|message| {
+                    stats.batches.inc();
+                    (&mut self.windows, message.window.device)
+                }),
+            },
+            other => Err(Refused::Malformed(format!("unknown topic kind `{other}`"))),
+        };
+        let send = match routed {
+            Ok((producer, device)) => {
+                producer
+                    .create_message()
+                    .with_content(publish.payload.to_vec())
+                    .with_key(device.to_string())
+                    .event_time(now_ms() as u64)
+                    .send_non_blocking()
+                    .await
             }
-        }),
-        "batches" => match parse_sensor_payload(&publish.payload, config.devices) {
-            // Batching has no windower: the marker only documents the sensor's count.
-            Ok(SensorPayload::EndOfStream(_)) => {
-                stats.end_markers.inc();
-                return Ok(None);
+            Err(reason) => {
+                stats.dead_letters.inc();
+                tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
+                return Ok(Some(
+                    session
+                        .send_dead_letter(publish.topic.clone(), reason.to_string(), &publish.payload)
+                        .await?,
+                ));
             }
-            _ => parse_batch(&publish.payload, config.devices).map(|message| {
-                stats.batches.inc();
-                (&mut producers.windows, message.window.device)
-            }),
-        },
-        other => Err(Refused::Malformed(format!("unknown topic kind `{other}`"))),
-    };
-    let send = match routed {
-        Ok((producer, device)) => {
-            producer
-                .create_message()
-                .with_content(publish.payload.to_vec())
-                .with_key(device.to_string())
-                .event_time(now_ms() as u64)
-                .send_non_blocking()
-                .await
-        }
-        Err(reason) => {
-            stats.dead_letters.inc();
-            tracing::debug!(%reason, topic = %publish.topic, "dead-lettering a sensor message");
-            return Ok(Some(
-                producers
-                    .session
-                    .send_dead_letter(publish.topic.clone(), reason.to_string(), &publish.payload)
-                    .await?,
-            ));
-        }
-    };
-    send.map(Some)
-        .map_err(|error| BridgeError::Broker(pulsar_error(error)))
+        };
+        send.map(Some)
+            .map_err(|error| BridgeError::Broker(pulsar_error(error)))
+    }
 }

@@ -6,12 +6,14 @@
 
 use super::error::{BrokerError, pulsar_error};
 use super::forecasting::Forecasting;
-use super::session::{BrokerSession, Subscription};
+use super::runner::{self, Context, Flow, Placement, Running, Workload};
+use super::session::Subscription;
 use super::{now_ms, retry};
 use futures::{FutureExt, StreamExt};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use pulsar::consumer::Message;
 use pulsar::{Consumer, Producer, TokioExecutor};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -220,39 +222,96 @@ fn parse_window(
 pub async fn run_coordinator(
     config: CoordinatorConfig,
     store: Store,
-    mut forecasting: Option<Forecasting>,
+    forecasting: Option<Forecasting>,
     stats: Arc<CoordinatorStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(mut session) =
-        BrokerSession::connect("coordinator", &config.names, &config.pulsar, &cancel).await?
-    else {
-        return Ok(());
+    let placement = Placement::of(&config.names, &config.pulsar, &config.readiness);
+    let coordinator = Coordinator {
+        config,
+        store,
+        forecasting,
+        stats,
     };
-    let mut windows: Consumer<Vec<u8>, TokioExecutor> =
-        session.subscribe(Topic::Windows, Subscription::Shared).await?;
-    let mut late: Consumer<Vec<u8>, TokioExecutor> =
-        session.subscribe(Topic::Late, Subscription::Shared).await?;
-    // Every replica hears every announcement (its own subscription from now on); models
-    // announced before it started are found in the `models` table.
-    let mut announcements: Consumer<Vec<u8>, TokioExecutor> =
-        session.subscribe(Topic::Models, Subscription::Private).await?;
-    let mut retrain: Producer<TokioExecutor> = session.producer(Topic::Retrain).await?;
-    config.readiness.set(true);
-    // Per device: the event time up to which a retrain was last requested (restored from the
-    // store at first sight, so a restart keeps the schedule).
-    let mut retrained_until: HashMap<DeviceId, i64> = HashMap::new();
+    runner::run(coordinator, placement, cancel).await
+}
 
-    'consume: loop {
+/// The coordinator before it runs.
+struct Coordinator {
+    config: CoordinatorConfig,
+    store: Store,
+    forecasting: Option<Forecasting>,
+    stats: Arc<CoordinatorStats>,
+}
+
+/// The running coordinator: its consumers, its retrain producer and each device's retrain clock.
+struct RunningCoordinator {
+    config: CoordinatorConfig,
+    store: Store,
+    forecasting: Option<Forecasting>,
+    stats: Arc<CoordinatorStats>,
+    windows: Consumer<Vec<u8>, TokioExecutor>,
+    late: Consumer<Vec<u8>, TokioExecutor>,
+    announcements: Consumer<Vec<u8>, TokioExecutor>,
+    retrain: Producer<TokioExecutor>,
+    /// Per device: the event time up to which a retrain was last requested (restored from the
+    /// store at first sight, so a restart keeps the schedule).
+    retrained_until: HashMap<DeviceId, i64>,
+}
+
+/// What the coordinator waits for.
+enum CoordinatorEvent {
+    /// Windows that arrived together; `ended` when the stream ended after them.
+    Windows {
+        batch: Vec<Message<Vec<u8>>>,
+        ended: bool,
+    },
+    /// A late reading.
+    Late(Message<Vec<u8>>),
+    /// A model announcement.
+    Announcement(Message<Vec<u8>>),
+}
+
+impl Workload for Coordinator {
+    const NAME: &'static str = "coordinator";
+    type Running = RunningCoordinator;
+
+    async fn start(self, cx: &mut Context) -> Result<RunningCoordinator, BrokerError> {
+        let Self {
+            config,
+            store,
+            forecasting,
+            stats,
+        } = self;
+        Ok(RunningCoordinator {
+            windows: cx.session.subscribe(Topic::Windows, Subscription::Shared).await?,
+            late: cx.session.subscribe(Topic::Late, Subscription::Shared).await?,
+            // Every replica hears every announcement (its own subscription from now on);
+            // models announced before it started are found in the `models` table.
+            announcements: cx.session.subscribe(Topic::Models, Subscription::Private).await?,
+            retrain: cx.session.producer(Topic::Retrain).await?,
+            retrained_until: HashMap::new(),
+            config,
+            store,
+            forecasting,
+            stats,
+        })
+    }
+}
+
+impl Running for RunningCoordinator {
+    type Event = CoordinatorEvent;
+    type Error = BrokerError;
+
+    async fn next_event(&mut self) -> Result<CoordinatorEvent, BrokerError> {
         tokio::select! {
-            () = cancel.cancelled() => break,
-            message = windows.next() => {
+            message = self.windows.next() => {
                 let Some(message) = message else { return Err(BrokerError::StreamEnded) };
                 let mut batch = vec![message.map_err(pulsar_error)?];
                 // Whatever has already arrived joins the batch, without waiting for more.
                 let mut ended = false;
                 while batch.len() < MAX_WINDOWS_PER_BATCH {
-                    match windows.next().now_or_never() {
+                    match self.windows.next().now_or_never() {
                         Some(Some(message)) => batch.push(message.map_err(pulsar_error)?),
                         Some(None) => {
                             ended = true;
@@ -261,131 +320,190 @@ pub async fn run_coordinator(
                         None => break,
                     }
                 }
-                let mut usable = Vec::with_capacity(batch.len());
-                for message in &batch {
-                    match parse_window(&message.payload.data, config.imputation) {
-                        Ok(parsed) => usable.push(parsed),
-                        Err(reason) => {
-                            stats.dead_letters.inc();
-                            session.dead_letter(config.names.pulsar_topic(Topic::Windows), reason, &message.payload.data).await?;
-                        }
-                    }
-                }
-                let items: Vec<(&WindowMessage, &[FilledPoint])> =
-                    usable.iter().map(|(window, filled)| (window, filled.as_slice())).collect();
-                let stored = retry("storing windows", &cancel, || {
-                    let result = store_in_parts(&store, &items, now_ms());
-                    async {
-                        let result = result.await;
-                        if result.is_err() {
-                            stats.store_retries.inc();
-                        }
-                        result
-                    }
-                })
-                .await;
-                if stored.is_none() {
-                    break; // cancelled: the windows stay unacknowledged and are redelivered
-                }
-                let stored_ms = now_ms();
-                if let Some(forecasting) = forecasting.as_mut() {
-                    forecasting.check_models(usable.iter().map(|(window, _)| window.window.device)).await;
-                }
-                for (window, _) in &usable {
-                    stats.windows.inc();
-                    record_window(&stats, window, stored_ms);
-                    let device = window.window.device;
-                    // Scored from the forecast in memory, before the next one replaces it.
-                    if let Some(forecasting) = forecasting.as_ref() {
-                        for error in forecasting.errors_against(&window.window) {
-                            stats.forecast_abs_error.observe(error.abs());
-                        }
-                    }
-                    if let Some(forecasting) = forecasting.as_mut()
-                        && forecasting.after_window(&store, device, window.window.end, &cancel).await.is_none()
-                    {
-                        break 'consume; // cancelled: redelivered, and the stored parts are idempotent
-                    }
-                    // Never retrained (`retrain: Never`): no clock to keep, no request.
-                    let Some(every) = config.retrain_every_s else { continue };
-                    let until = match retrained_until.get(&device) {
-                        Some(until) => *until,
-                        None => {
-                            // First sight since this process started: where the clock stood.
-                            let until = restored_retrain_clock(&store, device).await.unwrap_or(window.window.start);
-                            retrained_until.insert(device, until);
-                            until
-                        }
-                    };
-                    if window.window.end - until >= every {
-                        let request = RetrainRequest {
-                            device,
-                            from: window.window.end - config.retrain_readings,
-                            to: window.window.end,
-                        };
-                        let payload = serde_json::to_vec(&request).map_err(pulsar_error)?;
-                        retrain
-                            .create_message()
-                            .with_content(payload)
-                            .with_key(device.to_string())
-                            .send_non_blocking()
-                            .await
-                            .map_err(pulsar_error)?
-                            .await
-                            .map_err(pulsar_error)?;
-                        retrained_until.insert(device, window.window.end);
-                        stats.retrain_requests.inc();
-                        // Kept for a restart; a request sent but not recorded is sent again then.
-                        if let Err(error) = store.record_retrain_request(device, window.window.end).await {
-                            tracing::warn!(%error, device = device.0, "cannot record the retrain request");
-                        }
-                    }
-                }
-                for message in &batch {
-                    windows.ack(message).await.map_err(pulsar_error)?;
-                }
-                if ended {
-                    return Err(BrokerError::StreamEnded);
-                }
+                Ok(CoordinatorEvent::Windows { batch, ended })
             }
-            message = announcements.next() => {
-                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
-                let message = message.map_err(pulsar_error)?;
+            message = self.announcements.next() => match message {
+                Some(message) => Ok(CoordinatorEvent::Announcement(message.map_err(pulsar_error)?)),
+                None => Err(BrokerError::StreamEnded),
+            },
+            message = self.late.next() => match message {
+                Some(message) => Ok(CoordinatorEvent::Late(message.map_err(pulsar_error)?)),
+                None => Err(BrokerError::StreamEnded),
+            },
+        }
+    }
+
+    async fn on_event(&mut self, event: CoordinatorEvent, cx: &mut Context) -> Result<Flow, BrokerError> {
+        match event {
+            CoordinatorEvent::Windows { batch, ended } => self.on_windows(batch, ended, cx).await,
+            CoordinatorEvent::Announcement(message) => {
                 match serde_json::from_slice::<ModelAnnouncement>(&message.payload.data) {
                     Ok(announcement) => {
-                        if let Some(forecasting) = forecasting.as_mut() {
+                        if let Some(forecasting) = self.forecasting.as_mut() {
                             forecasting.swap(&announcement).await;
                         }
                     }
                     Err(error) => tracing::warn!(%error, "malformed model announcement ignored"),
                 }
-                announcements.ack(&message).await.map_err(pulsar_error)?;
+                self.announcements.ack(&message).await.map_err(pulsar_error)?;
+                Ok(Flow::Continue)
             }
-            message = late.next() => {
-                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
-                let message = message.map_err(pulsar_error)?;
+            CoordinatorEvent::Late(message) => {
                 match serde_json::from_slice::<LateMessage>(&message.payload.data) {
                     Ok(reading) => {
-                        let stored = retry("storing a late reading", &cancel, || store.store_late(&reading, now_ms())).await;
+                        let store = &self.store;
+                        let stored = retry("storing a late reading", &cx.cancel, || {
+                            store.store_late(&reading, now_ms())
+                        })
+                        .await;
                         if stored.is_none() {
-                            break;
+                            return Ok(Flow::Stop);
                         }
-                        stats.late.inc();
+                        self.stats.late.inc();
                     }
                     Err(error) => {
-                        stats.dead_letters.inc();
-                        session.dead_letter(config.names.pulsar_topic(Topic::Late), format!("malformed: {error}"), &message.payload.data).await?;
+                        self.stats.dead_letters.inc();
+                        cx.session
+                            .dead_letter(
+                                self.config.names.pulsar_topic(Topic::Late),
+                                format!("malformed: {error}"),
+                                &message.payload.data,
+                            )
+                            .await?;
                     }
                 }
-                late.ack(&message).await.map_err(pulsar_error)?;
+                self.late.ack(&message).await.map_err(pulsar_error)?;
+                Ok(Flow::Continue)
             }
         }
     }
-    // This replica's announcement subscription would otherwise outlive it.
-    if let Err(error) = announcements.unsubscribe().await {
-        tracing::warn!(%error, "leaving the model announcements subscription failed");
+
+    /// This replica's announcement subscription would otherwise outlive it.
+    async fn stop(mut self, _cx: &mut Context) -> Result<(), BrokerError> {
+        if let Err(error) = self.announcements.unsubscribe().await {
+            tracing::warn!(%error, "leaving the model announcements subscription failed");
+        }
+        Ok(())
     }
-    Ok(())
+}
+
+impl RunningCoordinator {
+    /// Stores a batch of windows, forecasts from them, asks for retrains that are due, and
+    /// acknowledges the batch. Cancelled while storing, nothing is acknowledged: the windows
+    /// are redelivered, and what was stored is stored idempotently.
+    async fn on_windows(
+        &mut self,
+        batch: Vec<Message<Vec<u8>>>,
+        ended: bool,
+        cx: &mut Context,
+    ) -> Result<Flow, BrokerError> {
+        let (config, stats) = (&self.config, &self.stats);
+        let mut usable = Vec::with_capacity(batch.len());
+        for message in &batch {
+            match parse_window(&message.payload.data, config.imputation) {
+                Ok(parsed) => usable.push(parsed),
+                Err(reason) => {
+                    stats.dead_letters.inc();
+                    cx.session
+                        .dead_letter(
+                            config.names.pulsar_topic(Topic::Windows),
+                            reason,
+                            &message.payload.data,
+                        )
+                        .await?;
+                }
+            }
+        }
+        let items: Vec<(&WindowMessage, &[FilledPoint])> = usable
+            .iter()
+            .map(|(window, filled)| (window, filled.as_slice()))
+            .collect();
+        let store = &self.store;
+        let stored = retry("storing windows", &cx.cancel, || {
+            let result = store_in_parts(store, &items, now_ms());
+            async {
+                let result = result.await;
+                if result.is_err() {
+                    stats.store_retries.inc();
+                }
+                result
+            }
+        })
+        .await;
+        if stored.is_none() {
+            return Ok(Flow::Stop);
+        }
+        let stored_ms = now_ms();
+        if let Some(forecasting) = self.forecasting.as_mut() {
+            forecasting
+                .check_models(usable.iter().map(|(window, _)| window.window.device))
+                .await;
+        }
+        for (window, _) in &usable {
+            stats.windows.inc();
+            record_window(stats, window, stored_ms);
+            let device = window.window.device;
+            // Scored from the forecast in memory, before the next one replaces it.
+            if let Some(forecasting) = self.forecasting.as_ref() {
+                for error in forecasting.errors_against(&window.window) {
+                    stats.forecast_abs_error.observe(error.abs());
+                }
+            }
+            if let Some(forecasting) = self.forecasting.as_mut()
+                && forecasting
+                    .after_window(store, device, window.window.end, &cx.cancel)
+                    .await
+                    .is_none()
+            {
+                return Ok(Flow::Stop);
+            }
+            // Never retrained (`retrain: Never`): no clock to keep, no request.
+            let Some(every) = config.retrain_every_s else {
+                continue;
+            };
+            let until = match self.retrained_until.get(&device) {
+                Some(until) => *until,
+                None => {
+                    // First sight since this process started: where the clock stood.
+                    let until = restored_retrain_clock(store, device)
+                        .await
+                        .unwrap_or(window.window.start);
+                    self.retrained_until.insert(device, until);
+                    until
+                }
+            };
+            if window.window.end - until >= every {
+                let request = RetrainRequest {
+                    device,
+                    from: window.window.end - config.retrain_readings,
+                    to: window.window.end,
+                };
+                let payload = serde_json::to_vec(&request).map_err(pulsar_error)?;
+                self.retrain
+                    .create_message()
+                    .with_content(payload)
+                    .with_key(device.to_string())
+                    .send_non_blocking()
+                    .await
+                    .map_err(pulsar_error)?
+                    .await
+                    .map_err(pulsar_error)?;
+                self.retrained_until.insert(device, window.window.end);
+                stats.retrain_requests.inc();
+                // Kept for a restart; a request sent but not recorded is sent again then.
+                if let Err(error) = store.record_retrain_request(device, window.window.end).await {
+                    tracing::warn!(%error, device = device.0, "cannot record the retrain request");
+                }
+            }
+        }
+        for message in &batch {
+            self.windows.ack(message).await.map_err(pulsar_error)?;
+        }
+        if ended {
+            return Err(BrokerError::StreamEnded);
+        }
+        Ok(Flow::Continue)
+    }
 }
 
 /// The device's retrain clock as the store has it, or `None` (logged) when it cannot be read.

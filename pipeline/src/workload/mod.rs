@@ -1,10 +1,13 @@
-//! The pipeline's workloads — sensor, bridge, windower, coordinator — as async tasks that run
-//! as their own processes (pods) or together in one process (`wattcast local`).
+//! The pipeline's workloads — sensor, bridge, windower, coordinator, trainer — as async tasks
+//! that run as their own processes (pods) or together in one process (`wattcast local`). The
+//! four that consume Pulsar run on [`runner::run`], which owns their session, readiness,
+//! cancellation and graceful stop; the sensor replays its data on a loop of its own.
 
 pub mod bridge;
 pub mod coordinator;
 pub mod error;
 pub mod forecasting;
+pub mod runner;
 pub mod sensor;
 pub mod session;
 pub mod trainer;

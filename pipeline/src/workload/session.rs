@@ -46,7 +46,13 @@ impl BrokerSession {
         endpoint: &PulsarEndpoint,
         cancel: &CancellationToken,
     ) -> Result<Option<Self>, BrokerError> {
-        let Some(pulsar) = retry("connecting to Pulsar", cancel, || pulsar_client(endpoint)).await else {
+        // Raced as a whole: one attempt may itself take minutes (the client retries a refused
+        // connection on its own), and a workload asked to stop must not wait for it.
+        let connected = tokio::select! {
+            () = cancel.cancelled() => None,
+            connected = retry("connecting to Pulsar", cancel, || pulsar_client(endpoint)) => connected,
+        };
+        let Some(pulsar) = connected else {
             return Ok(None);
         };
         let dead_letter = producer(&pulsar, names.pulsar_topic(Topic::DeadLetter)).await?;

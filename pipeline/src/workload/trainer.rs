@@ -4,7 +4,8 @@
 mod queue;
 
 use super::error::{BrokerError, pulsar_error};
-use super::session::{BrokerSession, Subscription};
+use super::runner::{self, Context, Flow, Placement, Running, Workload};
+use super::session::Subscription;
 use super::{now_ms, retry};
 use crate::model_registry::ModelRegistry;
 use futures::StreamExt;
@@ -115,98 +116,193 @@ pub async fn run_trainer(
     stats: Arc<TrainerStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(mut session) = BrokerSession::connect("trainer", &config.names, &config.pulsar, &cancel).await?
-    else {
-        return Ok(());
+    let placement = Placement::of(&config.names, &config.pulsar, &config.readiness);
+    let trainer = Trainer {
+        config,
+        store,
+        registry,
+        stats,
     };
-    // Each device's requests to one trainer, in order; several trainers share the devices.
-    let mut requests: Consumer<Vec<u8>, TokioExecutor> =
-        session.subscribe(Topic::Retrain, Subscription::Shared).await?;
-    let mut announcements: Producer<TokioExecutor> = session.producer(Topic::Models).await?;
-    retry("reaching the models bucket", &cancel, || {
-        registry.objects().ensure_bucket()
-    })
-    .await;
-    config.readiness.set(true);
+    runner::run(trainer, placement, cancel).await
+}
 
-    // Requests are received while a training runs, so a device's newer request supersedes its
-    // waiting one instead of training a model on data that is already old.
-    let mut queue: RequestQueue<Message<Vec<u8>>> = RequestQueue::default();
-    let mut training: Option<(Message<Vec<u8>>, Training<'_>)> = None;
-    let held = config.hold_trainings.clone().unwrap_or_default();
-    if config.hold_trainings.is_none() {
-        held.cancel();
-    }
-    loop {
-        if training.is_none() && held.is_cancelled() {
-            match queue.pop() {
-                Some(Next::Train(request, message)) => {
-                    let run = retrain(&config, &store, &registry, &stats, request, &cancel);
-                    training = Some((message, Box::pin(run)));
-                }
-                Some(Next::Refuse(message, reason)) => training = Some((message, Box::pin(refuse(reason)))),
-                None => {}
-            }
-            stats.waiting.set(queue.len() as i64);
+/// The trainer before it runs.
+struct Trainer {
+    config: TrainerConfig,
+    store: Store,
+    registry: ModelRegistry,
+    stats: Arc<TrainerStats>,
+}
+
+/// The running trainer: its requests, the queue of those waiting, and the training under way.
+struct RunningTrainer {
+    config: TrainerConfig,
+    store: Store,
+    registry: ModelRegistry,
+    stats: Arc<TrainerStats>,
+    /// Each device's requests to one trainer, in order; several trainers share the devices.
+    requests: Consumer<Vec<u8>, TokioExecutor>,
+    announcements: Producer<TokioExecutor>,
+    /// Requests are received while a training runs, so a device's newer request supersedes
+    /// its waiting one instead of training a model on data that is already old.
+    queue: RequestQueue<Message<Vec<u8>>>,
+    /// The request being trained (or refused), acknowledged when it is done.
+    training: Option<(Message<Vec<u8>>, Training)>,
+    /// Cancelled when trainings may start (at once unless `hold_trainings`).
+    held: CancellationToken,
+    /// The workload's cancellation, which a training's retries watch.
+    cancel: CancellationToken,
+}
+
+/// What the trainer waits for.
+enum TrainerEvent {
+    /// Trainings may start (see [`TrainerConfig::hold_trainings`]).
+    Released,
+    /// A retrain request arrived.
+    Request(Message<Vec<u8>>),
+    /// The training of this request ended.
+    Trained(Message<Vec<u8>>, Outcome),
+}
+
+impl Workload for Trainer {
+    const NAME: &'static str = "trainer";
+    type Running = RunningTrainer;
+
+    async fn start(self, cx: &mut Context) -> Result<RunningTrainer, BrokerError> {
+        let Self {
+            config,
+            store,
+            registry,
+            stats,
+        } = self;
+        let requests = cx.session.subscribe(Topic::Retrain, Subscription::Shared).await?;
+        let announcements = cx.session.producer(Topic::Models).await?;
+        // Cancelled first, the runner stops the trainer before it consumes anything.
+        let _ = retry("reaching the models bucket", &cx.cancel, || {
+            registry.objects().ensure_bucket()
+        })
+        .await;
+        let held = config.hold_trainings.clone().unwrap_or_default();
+        if config.hold_trainings.is_none() {
+            held.cancel();
         }
+        Ok(RunningTrainer {
+            config,
+            store,
+            registry,
+            stats,
+            requests,
+            announcements,
+            queue: RequestQueue::default(),
+            training: None,
+            held,
+            cancel: cx.cancel.clone(),
+        })
+    }
+}
+
+impl Running for RunningTrainer {
+    type Event = TrainerEvent;
+    type Error = BrokerError;
+
+    async fn next_event(&mut self) -> Result<TrainerEvent, BrokerError> {
+        if self.training.is_none() && self.held.is_cancelled() {
+            self.training = match self.queue.pop() {
+                Some(Next::Train(request, message)) => Some((message, self.train(request))),
+                Some(Next::Refuse(message, reason)) => Some((message, Box::pin(refuse(reason)))),
+                None => None,
+            };
+            self.stats.waiting.set(self.queue.len() as i64);
+        }
+        let (held, requests, training) = (&self.held, &mut self.requests, &mut self.training);
         tokio::select! {
-            () = cancel.cancelled() => break,
-            () = held.cancelled(), if !held.is_cancelled() => {}
-            message = requests.next() => {
-                let Some(message) = message else {
-                    return Err(BrokerError::StreamEnded);
-                };
-                let message = message.map_err(pulsar_error)?;
-                match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
-                    Ok(request) => {
-                        if let Some(superseded) = queue.push(request, message) {
-                            requests.ack(&superseded).await.map_err(pulsar_error)?;
-                            stats.superseded.inc();
-                        }
-                    }
-                    Err(error) => queue.push_refused(message, format!("malformed: {error}")),
-                }
-                stats.waiting.set(queue.len() as i64);
-            }
+            () = held.cancelled(), if !held.is_cancelled() => Ok(TrainerEvent::Released),
+            message = requests.next() => match message {
+                Some(message) => Ok(TrainerEvent::Request(message.map_err(pulsar_error)?)),
+                None => Err(BrokerError::StreamEnded),
+            },
             outcome = async {
                 match training.as_mut() {
                     Some((_, run)) => run.as_mut().await,
                     None => std::future::pending().await,
                 }
-            }, if training.is_some() => {
-                let Some((message, _)) = training.take() else { continue };
-                match outcome {
-                    Outcome::Cancelled => break, // unacknowledged: redelivered to the next trainer
-                    Outcome::Published(announcement) => {
-                        let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
-                        announcements
-                            .create_message()
-                            .with_content(payload)
-                            .with_key(announcement.device.to_string())
-                            .send_non_blocking()
-                            .await
-                            .map_err(pulsar_error)?
-                            .await
-                            .map_err(pulsar_error)?;
-                        stats.retrains.inc();
-                    }
-                    Outcome::Refused(reason) => {
-                        tracing::warn!(%reason, "retrain request refused");
-                        stats.refused.inc();
-                        session
-                            .dead_letter(config.names.pulsar_topic(Topic::Retrain), reason, &message.payload.data)
-                            .await?;
-                    }
-                }
-                requests.ack(&message).await.map_err(pulsar_error)?;
-            }
+            }, if training.is_some() => match training.take() {
+                Some((message, _)) => Ok(TrainerEvent::Trained(message, outcome)),
+                None => std::future::pending().await, // never: the outcome came from it
+            },
         }
     }
-    Ok(())
+
+    async fn on_event(&mut self, event: TrainerEvent, cx: &mut Context) -> Result<Flow, BrokerError> {
+        match event {
+            TrainerEvent::Released => {}
+            TrainerEvent::Request(message) => {
+                match serde_json::from_slice::<RetrainRequest>(&message.payload.data) {
+                    Ok(request) => {
+                        if let Some(superseded) = self.queue.push(request, message) {
+                            self.requests.ack(&superseded).await.map_err(pulsar_error)?;
+                            self.stats.superseded.inc();
+                        }
+                    }
+                    Err(error) => self.queue.push_refused(message, format!("malformed: {error}")),
+                }
+                self.stats.waiting.set(self.queue.len() as i64);
+            }
+            // Unacknowledged: redelivered to the next trainer.
+            TrainerEvent::Trained(_, Outcome::Cancelled) => return Ok(Flow::Stop),
+            TrainerEvent::Trained(message, Outcome::Published(announcement)) => {
+                let payload = serde_json::to_vec(&announcement).map_err(pulsar_error)?;
+                self.announcements
+                    .create_message()
+                    .with_content(payload)
+                    .with_key(announcement.device.to_string())
+                    .send_non_blocking()
+                    .await
+                    .map_err(pulsar_error)?
+                    .await
+                    .map_err(pulsar_error)?;
+                self.stats.retrains.inc();
+                self.requests.ack(&message).await.map_err(pulsar_error)?;
+            }
+            TrainerEvent::Trained(message, Outcome::Refused(reason)) => {
+                tracing::warn!(%reason, "retrain request refused");
+                self.stats.refused.inc();
+                cx.session
+                    .dead_letter(
+                        self.config.names.pulsar_topic(Topic::Retrain),
+                        reason,
+                        &message.payload.data,
+                    )
+                    .await?;
+                self.requests.ack(&message).await.map_err(pulsar_error)?;
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    /// A training under way is abandoned; its request, unacknowledged, goes to the next trainer.
+    async fn stop(self, _cx: &mut Context) -> Result<(), BrokerError> {
+        Ok(())
+    }
+}
+
+impl RunningTrainer {
+    /// A training of `request` on its own copies of what it needs, so it can run beside the
+    /// trainer receiving the next requests.
+    fn train(&self, request: RetrainRequest) -> Training {
+        let (config, store, registry, stats, cancel) = (
+            self.config.clone(),
+            self.store.clone(),
+            self.registry.clone(),
+            self.stats.clone(),
+            self.cancel.clone(),
+        );
+        Box::pin(async move { retrain(&config, &store, &registry, &stats, request, &cancel).await })
+    }
 }
 
 /// A training (or a refusal) under way.
-type Training<'a> = Pin<Box<dyn Future<Output = Outcome> + Send + 'a>>;
+type Training = Pin<Box<dyn Future<Output = Outcome> + Send>>;
 
 /// A message that is no request, refused in its turn.
 async fn refuse(reason: String) -> Outcome {

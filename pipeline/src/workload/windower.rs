@@ -10,11 +10,13 @@
 use super::error::{BrokerError, pulsar_error};
 use super::millis;
 use super::now_ms;
+use super::runner::{self, Context, Flow, Placement, Running, Workload};
 use super::session::{BrokerSession, Subscription};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::registry::Registry;
+use pulsar::consumer::Message;
 use pulsar::producer::SendFuture;
 use pulsar::proto::MessageIdData;
 use pulsar::{Consumer, Producer, TokioExecutor};
@@ -107,9 +109,44 @@ impl WindowerStats {
     }
 }
 
-struct Outputs {
+/// The windower before it runs.
+struct Windower {
+    config: WindowerConfig,
+    stats: Arc<WindowerStats>,
+}
+
+/// The running windower: its consumer and producers, the engine, and what waits on Pulsar.
+struct RunningWindower {
+    config: WindowerConfig,
+    stats: Arc<WindowerStats>,
+    readings_topic: String,
+    consumer: Consumer<Vec<u8>, TokioExecutor>,
     windows: Producer<TokioExecutor>,
     late: Producer<TokioExecutor>,
+    engine: WindowEngine,
+    /// Message ids of the readings in each open window, acknowledged once it is published.
+    pending: HashMap<(DeviceId, i64), OpenWindow>,
+    /// Published windows and late messages whose receipts are still on their way, with the
+    /// ids to acknowledge when they land. Waiting for receipts here, not inline, lets the
+    /// windower go on reading while Pulsar persists what it published.
+    confirmations: FuturesUnordered<Confirmation>,
+    /// Ids whose windows are confirmed, acknowledged a few at a time (see `AckQueue`).
+    acks: AckQueue,
+    /// The engine's output of the step under way.
+    events: Vec<WindowEvent>,
+    fired: FiredWindows,
+}
+
+/// What the windower waits for.
+#[allow(
+    clippy::large_enum_variant,
+    reason = "moved once, from next_event to on_event; boxing would allocate once per reading"
+)]
+enum WindowerEvent {
+    /// A reading (or an end-of-stream marker, or something unusable) arrived.
+    Message(Message<Vec<u8>>),
+    /// Pulsar confirmed (or refused) a publication; the ids are its readings'.
+    Confirmed(Result<(), pulsar::Error>, Vec<MessageIdData>),
 }
 
 /// Runs until cancelled.
@@ -118,142 +155,200 @@ pub async fn run_windower(
     stats: Arc<WindowerStats>,
     cancel: CancellationToken,
 ) -> Result<(), BrokerError> {
-    let Some(mut session) =
-        BrokerSession::connect("windower", &config.names, &config.pulsar, &cancel).await?
-    else {
-        return Ok(());
-    };
-    let readings_topic = config.names.pulsar_topic(Topic::Readings);
-    let mut consumer: Consumer<Vec<u8>, TokioExecutor> =
-        session.subscribe(Topic::Readings, Subscription::Shared).await?;
-    let mut outputs = Outputs {
-        windows: session.compressed_producer(Topic::Windows).await?,
-        late: session.producer(Topic::Late).await?,
-    };
+    let placement = Placement::of(&config.names, &config.pulsar, &config.readiness);
+    runner::run(Windower { config, stats }, placement, cancel).await
+}
 
-    config.readiness.set(true);
-    let mut engine = WindowEngine::new(config.window);
-    // Message ids of the readings in each open window, acknowledged once it is published.
-    let mut pending: HashMap<(DeviceId, i64), OpenWindow> = HashMap::new();
-    // Published windows and late messages whose receipts are still on their way, with the ids
-    // to acknowledge when they land. Waiting for receipts here, not inline, lets the windower
-    // go on reading while Pulsar persists what it published.
-    let mut confirmations: FuturesUnordered<Confirmation> = FuturesUnordered::new();
-    // Ids whose windows are confirmed, acknowledged a few at a time (see `AckQueue`).
-    let mut acks = AckQueue::default();
-    let mut events = Vec::new();
-    let mut fired = FiredWindows::default();
-    let mut idle_check = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        let mut trailing = Vec::new();
+impl Workload for Windower {
+    const NAME: &'static str = "windower";
+    type Running = RunningWindower;
+
+    async fn start(self, cx: &mut Context) -> Result<RunningWindower, BrokerError> {
+        let Self { config, stats } = self;
+        Ok(RunningWindower {
+            readings_topic: config.names.pulsar_topic(Topic::Readings),
+            consumer: cx
+                .session
+                .subscribe(Topic::Readings, Subscription::Shared)
+                .await?,
+            windows: cx.session.compressed_producer(Topic::Windows).await?,
+            late: cx.session.producer(Topic::Late).await?,
+            engine: WindowEngine::new(config.window),
+            pending: HashMap::new(),
+            confirmations: FuturesUnordered::new(),
+            acks: AckQueue::default(),
+            events: Vec::new(),
+            fired: FiredWindows::default(),
+            config,
+            stats,
+        })
+    }
+}
+
+impl Running for RunningWindower {
+    type Event = WindowerEvent;
+    type Error = BrokerError;
+    /// Idle windows are flushed, quiet devices handed over, and acknowledgements drained.
+    const TICK: Option<Duration> = Some(Duration::from_secs(1));
+
+    async fn next_event(&mut self) -> Result<WindowerEvent, BrokerError> {
         tokio::select! {
-            () = cancel.cancelled() => break,
-            Some((confirmed, ids)) = confirmations.next(), if !confirmations.is_empty() => {
+            Some((confirmed, ids)) = self.confirmations.next(), if !self.confirmations.is_empty() => {
+                Ok(WindowerEvent::Confirmed(confirmed, ids))
+            }
+            message = self.consumer.next() => match message {
+                Some(message) => Ok(WindowerEvent::Message(message.map_err(pulsar_error)?)),
+                None => Err(BrokerError::StreamEnded),
+            },
+        }
+    }
+
+    async fn on_event(&mut self, event: WindowerEvent, cx: &mut Context) -> Result<Flow, BrokerError> {
+        match event {
+            WindowerEvent::Confirmed(confirmed, ids) => {
                 confirmed?;
-                acks.confirmed(ids);
+                self.acks.confirmed(ids);
             }
-            _ = idle_check.tick() => {
-                let now = now_ms();
-                engine.flush_idle(now, &mut events);
-                fired.forget_before(now - millis(COPY_MEMORY));
-                let quiet_since = now - millis(HAND_OVER_AFTER);
-                for device in engine.quiet_since(quiet_since) {
-                    // Quiet with open windows: most likely Key_Shared gave the device to another
-                    // replica, which waits until this one lets go of its unacknowledged
-                    // readings. Let go: forget the device and have Pulsar redeliver them, in
-                    // order, to whichever consumer has the device now (this one, if it is only
-                    // quiet), which rebuilds the same windows.
-                    let dropped = engine.forget(device);
-                    let keys: Vec<(DeviceId, i64)> =
-                        pending.keys().filter(|(of, _)| *of == device).copied().collect();
-                    for key in keys {
-                        for id in pending.remove(&key).unwrap_or_default().ids {
-                            consumer.nack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
-                        }
-                    }
-                    stats.hand_overs.inc();
-                    tracing::info!(%device, windows = dropped, "a quiet device's open windows handed back to Pulsar for redelivery");
-                }
-                for id in acks.on_tick() {
-                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
-                }
-            }
-            message = consumer.next() => {
-                let Some(message) = message else { return Err(BrokerError::StreamEnded) };
-                let message = message.map_err(pulsar_error)?;
-                for id in acks.on_message() {
-                    consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
-                }
-                let id = message.message_id().clone();
-                match parse_sensor_payload(&message.payload.data, config.devices) {
-                    Ok(SensorPayload::Reading(reading, seq)) => {
-                        stats.readings.inc();
-                        let start = engine.config().window_start(reading.event_time);
-                        let copy = engine.would_be_late(&reading)
-                            && seq.is_some_and(|seq| fired.holds((reading.device, start), seq));
-                        if copy {
-                            // A re-sent or redelivered copy of a reading already windowed: not
-                            // late, and nothing new. Acknowledged with this step's output.
-                            stats.copies.inc();
-                            tracing::debug!(device = %reading.device, ?seq, event_time = reading.event_time, "copy dropped");
-                            trailing.push(id);
-                        } else {
-                            let before = events.len();
-                            engine.push(reading, now_ms(), &mut events);
-                            if events[before..].iter().any(|event| matches!(event, WindowEvent::Late(_))) {
-                                trailing.push(id); // acknowledged with its late message
-                            } else {
-                                let open = pending.entry((reading.device, start)).or_default();
-                                open.ids.push(id);
-                                open.seqs.extend(seq);
-                            }
-                        }
-                    }
-                    Ok(SensorPayload::EndOfStream(end)) => {
-                        // Acknowledged once the device's last windows are confirmed.
-                        engine.finish_device(end.sensor_id, &mut events);
-                        trailing.push(id);
-                    }
-                    Err(reason) => {
-                        stats.dead_letters.inc();
-                        session.dead_letter(readings_topic.clone(), reason.to_string(), &message.payload.data).await?;
-                        consumer.ack_with_id(&readings_topic, id).await.map_err(pulsar_error)?;
-                    }
-                }
+            WindowerEvent::Message(message) => {
+                let trailing = self.take(message, &mut cx.session).await?;
+                self.publish(trailing).await?;
             }
         }
-        publish(
-            &mut outputs,
-            &mut events,
-            &mut pending,
-            &mut fired,
-            trailing,
-            &mut confirmations,
-            &stats,
-        )
-        .await?;
+        Ok(Flow::Continue)
     }
-    // Graceful stop: the receipts still on their way are awaited (for a while), and what is
-    // confirmed is acknowledged now, so the replica that takes the devices over is redelivered
-    // only readings whose windows were not published — not readings of windows this one
-    // published, which it would window again or count late.
-    let receipts = tokio::time::timeout(STOP_GRACE, async {
-        while let Some((confirmed, ids)) = confirmations.next().await {
-            if confirmed.is_ok() {
-                acks.confirmed(ids);
+
+    async fn on_tick(&mut self, _cx: &mut Context) -> Result<Flow, BrokerError> {
+        let now = now_ms();
+        self.engine.flush_idle(now, &mut self.events);
+        self.fired.forget_before(now - millis(COPY_MEMORY));
+        let quiet_since = now - millis(HAND_OVER_AFTER);
+        for device in self.engine.quiet_since(quiet_since) {
+            // Quiet with open windows: most likely Key_Shared gave the device to another
+            // replica, which waits until this one lets go of its unacknowledged readings. Let
+            // go: forget the device and have Pulsar redeliver them, in order, to whichever
+            // consumer has the device now (this one, if it is only quiet), which rebuilds the
+            // same windows.
+            let dropped = self.engine.forget(device);
+            let keys: Vec<(DeviceId, i64)> = self
+                .pending
+                .keys()
+                .filter(|(of, _)| *of == device)
+                .copied()
+                .collect();
+            for key in keys {
+                for id in self.pending.remove(&key).unwrap_or_default().ids {
+                    self.consumer
+                        .nack_with_id(&self.readings_topic, id)
+                        .await
+                        .map_err(pulsar_error)?;
+                }
+            }
+            self.stats.hand_overs.inc();
+            tracing::info!(%device, windows = dropped, "a quiet device's open windows handed back to Pulsar for redelivery");
+        }
+        for id in self.acks.on_tick() {
+            self.consumer
+                .ack_with_id(&self.readings_topic, id)
+                .await
+                .map_err(pulsar_error)?;
+        }
+        self.publish(Vec::new()).await?;
+        Ok(Flow::Continue)
+    }
+
+    /// The receipts still on their way are awaited (for a while), and what is confirmed is
+    /// acknowledged now, so the replica that takes the devices over is redelivered only
+    /// readings whose windows were not published — not readings of windows this one
+    /// published, which it would window again or count late.
+    async fn stop(mut self, _cx: &mut Context) -> Result<(), BrokerError> {
+        let (confirmations, acks) = (&mut self.confirmations, &mut self.acks);
+        let receipts = tokio::time::timeout(STOP_GRACE, async {
+            while let Some((confirmed, ids)) = confirmations.next().await {
+                if confirmed.is_ok() {
+                    acks.confirmed(ids);
+                }
+            }
+        });
+        if receipts.await.is_err() {
+            tracing::warn!(
+                "stopping before every publication was confirmed; their readings will be redelivered"
+            );
+        }
+        for id in self.acks.take(usize::MAX) {
+            self.consumer
+                .ack_with_id(&self.readings_topic, id)
+                .await
+                .map_err(pulsar_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl RunningWindower {
+    /// Takes one message from `readings` into the engine; returns the ids to acknowledge with
+    /// this step's output.
+    async fn take(
+        &mut self,
+        message: Message<Vec<u8>>,
+        session: &mut BrokerSession,
+    ) -> Result<Vec<MessageIdData>, BrokerError> {
+        let mut trailing = Vec::new();
+        for id in self.acks.on_message() {
+            self.consumer
+                .ack_with_id(&self.readings_topic, id)
+                .await
+                .map_err(pulsar_error)?;
+        }
+        let id = message.message_id().clone();
+        match parse_sensor_payload(&message.payload.data, self.config.devices) {
+            Ok(SensorPayload::Reading(reading, seq)) => {
+                self.stats.readings.inc();
+                let start = self.engine.config().window_start(reading.event_time);
+                let copy = self.engine.would_be_late(&reading)
+                    && seq.is_some_and(|seq| self.fired.holds((reading.device, start), seq));
+                if copy {
+                    // A re-sent or redelivered copy of a reading already windowed: not late,
+                    // and nothing new. Acknowledged with this step's output.
+                    self.stats.copies.inc();
+                    tracing::debug!(device = %reading.device, ?seq, event_time = reading.event_time, "copy dropped");
+                    trailing.push(id);
+                } else {
+                    let before = self.events.len();
+                    self.engine.push(reading, now_ms(), &mut self.events);
+                    if self.events[before..]
+                        .iter()
+                        .any(|event| matches!(event, WindowEvent::Late(_)))
+                    {
+                        trailing.push(id); // acknowledged with its late message
+                    } else {
+                        let open = self.pending.entry((reading.device, start)).or_default();
+                        open.ids.push(id);
+                        open.seqs.extend(seq);
+                    }
+                }
+            }
+            Ok(SensorPayload::EndOfStream(end)) => {
+                // Acknowledged once the device's last windows are confirmed.
+                self.engine.finish_device(end.sensor_id, &mut self.events);
+                trailing.push(id);
+            }
+            Err(reason) => {
+                self.stats.dead_letters.inc();
+                session
+                    .dead_letter(
+                        self.readings_topic.clone(),
+                        reason.to_string(),
+                        &message.payload.data,
+                    )
+                    .await?;
+                self.consumer
+                    .ack_with_id(&self.readings_topic, id)
+                    .await
+                    .map_err(pulsar_error)?;
             }
         }
-    });
-    if receipts.await.is_err() {
-        tracing::warn!("stopping before every publication was confirmed; their readings will be redelivered");
+        Ok(trailing)
     }
-    for id in acks.take(usize::MAX) {
-        consumer
-            .ack_with_id(&readings_topic, id)
-            .await
-            .map_err(pulsar_error)?;
-    }
-    Ok(())
 }
 
 /// An open window's readings: their message ids, acknowledged once it is published, and their
@@ -369,63 +464,69 @@ type Confirmation = Pin<Box<dyn Future<Output = (Result<(), pulsar::Error>, Vec<
 /// Publishes the windows and late readings in `events` without waiting for their receipts
 /// (those go to `confirmations` with the ids to acknowledge). `trailing` ids are acknowledged
 /// with the last publication (or at once if there is none).
-async fn publish(
-    outputs: &mut Outputs,
-    events: &mut Vec<WindowEvent>,
-    pending: &mut HashMap<(DeviceId, i64), OpenWindow>,
-    fired: &mut FiredWindows,
-    trailing: Vec<MessageIdData>,
-    confirmations: &mut FuturesUnordered<Confirmation>,
-    stats: &WindowerStats,
-) -> Result<(), BrokerError> {
-    let mut published: Vec<(SendFuture, Vec<MessageIdData>)> = Vec::new();
-    for event in events.drain(..) {
-        let (producer, key, payload, ids) = match event {
-            WindowEvent::Emitted(window) => {
-                let key = (window.device, window.start);
-                let message = WindowMessage {
-                    window,
-                    emitted_ms: now_ms(),
-                };
-                stats.windows.inc();
-                let open = pending.remove(&key).unwrap_or_default();
-                fired.record(key, open.seqs, now_ms());
-                let ids = open.ids;
-                (&mut outputs.windows, key.0, serde_json::to_vec(&message), ids)
+impl RunningWindower {
+    async fn publish(&mut self, trailing: Vec<MessageIdData>) -> Result<(), BrokerError> {
+        let Self {
+            windows,
+            late: late_producer,
+            events,
+            pending,
+            fired,
+            confirmations,
+            stats,
+            ..
+        } = self;
+        let mut published: Vec<(SendFuture, Vec<MessageIdData>)> = Vec::new();
+        for event in events.drain(..) {
+            let (producer, key, payload, ids) = match event {
+                WindowEvent::Emitted(window) => {
+                    let key = (window.device, window.start);
+                    let message = WindowMessage {
+                        window,
+                        emitted_ms: now_ms(),
+                    };
+                    stats.windows.inc();
+                    let open = pending.remove(&key).unwrap_or_default();
+                    fired.record(key, open.seqs, now_ms());
+                    let ids = open.ids;
+                    (&mut *windows, key.0, serde_json::to_vec(&message), ids)
+                }
+                WindowEvent::Late(late) => {
+                    let message = LateMessage {
+                        reading: late.reading,
+                        window_start: late.window_start,
+                        watermark_ms: late.watermark_ms,
+                    };
+                    stats.late.inc();
+                    (
+                        &mut *late_producer,
+                        late.reading.device,
+                        serde_json::to_vec(&message),
+                        Vec::new(),
+                    )
+                }
+            };
+            let receipt = producer
+                .create_message()
+                .with_content(payload.map_err(pulsar_error)?)
+                .with_key(key.to_string())
+                .send_non_blocking()
+                .await
+                .map_err(pulsar_error)?;
+            published.push((receipt, ids));
+        }
+        match published.last_mut() {
+            Some((_, ids)) => ids.extend(trailing),
+            None if !trailing.is_empty() => {
+                confirmations.push(Box::pin(std::future::ready((Ok(()), trailing))))
             }
-            WindowEvent::Late(late) => {
-                let message = LateMessage {
-                    reading: late.reading,
-                    window_start: late.window_start,
-                    watermark_ms: late.watermark_ms,
-                };
-                stats.late.inc();
-                (
-                    &mut outputs.late,
-                    late.reading.device,
-                    serde_json::to_vec(&message),
-                    Vec::new(),
-                )
-            }
-        };
-        let receipt = producer
-            .create_message()
-            .with_content(payload.map_err(pulsar_error)?)
-            .with_key(key.to_string())
-            .send_non_blocking()
-            .await
-            .map_err(pulsar_error)?;
-        published.push((receipt, ids));
+            None => {}
+        }
+        for (receipt, ids) in published {
+            confirmations.push(Box::pin(async move { (receipt.await.map(drop), ids) }));
+        }
+        Ok(())
     }
-    match published.last_mut() {
-        Some((_, ids)) => ids.extend(trailing),
-        None if !trailing.is_empty() => confirmations.push(Box::pin(std::future::ready((Ok(()), trailing)))),
-        None => {}
-    }
-    for (receipt, ids) in published {
-        confirmations.push(Box::pin(async move { (receipt.await.map(drop), ids) }));
-    }
-    Ok(())
 }
 
 #[cfg(test)]
