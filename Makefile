@@ -77,9 +77,9 @@ $(KERAS_PYTHON): tools/keras/requirements.txt
 	touch $(KERAS_PYTHON)
 
 .PHONY: keras-model
-keras-model: $(KERAS_PYTHON) ## Re-make the Keras/tf2onnx fixture (workloads/tests/fixtures/keras-lstm): train in Keras, export, record Keras's forecast
+keras-model: $(KERAS_PYTHON) ## Re-make the Keras/tf2onnx fixture (cli/tests/fixtures/keras-lstm): train in Keras, export, record Keras's forecast
 	$(KERAS_PYTHON) tools/keras/recipe.py export --csv $(REFERENCE)/device_2_batch_data_2025-12-08.csv --seed 1 \
-	  --history data/samples/in-order/device_1_in_order.csv --history-start 300 --out workloads/tests/fixtures/keras-lstm
+	  --history data/samples/in-order/device_1_in_order.csv --history-start 300 --out cli/tests/fixtures/keras-lstm
 
 .PHONY: keras-seeds
 keras-seeds: $(KERAS_PYTHON) release ## Test RMSE of seeds 1-5 on reference devices 2-4, in Keras and in wattcast (docs/model.md's seed table)

@@ -17,7 +17,7 @@ set -euo pipefail
 
 namespace=${E2E_NAMESPACE:-wattcast-e2e}
 operator_namespace=${OPERATOR_NAMESPACE:-wattcast-system}
-keras_model=workloads/tests/fixtures/keras-lstm
+keras_model=cli/tests/fixtures/keras-lstm
 timeout_s=${E2E_TIMEOUT_SECONDS:-1800}
 out=${E2E_OUT:-reports/e2e}
 # How long a pod may stay unschedulable, or a claim unbound, before the run is called stuck.

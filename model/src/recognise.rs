@@ -538,10 +538,10 @@ mod tests {
 
     /// A Keras LSTM(25) → Dense(1) exported by tf2onnx 1.17 with a symbolic batch (the repo's
     /// `tools/keras/recipe.py export`; see `tests/fixtures/keras-lstm/forecast.json`).
-    const KERAS_EXPORT: &[u8] = include_bytes!("../../workloads/tests/fixtures/keras-lstm/model.onnx");
+    const KERAS_EXPORT: &[u8] = include_bytes!("../../cli/tests/fixtures/keras-lstm/model.onnx");
     /// The same model exported for a batch of 1.
     const KERAS_EXPORT_BATCH_1: &[u8] =
-        include_bytes!("../../workloads/tests/fixtures/keras-lstm/model-batch-1.onnx");
+        include_bytes!("../../cli/tests/fixtures/keras-lstm/model-batch-1.onnx");
 
     fn decoded(bytes: &[u8]) -> pb::ModelProto {
         pb::ModelProto::decode(bytes).expect("decodes")

@@ -1,9 +1,9 @@
 # Apache Flink 1.17.2 (the original system's version) from Maven Central, and the small job in
-# workloads/tests/flink that windows readings as the original did: the windowing conformance
+# cli/tests/flink that windows readings as the original did: the windowing conformance
 # test runs it (WATTCAST_FLINK_CLASSPATH in test-env/.env).
 # shellcheck shell=bash
 
-FLINK_SOURCES=$TEST_ENV_DIR/../workloads/tests/flink
+FLINK_SOURCES=$TEST_ENV_DIR/../cli/tests/flink
 
 # Resolves Flink (first run only) and compiles the job when its source changed; sets FLINK_CLASSPATH.
 build_flink_windows() {
@@ -44,7 +44,7 @@ FLINK_JAVA_OPTS=(
 write_flink_windows_command() {
   FLINK_WINDOWS_COMMAND=$CACHE_DIR/flink-$FLINK_VERSION/flink-windows
   {
-    printf '#!/usr/bin/env bash\n# Written by test-env/up: runs the Flink windowing job (workloads/tests/flink).\n'
+    printf '#!/usr/bin/env bash\n# Written by test-env/up: runs the Flink windowing job (cli/tests/flink).\n'
     printf 'exec java -Xmx512m'
     printf ' %q' "${FLINK_JAVA_OPTS[@]}" -cp "$FLINK_CLASSPATH" io.wattcast.conformance.FlinkWindows
     printf ' "$@"\n'

@@ -4,7 +4,7 @@ Two commands:
 
   export  trains the recipe on one CSV with one seed, exports the model with tf2onnx, and records
           Keras's own recursive forecast for a fixed history (the fixture wattcast's forecaster is
-          tested against: workloads/tests/model_keras.rs), for a symbolic batch and a batch of 1
+          tested against: cli/tests/model_keras.rs), for a symbolic batch and a batch of 1
   seeds   trains the recipe on each CSV with each seed and prints test RMSE/MAE and train time as
           JSON lines (the Keras column of docs/model.md's seed table)
 

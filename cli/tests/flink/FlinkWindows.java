@@ -33,7 +33,7 @@ import org.apache.flink.util.OutputTag;
 
 /**
  * Windows readings with Apache Flink exactly as the original system did for each device, for the
- * windowing conformance test (workloads/tests/windowing_flink.rs).
+ * windowing conformance test (cli/tests/windowing_flink.rs).
  *
  * <p>Usage: {@code FlinkWindows <readings.csv> <out.csv> <strategy>...}, a strategy being
  * {@code monotonous} or {@code bounded:<seconds>}. The input holds {@code case,device,second,power}
