@@ -280,13 +280,13 @@ pub async fn run_local(
     }
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
     tasks.spawn({
-        let config = BridgeConfig {
-            names: names.clone(),
-            devices: spec.devices.count,
-            mqtt: services.mqtt.clone(),
-            pulsar: services.pulsar.clone(),
-            readiness: Arc::default(),
-        };
+        let config = BridgeConfig::from_spec(
+            names.clone(),
+            spec,
+            services.mqtt.clone(),
+            services.pulsar.clone(),
+            Arc::default(),
+        );
         let (stats, cancel) = (bridge_stats.clone(), cancel.clone());
         async move {
             run_bridge(config, stats, ready_tx, cancel)
@@ -295,13 +295,12 @@ pub async fn run_local(
         }
     });
     if spec.architecture == Architecture::Streaming {
-        let config = WindowerConfig {
-            names: names.clone(),
-            devices: spec.devices.count,
-            window: experiment::window_config(spec)?,
-            pulsar: services.pulsar.clone(),
-            readiness: windower_ready.clone(),
-        };
+        let config = WindowerConfig::from_spec(
+            names.clone(),
+            spec,
+            services.pulsar.clone(),
+            windower_ready.clone(),
+        )?;
         let (stats, cancel) = (windower_stats.clone(), cancel.clone());
         tasks.spawn(async move {
             run_windower(config, stats, cancel)
@@ -339,13 +338,12 @@ pub async fn run_local(
         }
     };
     for _ in 0..trainers {
-        let config = TrainerConfig {
-            names: names.clone(),
-            recipe: recipe.clone(),
-            pulsar: services.pulsar.clone(),
-            readiness: trainer_ready.clone(),
-            hold_trainings: None,
-        };
+        let config = TrainerConfig::from_spec(
+            names.clone(),
+            spec,
+            services.pulsar.clone(),
+            trainer_ready.clone(),
+        );
         let (store, registry, stats, cancel) = (
             store.clone(),
             registry.clone(),

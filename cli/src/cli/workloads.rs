@@ -18,7 +18,6 @@ use wattcast_io::observe::{Readiness, cancel_on_signals, serve};
 use wattcast_io::reach::{Target, wait_until_reachable};
 use wattcast_io::services::{PostgresEndpoint, PulsarEndpoint, S3Endpoint, ServiceEnv, find_test_env_file};
 use wattcast_io::store::Store;
-use wattcast_model::Recipe;
 use wattcast_pipeline::model_registry::ModelRegistry;
 use wattcast_pipeline::workload::bridge::{BridgeConfig, BridgeStats, run_bridge};
 use wattcast_pipeline::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
@@ -251,13 +250,13 @@ pub fn run_bridge_command(common: Common) -> Result<()> {
     let mut loaded = load(&common)?;
     let stats = Arc::new(BridgeStats::default());
     stats.register(&mut loaded.registry);
-    let config = BridgeConfig {
-        names: loaded.names.clone(),
-        devices: loaded.experiment.spec.devices.count,
-        mqtt: loaded.services.mqtt()?,
-        pulsar: loaded.services.pulsar()?,
-        readiness: loaded.readiness.clone(),
-    };
+    let config = BridgeConfig::from_spec(
+        loaded.names.clone(),
+        &loaded.experiment.spec,
+        loaded.services.mqtt()?,
+        loaded.services.pulsar()?,
+        loaded.readiness.clone(),
+    );
     let mut targets = Target::pulsar(&config.pulsar)?;
     targets.push(Target::mqtt(&config.mqtt));
     await_services(targets)?;
@@ -272,14 +271,12 @@ pub fn run_windower_command(common: Common) -> Result<()> {
     let mut loaded = load(&common)?;
     let stats = Arc::new(WindowerStats::default());
     stats.register(&mut loaded.registry);
-    let spec = &loaded.experiment.spec;
-    let config = WindowerConfig {
-        names: loaded.names.clone(),
-        devices: spec.devices.count,
-        window: experiment::window_config(spec)?,
-        pulsar: loaded.services.pulsar()?,
-        readiness: loaded.readiness.clone(),
-    };
+    let config = WindowerConfig::from_spec(
+        loaded.names.clone(),
+        &loaded.experiment.spec,
+        loaded.services.pulsar()?,
+        loaded.readiness.clone(),
+    )?;
     await_services(Target::pulsar(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();
     run_with_server(&common, loaded, async move {
@@ -356,13 +353,12 @@ pub fn run_trainer_command(common: Common) -> Result<()> {
     let mut loaded = load(&common)?;
     let stats = Arc::new(TrainerStats::default());
     stats.register(&mut loaded.registry);
-    let config = TrainerConfig {
-        names: loaded.names.clone(),
-        recipe: Recipe::from_spec(&loaded.experiment.spec.forecasting),
-        pulsar: loaded.services.pulsar()?,
-        readiness: loaded.readiness.clone(),
-        hold_trainings: None,
-    };
+    let config = TrainerConfig::from_spec(
+        loaded.names.clone(),
+        &loaded.experiment.spec,
+        loaded.services.pulsar()?,
+        loaded.readiness.clone(),
+    );
     let stores = ModelStores::of(&loaded, &common.bucket)?;
     await_services(stores.targets(&config.pulsar)?)?;
     let cancel = loaded.cancel.clone();

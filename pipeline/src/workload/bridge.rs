@@ -36,6 +36,25 @@ pub struct BridgeConfig {
     pub readiness: Arc<Readiness>,
 }
 
+impl BridgeConfig {
+    /// The bridge an experiment's spec asks for, in local mode and pods alike.
+    pub fn from_spec(
+        names: ExperimentNames,
+        spec: &wattcast_crds::PipelineExperimentSpec,
+        mqtt: MqttEndpoint,
+        pulsar: PulsarEndpoint,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Self {
+            names,
+            devices: spec.devices.count,
+            mqtt,
+            pulsar,
+            readiness,
+        }
+    }
+}
+
 /// Running counts, shared with metrics and `wattcast local`.
 #[derive(Debug, Default)]
 pub struct BridgeStats {

@@ -43,6 +43,25 @@ pub struct TrainerConfig {
     pub hold_trainings: Option<CancellationToken>,
 }
 
+impl TrainerConfig {
+    /// The trainer an experiment's spec asks for, in local mode and pods alike (trainings are
+    /// never held).
+    pub fn from_spec(
+        names: ExperimentNames,
+        spec: &wattcast_crds::PipelineExperimentSpec,
+        pulsar: PulsarEndpoint,
+        readiness: Arc<Readiness>,
+    ) -> Self {
+        Self {
+            names,
+            recipe: Recipe::from_spec(&spec.forecasting),
+            pulsar,
+            readiness,
+            hold_trainings: None,
+        }
+    }
+}
+
 /// Running counts.
 #[derive(Debug)]
 pub struct TrainerStats {

@@ -48,6 +48,25 @@ pub struct WindowerConfig {
     pub readiness: Arc<Readiness>,
 }
 
+impl WindowerConfig {
+    /// The windower an experiment's spec asks for, in local mode and pods alike; refused when
+    /// the spec's windowing is (see [`wattcast_core::experiment::window_config`]).
+    pub fn from_spec(
+        names: ExperimentNames,
+        spec: &wattcast_crds::PipelineExperimentSpec,
+        pulsar: PulsarEndpoint,
+        readiness: Arc<Readiness>,
+    ) -> Result<Self, wattcast_core::experiment::SpecError> {
+        Ok(Self {
+            names,
+            devices: spec.devices.count,
+            window: wattcast_core::experiment::window_config(spec)?,
+            pulsar,
+            readiness,
+        })
+    }
+}
+
 /// Running counts.
 #[derive(Debug, Default)]
 pub struct WindowerStats {
