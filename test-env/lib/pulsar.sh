@@ -92,9 +92,12 @@ CONF
     cd "$PULSAR_DIR" || exit 1
     # The heap is committed and touched at start (-Xms = -Xmx, as Pulsar's own defaults have it):
     # its footprint does not creep up for the first hour, so `make soak` sees growth, not sizing.
-    # The GC log shows any pause behind a latency spike.
+    # The GC log shows any pause behind a latency spike. WATTCAST_PULSAR_JAVA_OPTS adds options
+    # (`make soak` on a test env started with `-XX:NativeMemoryTracking=summary` can say where
+    # memory outside the heap goes: `jcmd PID VM.native_memory summary.diff`).
+    # shellcheck disable=SC2086 # the extra options are words
     nohup java -Xms1g -Xmx1g -XX:+AlwaysPreTouch -XX:MaxDirectMemorySize=512m -XX:+UseG1GC \
-      "-Xlog:gc:file=$PULSAR_DIR/gc.log:uptime,level:filecount=2,filesize=20m" \
+      "-Xlog:gc:file=$PULSAR_DIR/gc.log:uptime,level:filecount=2,filesize=20m" ${WATTCAST_PULSAR_JAVA_OPTS:-} \
       --add-opens java.base/java.io=ALL-UNNAMED --add-opens java.base/java.util.zip=ALL-UNNAMED \
       --add-opens java.base/sun.net=ALL-UNNAMED --add-opens java.management/sun.management=ALL-UNNAMED \
       --add-opens jdk.management/com.sun.management.internal=ALL-UNNAMED \
