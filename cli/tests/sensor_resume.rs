@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::{DeviceId, Reading};
 use wattcast_pipeline::workload::sensor::{
-    ReplayHold, ReplayProgress, SensorConfig, SensorError, SensorMode, run_sensor,
+    DeviceReplay, ReplayHold, ReplayProgress, SensorConfig, SensorError, SensorMode, run_sensor,
 };
 
 const ROWS: i64 = 400;
@@ -78,7 +78,7 @@ fn config(
             let readings = (0..ROWS)
                 .map(|t| Reading::new(DeviceId(device), 1_765_152_000 + t, t as f64))
                 .collect();
-            (DeviceId(device), readings)
+            DeviceReplay::new(SensorMode::Streaming, DeviceId(device), readings)
         })
         .collect();
     SensorConfig {

@@ -154,12 +154,27 @@ impl DataSource {
         s3: Option<&S3Endpoint>,
         slice: std::ops::RangeInclusive<u32>,
     ) -> Result<Vec<(DeviceId, Vec<Reading>)>, DataSourceError> {
+        self.load_slice_as(spec, s3, slice, |device, readings| (device, readings))
+            .await
+    }
+
+    /// [`DataSource::load_slice`], each device's readings handed to `keep` as soon as they are
+    /// there and kept as what it returns (a sensor keeps them compact). Generated data is made
+    /// one device at a time, so only one device's readings exist as [`Reading`]s at once; a
+    /// file is read whole first.
+    pub async fn load_slice_as<T>(
+        &self,
+        spec: &PipelineExperimentSpec,
+        s3: Option<&S3Endpoint>,
+        slice: std::ops::RangeInclusive<u32>,
+        mut keep: impl FnMut(DeviceId, Vec<Reading>) -> T,
+    ) -> Result<Vec<T>, DataSourceError> {
         let count = spec.devices.count;
         let (file, readings) = match self {
             Self::Generated(options) => {
                 return Ok(slice
                     .filter(|id| (1..=count).contains(id))
-                    .map(|id| (DeviceId(id), generate_device(options, DeviceId(id)).readings))
+                    .map(|id| keep(DeviceId(id), generate_device(options, DeviceId(id)).readings))
                     .collect());
             }
             Self::File(path) => (
@@ -182,9 +197,12 @@ impl DataSource {
             }
         };
         let recipe = Recipe::from_spec(&spec.forecasting);
-        let mut mapped = map_devices(readings, &file, count, recipe.look_back, recipe.min_readings())?;
-        mapped.retain(|(device, _)| slice.contains(&device.0));
-        Ok(mapped)
+        let mapped = map_devices(readings, &file, count, recipe.look_back, recipe.min_readings())?;
+        Ok(mapped
+            .into_iter()
+            .filter(|(device, _)| slice.contains(&device.0))
+            .map(|(device, readings)| keep(device, readings))
+            .collect())
     }
 }
 

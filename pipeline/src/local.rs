@@ -11,7 +11,7 @@ use crate::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coor
 use crate::workload::error::BrokerError;
 use crate::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
 use crate::workload::sensor::SensorError;
-use crate::workload::sensor::{SensorConfig, SensorMode, run_sensor};
+use crate::workload::sensor::{DeviceReplay, SensorConfig, SensorMode, run_sensor};
 use crate::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use crate::workload::windower::{WindowerConfig, WindowerStats, run_windower};
 use serde::Serialize;
@@ -376,13 +376,14 @@ pub async fn run_local(
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
+    let mode = SensorMode::from(spec.architecture);
     let sensor = SensorConfig {
-        mode: match spec.architecture {
-            Architecture::Streaming => SensorMode::Streaming,
-            Architecture::Batching => SensorMode::Batching,
-        },
+        mode,
         names: names.clone(),
-        devices,
+        devices: devices
+            .into_iter()
+            .map(|(device, readings)| DeviceReplay::new(mode, device, readings))
+            .collect(),
         speedup: spec.replay.speedup,
         ramp_up: spec.devices.ramp_up.as_ref().map(|ramp| ramp.every.get()),
         mqtt: services.mqtt.clone(),

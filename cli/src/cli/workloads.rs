@@ -11,7 +11,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use wattcast_core::experiment::{self, read_experiment};
 use wattcast_core::topics::ExperimentNames;
-use wattcast_crds::{Architecture, PipelineExperiment};
+use wattcast_crds::PipelineExperiment;
 use wattcast_io::dataset_source::DataSource;
 use wattcast_io::object_store::{DEFAULT_BUCKET, ObjectStore};
 use wattcast_io::observe::{Readiness, cancel_on_signals, serve};
@@ -23,7 +23,7 @@ use wattcast_pipeline::workload::bridge::{BridgeConfig, BridgeStats, run_bridge}
 use wattcast_pipeline::workload::coordinator::{CoordinatorConfig, CoordinatorStats, run_coordinator};
 use wattcast_pipeline::workload::forecasting::{ForecastSettings, ForecastStats, Forecasting};
 use wattcast_pipeline::workload::sensor::{
-    ReplayProgress, SensorConfig, SensorMode, SensorReport, run_sensor,
+    DeviceReplay, ReplayProgress, SensorConfig, SensorMode, SensorReport, run_sensor,
 };
 use wattcast_pipeline::workload::trainer::{TrainerConfig, TrainerStats, run_trainer};
 use wattcast_pipeline::workload::windower::{WindowerConfig, WindowerStats, run_windower};
@@ -162,19 +162,23 @@ pub fn run_sensor_command(args: SensorArgs) -> Result<()> {
         targets.push(Target::s3(s3)?);
     }
     await_services(targets)?;
+    let mode = SensorMode::from(spec.architecture);
+    // Each device's readings are compacted as they are made, so the sensor never holds all of
+    // them at 40 bytes a reading.
+    let share = slice.clone().unwrap_or(1..=spec.devices.count);
     let devices = tokio::runtime::Runtime::new()
         .context("starting the async runtime")?
-        .block_on(source.load_slice(spec, s3.as_ref(), slice.clone().unwrap_or(1..=spec.devices.count)))?;
-    if devices.is_empty() {
+        .block_on(
+            source.load_slice_as(spec, s3.as_ref(), share, |device, readings| {
+                DeviceReplay::new(mode, device, readings)
+            }),
+        )?;
+    let (Some(first), Some(last)) = (devices.first(), devices.last()) else {
         bail!("no readings to replay for devices {slice:?}");
-    }
-    let first = devices[0].0.0;
-    let last = devices[devices.len() - 1].0.0;
+    };
+    let (first, last) = (first.device().0, last.device().0);
     let mut config = SensorConfig {
-        mode: match spec.architecture {
-            Architecture::Streaming => SensorMode::Streaming,
-            Architecture::Batching => SensorMode::Batching,
-        },
+        mode,
         names: loaded.names.clone(),
         devices,
         speedup: spec.replay.speedup,

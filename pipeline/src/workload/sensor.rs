@@ -5,13 +5,14 @@ mod schedule;
 
 use super::now_ms;
 use rumqttc::{AsyncClient, Event, EventLoop, Outgoing, Packet, QoS};
+pub use schedule::DeviceReplay;
 use schedule::Schedule;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wattcast_core::reading::{DeviceId, Reading};
+use wattcast_core::reading::DeviceId;
 use wattcast_core::topics::ExperimentNames;
 use wattcast_io::services::MqttEndpoint;
 use wattcast_io::store::{Store, StoreError};
@@ -25,6 +26,16 @@ pub enum SensorMode {
     Batching,
 }
 
+impl From<wattcast_crds::Architecture> for SensorMode {
+    /// The sensors an architecture has.
+    fn from(architecture: wattcast_crds::Architecture) -> Self {
+        match architecture {
+            wattcast_crds::Architecture::Streaming => Self::Streaming,
+            wattcast_crds::Architecture::Batching => Self::Batching,
+        }
+    }
+}
+
 /// What one sensor process replays.
 #[derive(Debug, Clone)]
 pub struct SensorConfig {
@@ -32,8 +43,8 @@ pub struct SensorConfig {
     pub mode: SensorMode,
     /// Topic names.
     pub names: ExperimentNames,
-    /// Each device's readings in arrival (file) order.
-    pub devices: Vec<(DeviceId, Vec<Reading>)>,
+    /// Each device's readings, prepared for `mode` (see [`DeviceReplay::new`]).
+    pub devices: Vec<DeviceReplay>,
     /// 1 = real time (one row per device per second).
     pub speedup: f64,
     /// Device i (0-based, in `devices` order) starts `i × ramp_up` (replay time) after the first.

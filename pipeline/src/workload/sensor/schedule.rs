@@ -31,6 +31,33 @@ struct DeviceSchedule {
     mode: SensorMode,
 }
 
+/// One device's readings as a sensor holds them for its replay: 16 bytes each (see [`Sample`]),
+/// in the order it sends them — arrival (file) order when Streaming; by event time, the first of
+/// each second, when Batching.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceReplay {
+    device: DeviceId,
+    samples: Vec<Sample>,
+}
+
+impl DeviceReplay {
+    /// `device`'s `readings` (arrival order), prepared for `mode`; the readings are freed.
+    pub fn new(mode: SensorMode, device: DeviceId, mut readings: Vec<Reading>) -> Self {
+        if mode == SensorMode::Batching {
+            readings.sort_by_key(|reading| reading.event_time);
+            readings.dedup_by_key(|reading| reading.event_time);
+        }
+        // Held for the whole replay: compact, and no spare capacity from how the data was built.
+        let samples: Vec<Sample> = readings.iter().map(Sample::of).collect();
+        Self { device, samples }
+    }
+
+    /// The device.
+    pub fn device(&self) -> DeviceId {
+        self.device
+    }
+}
+
 /// A reading as a device's schedule holds it for the whole replay: its device is the schedule's
 /// and its publish stamp is set when it is sent, so only these two are kept — 16 bytes, where a
 /// [`Reading`] takes 40.
@@ -83,7 +110,7 @@ impl Schedule {
     pub fn new(
         mode: SensorMode,
         names: &ExperimentNames,
-        devices: Vec<(DeviceId, Vec<Reading>)>,
+        devices: Vec<DeviceReplay>,
         speedup: f64,
         ramp_up: Option<Duration>,
     ) -> Self {
@@ -91,35 +118,36 @@ impl Schedule {
         let devices: Vec<DeviceSchedule> = devices
             .into_iter()
             .enumerate()
-            .map(|(index, (device, mut readings))| {
-                // Devices are not synchronised: each sends at its own phase within the second.
-                let phase = Duration::from_secs_f64(index as f64 / count / speedup);
-                let start = ramp_up.unwrap_or_default().mul_f64(index as f64).div_f64(speedup) + phase;
-                let topic = match mode {
-                    SensorMode::Streaming => names.mqtt_readings(device),
-                    SensorMode::Batching => {
-                        readings.sort_by_key(|reading| reading.event_time);
-                        readings.dedup_by_key(|reading| reading.event_time);
-                        names.mqtt_batches(device)
+            .map(
+                |(
+                    index,
+                    DeviceReplay {
+                        device,
+                        samples: readings,
+                    },
+                )| {
+                    // Devices are not synchronised: each sends at its own phase within the second.
+                    let phase = Duration::from_secs_f64(index as f64 / count / speedup);
+                    let start = ramp_up.unwrap_or_default().mul_f64(index as f64).div_f64(speedup) + phase;
+                    let topic = match mode {
+                        SensorMode::Streaming => names.mqtt_readings(device),
+                        SensorMode::Batching => names.mqtt_batches(device),
+                    };
+                    let minutes = match mode {
+                        SensorMode::Streaming => Vec::new(),
+                        SensorMode::Batching => minutes_of(&readings, start, speedup),
+                    };
+                    DeviceSchedule {
+                        device,
+                        topic,
+                        start,
+                        speedup,
+                        readings,
+                        minutes,
+                        mode,
                     }
-                };
-                // Held for the whole replay: compact, and no spare capacity from how the data
-                // was built (the readings as loaded are freed device by device).
-                let readings: Vec<Sample> = readings.iter().map(Sample::of).collect();
-                let minutes = match mode {
-                    SensorMode::Streaming => Vec::new(),
-                    SensorMode::Batching => minutes_of(&readings, start, speedup),
-                };
-                DeviceSchedule {
-                    device,
-                    topic,
-                    start,
-                    speedup,
-                    readings,
-                    minutes,
-                    mode,
-                }
-            })
+                },
+            )
             .collect();
         let total = devices.iter().map(|device| device.data_steps() as u64 + 1).sum();
         Self { devices, total }
@@ -378,13 +406,13 @@ mod tests {
     }
     use proptest::prelude::*;
 
-    fn readings(device: u32, times: &[i64]) -> (DeviceId, Vec<Reading>) {
+    fn readings(mode: SensorMode, device: u32, times: &[i64]) -> DeviceReplay {
         let readings = times.iter().map(|t| Reading::new(DeviceId(device), *t, 1.0));
-        (DeviceId(device), readings.collect())
+        DeviceReplay::new(mode, DeviceId(device), readings.collect())
     }
 
     fn schedule(mode: SensorMode, ramp_up: Option<Duration>) -> Schedule {
-        let devices = vec![readings(1, &[0, 2, 1, 61, 60]), readings(2, &[0, 1])];
+        let devices = vec![readings(mode, 1, &[0, 2, 1, 61, 60]), readings(mode, 2, &[0, 1])];
         Schedule::new(
             mode,
             &ExperimentNames::new("plan").unwrap(),
@@ -517,7 +545,7 @@ mod tests {
             let devices: Vec<_> = devices
                 .iter()
                 .enumerate()
-                .map(|(index, times)| readings(index as u32 + 1, times))
+                .map(|(index, times)| readings(mode, index as u32 + 1, times))
                 .collect();
             let ramp_up = Some(Duration::from_secs(ramp_up_s));
             let names = ExperimentNames::new("plan").unwrap();
