@@ -35,13 +35,19 @@ S3_PORT=9000
 log() { printf '[test-env] %s\n' "$*" >&2; }
 die() { printf '[test-env] error: %s\n' "$*" >&2; exit 1; }
 
-# Pulsar's embedded bookie turns read-only at 98 % disk use (standalone.conf), and then every
-# topic creation fails with "Not enough non-faulty bookies"; say so before a test does.
-warn_if_disk_nearly_full() {
+# Pulsar's embedded bookie refuses writes above 99 % disk use (diskUsageThreshold in
+# standalone.conf), and then every topic creation fails with "Not enough non-faulty bookies":
+# warn from 95 %, and at 99 % stop here, naming the cause, instead of letting every test fail
+# with Pulsar's message.
+check_disk_space() {
   local used
   used=$(df --output=pcent "${RUN_DIR:-$CACHE_DIR}" 2>/dev/null | tail -n1 | tr -dc '0-9')
-  if [[ -n $used && $used -ge 95 ]]; then
-    log "warning: the disk is ${used}% full; Pulsar's bookie stops accepting writes at 98%."
+  [[ -n $used ]] || return 0
+  if [[ $used -ge 99 ]]; then
+    die "the disk is ${used}% full: Pulsar's bookie refuses writes above 99%, so every test that uses Pulsar would fail. Free space (e.g. old test binaries under \$CARGO_TARGET_DIR/debug/deps) and run again."
+  fi
+  if [[ $used -ge 95 ]]; then
+    log "warning: the disk is ${used}% full; Pulsar's bookie refuses writes above 99%."
     log "warning: free space (e.g. old test binaries under \$CARGO_TARGET_DIR/debug/deps) before running tests."
   fi
 }
